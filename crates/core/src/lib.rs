@@ -1,0 +1,13 @@
+//! Guild's domain: statuses, agent kinds, task graphs and their checks, workflow templates.
+//!
+//! Nothing here does IO; the store, the worker and the API build on these types.
+
+mod agent;
+mod plan;
+mod status;
+mod workflow;
+
+pub use agent::AgentKind;
+pub use plan::{Plan, PlanError, TaskSpec};
+pub use status::{ProjectStatus, TaskStatus, UnknownValue};
+pub use workflow::{ProjectType, REQUIREMENTS_ANALYSIS};
