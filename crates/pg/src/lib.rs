@@ -234,7 +234,10 @@ fn running_server_port(
     }
     let text = std::fs::read_to_string(&pid_file).map_err(io_error("reading postmaster.pid"))?;
     // Line 4 of postmaster.pid is the port.
-    Ok(text.lines().nth(3).and_then(|line| line.trim().parse().ok()))
+    Ok(text
+        .lines()
+        .nth(3)
+        .and_then(|line| line.trim().parse().ok()))
 }
 
 fn free_port() -> Result<u16, PgError> {

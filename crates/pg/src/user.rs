@@ -56,8 +56,10 @@ impl RunAs {
     /// Hands `dir` to this user, so initdb and the server can write there.
     pub(crate) fn take_ownership(&self, dir: &Path) -> Result<(), PgError> {
         if let Self::Postgres { uid, gid } = *self {
-            std::os::unix::fs::chown(dir, Some(uid), Some(gid))
-                .map_err(io_error(format!("handing {} to the postgres user", dir.display())))?;
+            std::os::unix::fs::chown(dir, Some(uid), Some(gid)).map_err(io_error(format!(
+                "handing {} to the postgres user",
+                dir.display()
+            )))?;
         }
         Ok(())
     }

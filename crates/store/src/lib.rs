@@ -1,1 +1,68 @@
-//! placeholder
+//! Guild's PostgreSQL store: the migrations, and one module per aggregate.
+//!
+//! Orchestrating functions here own their transactions: creating a project writes the
+//! project and its whole task graph in one; settling a task writes its result, files,
+//! events, its dependents' release and the project's status in one. Callers never hold a
+//! connection: every function takes the pool and returns before any slow work.
+
+pub mod events;
+pub mod files;
+pub mod listener;
+pub mod projects;
+pub mod sessions;
+pub mod settle;
+pub mod tasks;
+
+use std::time::Duration;
+
+pub use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::PgPoolOptions;
+
+/// The schema migrations, embedded once; used by the binary and by tests.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A fenced write found the task no longer running at this attempt: another worker
+    /// owns it now, or it was cancelled. The late result is dropped.
+    #[error("task {task_id} is no longer running at attempt {attempt}")]
+    NotRunning { task_id: uuid::Uuid, attempt: i32 },
+    /// A stored value that the domain types do not know (the schema forbids this).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// The crate-wide result.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Connects a pool to `url` with at most `max_connections` connections.
+pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await?;
+    Ok(pool)
+}
+
+/// Applies every pending migration.
+pub async fn migrate(pool: &PgPool) -> Result<()> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+fn parse<T: std::str::FromStr>(text: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse()
+        .map_err(|e: T::Err| StoreError::Corrupt(e.to_string()))
+}

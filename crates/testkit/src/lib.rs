@@ -1,1 +1,99 @@
-//! placeholder
+//! Test support: a real PostgreSQL for every test, with nothing to set up.
+//!
+//! With `DATABASE_URL` set, tests create their databases on that server. Without it, the
+//! first test of a test binary starts a private ephemeral cluster (see `guild-pg`) that
+//! lives as long as the binary and is stopped and removed when it exits. Either way each
+//! test gets a database of its own, migrated, named `guild_test_<uuid>`.
+
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+use guild_pg::{Cluster, Storage};
+use guild_store::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
+
+/// The server tests create their databases on.
+enum Server {
+    External(PgConnectOptions),
+    Embedded(Cluster),
+}
+
+impl Server {
+    fn admin_options(&self) -> PgConnectOptions {
+        match self {
+            Self::External(options) => options.clone(),
+            Self::Embedded(cluster) => PgConnectOptions::from_str(&cluster.url("postgres"))
+                .expect("the cluster's URL parses"),
+        }
+    }
+}
+
+static SERVER: OnceLock<Server> = OnceLock::new();
+
+fn server() -> &'static Server {
+    SERVER.get_or_init(|| match std::env::var("DATABASE_URL") {
+        Ok(url) => Server::External(
+            PgConnectOptions::from_str(&url).expect("DATABASE_URL is a PostgreSQL URL"),
+        ),
+        Err(_) => Server::Embedded(
+            Cluster::start(&Storage::Ephemeral).expect("a private PostgreSQL for the tests"),
+        ),
+    })
+}
+
+/// The options to connect to a fresh, migrated database of this test's own.
+pub async fn database_options() -> PgConnectOptions {
+    let admin = server().admin_options();
+    let name = format!("guild_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = admin.connect().await.expect("connect to the test server");
+    // The name is built from hex digits only.
+    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create the test database");
+    conn.close().await.ok();
+
+    let options = admin.database(&name);
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.clone())
+        .await
+        .expect("connect to the test database");
+    guild_store::migrate(&pool)
+        .await
+        .expect("migrate the test database");
+    pool.close().await;
+    options
+}
+
+/// A pool on a fresh, migrated database of this test's own.
+pub async fn database() -> PgPool {
+    let options = database_options().await;
+    PgPoolOptions::new()
+        .max_connections(10)
+        .connect_with(options)
+        .await
+        .expect("connect to the test database")
+}
+
+/// The URL of a fresh, migrated database, for tests that start a `guild` process.
+pub async fn database_url() -> String {
+    let options = database_options().await;
+    let server = server();
+    let base = match server {
+        Server::External(_) => std::env::var("DATABASE_URL").expect("set when external"),
+        Server::Embedded(cluster) => cluster.url("postgres"),
+    };
+    let name = options
+        .get_database()
+        .expect("the test database has a name");
+    match base.rfind('/') {
+        Some(slash) => {
+            let (head, tail) = base.split_at(slash);
+            let query = tail.find('?').map(|q| &tail[q..]).unwrap_or("");
+            format!("{head}/{name}{query}")
+        }
+        None => base,
+    }
+}

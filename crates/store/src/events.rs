@@ -1,0 +1,70 @@
+//! The append-only event log: what happened to a project and its tasks, in order.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::Result;
+
+/// One recorded event.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Event {
+    pub id: i64,
+    pub project_id: Uuid,
+    pub task_id: Option<Uuid>,
+    pub kind: String,
+    pub data: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An event to record.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub task_id: Option<Uuid>,
+    pub kind: &'static str,
+    pub data: Value,
+}
+
+/// Records `events` for `project_id` in one statement.
+pub(crate) async fn record(
+    conn: &mut PgConnection,
+    project_id: Uuid,
+    events: &[NewEvent],
+) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let task_ids: Vec<Option<Uuid>> = events.iter().map(|e| e.task_id).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind).collect();
+    let data: Vec<Value> = events.iter().map(|e| e.data.clone()).collect();
+    sqlx::query(
+        "INSERT INTO events (project_id, task_id, kind, data)
+         SELECT $1, e.task_id, e.kind, e.data
+         FROM unnest($2::uuid[], $3::text[], $4::jsonb[]) WITH ORDINALITY AS e(task_id, kind, data, n)
+         ORDER BY e.n",
+    )
+    .bind(project_id)
+    .bind(task_ids)
+    .bind(kinds)
+    .bind(data)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The events of a project after event id `after`, oldest first, at most `limit`.
+pub async fn list(pool: &PgPool, project_id: Uuid, after: i64, limit: i64) -> Result<Vec<Event>> {
+    let events = sqlx::query_as::<_, Event>(
+        "SELECT id, project_id, task_id, kind, data, created_at
+         FROM events WHERE project_id = $1 AND id > $2
+         ORDER BY id LIMIT $3",
+    )
+    .bind(project_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(events)
+}

@@ -1,0 +1,65 @@
+//! Agent sessions: a worker's slot for one agent kind, and what it is doing.
+
+use chrono::{DateTime, Utc};
+use guild_core::AgentKind;
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::Result;
+
+/// A session's figures.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Session {
+    pub id: Uuid,
+    pub worker_id: String,
+    pub slot: i32,
+    pub agent: String,
+    pub current_task_id: Option<Uuid>,
+    pub tasks_completed: i64,
+    pub tasks_failed: i64,
+    pub busy_ms: i64,
+    pub last_activity_at: DateTime<Utc>,
+}
+
+/// Marks the slot's session for `agent` as working on `task_id` (creating the session on
+/// first use) and links the task to it. Returns the session id.
+pub async fn begin_task(
+    pool: &PgPool,
+    worker_id: &str,
+    slot: i32,
+    agent: AgentKind,
+    task_id: Uuid,
+) -> Result<Uuid> {
+    let (id,): (Uuid,) = sqlx::query_as(
+        "WITH session AS (
+             INSERT INTO agent_sessions (id, worker_id, slot, agent, current_task_id)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (worker_id, slot, agent) DO UPDATE
+                 SET current_task_id = EXCLUDED.current_task_id, last_activity_at = now()
+             RETURNING id
+         )
+         UPDATE tasks SET session_id = (SELECT id FROM session) WHERE id = $5
+         RETURNING session_id",
+    )
+    .bind(Uuid::now_v7())
+    .bind(worker_id)
+    .bind(slot)
+    .bind(agent.as_str())
+    .bind(task_id)
+    .fetch_one(pool)
+    .await?;
+    Ok(id)
+}
+
+/// Every session, most recently active first.
+pub async fn list(pool: &PgPool) -> Result<Vec<Session>> {
+    let sessions = sqlx::query_as::<_, Session>(
+        "SELECT id, worker_id, slot, agent, current_task_id, tasks_completed, tasks_failed,
+                busy_ms, last_activity_at
+         FROM agent_sessions ORDER BY last_activity_at DESC",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(sessions)
+}

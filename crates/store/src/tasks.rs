@@ -1,0 +1,270 @@
+//! Tasks: claiming ready ones, reading a task's context, listing a project's graph.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use guild_core::{AgentKind, ProjectType, TaskStatus};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{Result, StoreError, parse};
+
+/// A task a worker has claimed: it is `running` at `attempt` under the worker's lease.
+#[derive(Debug, Clone)]
+pub struct ClaimedTask {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub key: String,
+    pub kind: String,
+    pub agent: AgentKind,
+    pub description: String,
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub critical: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    id: Uuid,
+    project_id: Uuid,
+    key: String,
+    kind: String,
+    agent: String,
+    description: String,
+    attempt: i32,
+    max_attempts: i32,
+    critical: bool,
+}
+
+/// Claims up to `limit` ready tasks, best priority first, for `worker_id`, with a lease of
+/// `lease`. Tasks locked by another claimer are skipped, so two claimers never get the same
+/// task. One statement: it also marks their projects running and records `task_claimed`.
+pub async fn claim_ready(
+    pool: &PgPool,
+    worker_id: &str,
+    limit: i64,
+    lease: Duration,
+) -> Result<Vec<ClaimedTask>> {
+    let rows = sqlx::query_as::<_, ClaimedRow>(
+        "WITH picked AS (
+             SELECT id FROM tasks
+             WHERE status = 'ready' AND run_after <= now()
+             ORDER BY priority, created_at
+             LIMIT $1
+             FOR UPDATE SKIP LOCKED
+         ), claimed AS (
+             UPDATE tasks t
+             SET status = 'running', attempt = t.attempt + 1, worker_id = $2,
+                 started_at = now(), lease_expires_at = now() + make_interval(secs => $3)
+             FROM picked WHERE t.id = picked.id
+             RETURNING t.id, t.project_id, t.key, t.kind, t.agent, t.description, t.attempt,
+                       t.max_attempts, t.critical
+         ), started AS (
+             UPDATE projects SET status = 'running', started_at = now()
+             WHERE id IN (SELECT project_id FROM claimed) AND status = 'pending'
+         ), logged AS (
+             INSERT INTO events (project_id, task_id, kind, data)
+             SELECT project_id, id, 'task_claimed',
+                    jsonb_build_object('worker_id', $2::text, 'attempt', attempt)
+             FROM claimed
+         )
+         SELECT * FROM claimed",
+    )
+    .bind(limit)
+    .bind(worker_id)
+    .bind(lease.as_secs_f64())
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(ClaimedTask {
+                id: row.id,
+                project_id: row.project_id,
+                key: row.key,
+                kind: row.kind,
+                agent: parse(&row.agent)?,
+                description: row.description,
+                attempt: row.attempt,
+                max_attempts: row.max_attempts,
+                critical: row.critical,
+            })
+        })
+        .collect()
+}
+
+/// What an agent needs to know to run a task.
+#[derive(Debug, Clone)]
+pub struct TaskContext {
+    pub description: String,
+    pub project_type: ProjectType,
+    pub technology_stack: Option<String>,
+    pub requirements: Option<Value>,
+    /// Summaries of the tasks this one depends on, directly or not, by key.
+    pub upstream: Vec<UpstreamResult>,
+    /// The latest version of each file those tasks wrote.
+    pub files: Vec<UpstreamFile>,
+}
+
+/// A completed upstream task's summary.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UpstreamResult {
+    pub key: String,
+    pub agent: String,
+    pub summary: Option<String>,
+}
+
+/// A file written by an upstream task.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UpstreamFile {
+    pub path: String,
+    pub content: String,
+    pub task_key: String,
+}
+
+/// Reads the context of `task_id`: its project and everything upstream of it.
+pub async fn context(pool: &PgPool, project_id: Uuid, task_id: Uuid) -> Result<TaskContext> {
+    let (description, project_type, technology_stack, requirements): (
+        String,
+        String,
+        Option<String>,
+        Option<Value>,
+    ) = sqlx::query_as(
+        "SELECT description, project_type, technology_stack, requirements
+         FROM projects WHERE id = $1",
+    )
+    .bind(project_id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(StoreError::NotFound("project"))?;
+
+    // Every task upstream of $1, directly or not.
+    macro_rules! upstream {
+        () => {
+            "WITH RECURSIVE upstream AS (
+                 SELECT depends_on AS id FROM task_dependencies WHERE task_id = $1
+                 UNION
+                 SELECT d.depends_on FROM task_dependencies d JOIN upstream u ON d.task_id = u.id
+             ) "
+        };
+    }
+    let upstream = sqlx::query_as::<_, UpstreamResult>(concat!(
+        upstream!(),
+        "SELECT t.key, t.agent, t.result->>'summary' AS summary
+         FROM tasks t JOIN upstream u ON u.id = t.id
+         ORDER BY t.priority, t.key"
+    ))
+    .bind(task_id)
+    .fetch_all(pool)
+    .await?;
+    let files = sqlx::query_as::<_, UpstreamFile>(concat!(
+        upstream!(),
+        "SELECT DISTINCT ON (f.path) f.path, f.content, t.key AS task_key
+         FROM project_files f JOIN upstream u ON u.id = f.task_id JOIN tasks t ON t.id = f.task_id
+         WHERE f.project_id = $2
+         ORDER BY f.path, f.version DESC"
+    ))
+    .bind(task_id)
+    .bind(project_id)
+    .fetch_all(pool)
+    .await?;
+
+    Ok(TaskContext {
+        description,
+        project_type: parse(&project_type)?,
+        technology_stack,
+        requirements,
+        upstream,
+        files,
+    })
+}
+
+/// A task as stored, with the keys it depends on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Task {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub key: String,
+    pub kind: String,
+    pub agent: AgentKind,
+    pub description: String,
+    pub status: TaskStatus,
+    pub depends_on: Vec<String>,
+    pub priority: i16,
+    pub critical: bool,
+    pub estimated_minutes: i32,
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub result: Option<Value>,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct TaskRow {
+    id: Uuid,
+    project_id: Uuid,
+    key: String,
+    kind: String,
+    agent: String,
+    description: String,
+    status: String,
+    depends_on: Vec<String>,
+    priority: i16,
+    critical: bool,
+    estimated_minutes: i32,
+    attempt: i32,
+    max_attempts: i32,
+    result: Option<Value>,
+    error: Option<String>,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    completed_at: Option<DateTime<Utc>>,
+}
+
+/// Every task of a project, by priority then key.
+pub async fn list(pool: &PgPool, project_id: Uuid) -> Result<Vec<Task>> {
+    let rows = sqlx::query_as::<_, TaskRow>(
+        "SELECT t.id, t.project_id, t.key, t.kind, t.agent, t.description, t.status,
+                coalesce(array_agg(dep.key ORDER BY dep.key) FILTER (WHERE dep.key IS NOT NULL),
+                         '{}') AS depends_on,
+                t.priority, t.critical, t.estimated_minutes, t.attempt, t.max_attempts,
+                t.result, t.error, t.created_at, t.started_at, t.completed_at
+         FROM tasks t
+         LEFT JOIN task_dependencies d ON d.task_id = t.id
+         LEFT JOIN tasks dep ON dep.id = d.depends_on
+         WHERE t.project_id = $1
+         GROUP BY t.id
+         ORDER BY t.priority, t.key",
+    )
+    .bind(project_id)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(Task {
+                id: row.id,
+                project_id: row.project_id,
+                key: row.key,
+                kind: row.kind,
+                agent: parse(&row.agent)?,
+                description: row.description,
+                status: parse(&row.status)?,
+                depends_on: row.depends_on,
+                priority: row.priority,
+                critical: row.critical,
+                estimated_minutes: row.estimated_minutes,
+                attempt: row.attempt,
+                max_attempts: row.max_attempts,
+                result: row.result,
+                error: row.error,
+                created_at: row.created_at,
+                started_at: row.started_at,
+                completed_at: row.completed_at,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,509 @@
+//! The task graph in PostgreSQL: creation, claiming, release, failure propagation.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use guild_core::{AgentKind, Plan, ProjectStatus, ProjectType, TaskSpec, TaskStatus};
+use guild_store::files::NewFile;
+use guild_store::settle::{self, Completion, Failure};
+use guild_store::tasks::{self, ClaimedTask};
+use guild_store::{PgPool, StoreError, events, files, projects};
+use serde_json::json;
+use uuid::Uuid;
+
+const LEASE: Duration = Duration::from_secs(30);
+
+async fn create(pool: &PgPool, plan: &Plan) -> Uuid {
+    projects::create(
+        pool,
+        projects::NewProject {
+            description: "A todo list app with user accounts and sharing",
+            project_type: ProjectType::Fullstack,
+            technology_stack: None,
+            options: json!({}),
+            plan,
+            max_attempts: 2,
+        },
+    )
+    .await
+    .expect("create project")
+    .id
+}
+
+fn completion(task: &ClaimedTask) -> Completion<'static> {
+    Completion {
+        task_id: task.id,
+        attempt: task.attempt,
+        session_id: None,
+        duration_ms: 1,
+        result: json!({"summary": format!("did {}", task.key)}),
+        files: &[],
+        requirements: None,
+        llm_calls: &[],
+    }
+}
+
+fn failure(task: &ClaimedTask, retryable: bool) -> Failure<'static> {
+    Failure {
+        task_id: task.id,
+        attempt: task.attempt,
+        session_id: None,
+        duration_ms: 1,
+        error: "the model said no",
+        retryable,
+        retry_delay: Duration::from_secs(3600),
+        llm_calls: &[],
+    }
+}
+
+async fn claim_one(pool: &PgPool, key: &str) -> ClaimedTask {
+    let claimed = tasks::claim_ready(pool, "test-worker", 100, LEASE)
+        .await
+        .expect("claim");
+    let found = claimed.iter().find(|t| t.key == key).cloned();
+    found.unwrap_or_else(|| panic!("{key} was not ready; claimed {claimed:?}"))
+}
+
+/// Claims and completes ready tasks until none is left, except `skip` which is failed.
+async fn drain(pool: &PgPool, fail_key: Option<&str>) {
+    loop {
+        let claimed = tasks::claim_ready(pool, "drain", 100, LEASE)
+            .await
+            .expect("claim");
+        if claimed.is_empty() {
+            return;
+        }
+        for task in &claimed {
+            if Some(task.key.as_str()) == fail_key {
+                settle::fail(pool, failure(task, false))
+                    .await
+                    .expect("fail");
+            } else {
+                settle::complete(pool, completion(task))
+                    .await
+                    .expect("complete");
+            }
+        }
+    }
+}
+
+async fn statuses(pool: &PgPool, project_id: Uuid) -> Vec<(String, TaskStatus)> {
+    tasks::list(pool, project_id)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|t| (t.key, t.status))
+        .collect()
+}
+
+fn status_of(all: &[(String, TaskStatus)], key: &str) -> TaskStatus {
+    all.iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, s)| *s)
+        .expect(key)
+}
+
+#[tokio::test]
+async fn creating_a_project_stores_its_whole_graph() {
+    let pool = guild_testkit::database().await;
+    let plan = ProjectType::Fullstack.template();
+    let project_id = create(&pool, &plan).await;
+
+    let project = projects::get(&pool, project_id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(project.status, ProjectStatus::Pending);
+    let all = tasks::list(&pool, project_id).await.expect("list");
+    assert_eq!(all.len(), 15);
+    let ready: Vec<_> = all
+        .iter()
+        .filter(|t| t.status == TaskStatus::Ready)
+        .map(|t| t.key.as_str())
+        .collect();
+    assert_eq!(ready, ["requirements_analysis"]);
+    let integration = all
+        .iter()
+        .find(|t| t.key == "api_integration")
+        .expect("api_integration");
+    assert_eq!(
+        integration.depends_on,
+        ["business_logic", "page_layouts", "state_management"]
+    );
+    assert_eq!(integration.status, TaskStatus::Blocked);
+
+    let log = events::list(&pool, project_id, 0, 100)
+        .await
+        .expect("events");
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].kind, "project_created");
+    assert_eq!(log[0].data["tasks"], 15);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_claimers_never_get_the_same_task() {
+    let pool = guild_testkit::database().await;
+    let tasks: Vec<TaskSpec> = (0..300)
+        .map(|i| TaskSpec {
+            key: format!("t{i}"),
+            kind: "database_schema".into(),
+            agent: AgentKind::Backend,
+            description: "independent".into(),
+            depends_on: vec![],
+            priority: (i % 5) as i16,
+            critical: false,
+            estimated_minutes: 1,
+        })
+        .collect();
+    let plan = Plan::new(tasks).expect("plan");
+    create(&pool, &plan).await;
+
+    let claimers = (0..6).map(|c| {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = tasks::claim_ready(&pool, &format!("claimer-{c}"), 7, LEASE)
+                    .await
+                    .expect("claim");
+                if batch.is_empty() {
+                    return mine;
+                }
+                mine.extend(batch.into_iter().map(|t| t.id));
+            }
+        })
+    });
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    for claimer in claimers {
+        for id in claimer.await.expect("claimer") {
+            total += 1;
+            assert!(seen.insert(id), "task {id} claimed twice");
+        }
+    }
+    assert_eq!(total, 300);
+}
+
+#[tokio::test]
+async fn claims_take_the_best_priority_first() {
+    let pool = guild_testkit::database().await;
+    let plan = ProjectType::Fullstack.template();
+    let project_id = create(&pool, &plan).await;
+    let analysis = claim_one(&pool, "requirements_analysis").await;
+    settle::complete(&pool, completion(&analysis))
+        .await
+        .expect("complete");
+
+    // database_schema and environment_config (priority 1) before ui_components (2).
+    let first_two = tasks::claim_ready(&pool, "w", 2, LEASE)
+        .await
+        .expect("claim");
+    let keys: HashSet<_> = first_two.iter().map(|t| t.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        HashSet::from(["database_schema", "environment_config"])
+    );
+    assert_eq!(
+        projects::get(&pool, project_id)
+            .await
+            .expect("get")
+            .expect("exists")
+            .status,
+        ProjectStatus::Running
+    );
+}
+
+#[tokio::test]
+async fn completing_releases_dependents_and_is_fenced_by_attempt() {
+    let pool = guild_testkit::database().await;
+    let plan = ProjectType::Fullstack.template();
+    let project_id = create(&pool, &plan).await;
+
+    let analysis = claim_one(&pool, "requirements_analysis").await;
+    assert_eq!(analysis.attempt, 1);
+    let stale = Completion {
+        attempt: 2,
+        ..completion(&analysis)
+    };
+    assert!(matches!(
+        settle::complete(&pool, stale).await,
+        Err(StoreError::NotRunning { attempt: 2, .. })
+    ));
+
+    let requirements = json!({"core_features": ["todos"]});
+    let settled = settle::complete(
+        &pool,
+        Completion {
+            requirements: Some(&requirements),
+            ..completion(&analysis)
+        },
+    )
+    .await
+    .expect("complete");
+    assert_eq!(settled.released, 3);
+    assert_eq!(settled.project_finished, None);
+
+    // A second completion of the same attempt is refused: it completes exactly once.
+    assert!(matches!(
+        settle::complete(&pool, completion(&analysis)).await,
+        Err(StoreError::NotRunning { .. })
+    ));
+
+    let all = statuses(&pool, project_id).await;
+    for key in ["database_schema", "ui_components", "environment_config"] {
+        assert_eq!(status_of(&all, key), TaskStatus::Ready, "{key}");
+    }
+    assert_eq!(status_of(&all, "api_structure"), TaskStatus::Blocked);
+    let project = projects::get(&pool, project_id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(project.requirements, Some(requirements));
+}
+
+#[tokio::test]
+async fn a_whole_graph_runs_in_dependency_order_and_completes_the_project() {
+    let pool = guild_testkit::database().await;
+    let plan = ProjectType::Fullstack.template();
+    let project_id = create(&pool, &plan).await;
+    drain(&pool, None).await;
+
+    let project = projects::get(&pool, project_id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(project.status, ProjectStatus::Completed);
+    assert!(project.finished_at.is_some());
+    let all = tasks::list(&pool, project_id).await.expect("list");
+    for task in &all {
+        assert_eq!(task.status, TaskStatus::Completed, "{}", task.key);
+        for dep in &task.depends_on {
+            let dep = all.iter().find(|t| &t.key == dep).expect("dependency");
+            assert!(
+                dep.completed_at.expect("completed") <= task.started_at.expect("started"),
+                "{} started before {} completed",
+                task.key,
+                dep.key
+            );
+        }
+    }
+    let log = events::list(&pool, project_id, 0, 1000)
+        .await
+        .expect("events");
+    assert_eq!(
+        log.iter().filter(|e| e.kind == "task_completed").count(),
+        15
+    );
+    assert_eq!(log.last().expect("events").kind, "project_completed");
+}
+
+#[tokio::test]
+async fn a_failed_task_skips_its_dependents_and_the_rest_completes() {
+    let pool = guild_testkit::database().await;
+    let plan = ProjectType::Fullstack.template();
+    let project_id = create(&pool, &plan).await;
+    drain(&pool, Some("ui_components")).await;
+
+    let all = statuses(&pool, project_id).await;
+    assert_eq!(status_of(&all, "ui_components"), TaskStatus::Failed);
+    for key in [
+        "page_layouts",
+        "state_management",
+        "api_integration",
+        "code_review",
+        "performance_testing",
+    ] {
+        assert_eq!(status_of(&all, key), TaskStatus::Skipped, "{key}");
+    }
+    for key in [
+        "database_schema",
+        "business_logic",
+        "security_audit",
+        "monitoring_setup",
+    ] {
+        assert_eq!(status_of(&all, key), TaskStatus::Completed, "{key}");
+    }
+    let project = projects::get(&pool, project_id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(project.status, ProjectStatus::Failed);
+    assert_eq!(
+        project.error.as_deref(),
+        Some("6 of 15 tasks did not complete: 1 failed, 5 skipped, 0 cancelled")
+    );
+}
+
+#[tokio::test]
+async fn a_failed_critical_task_fails_the_project_and_cancels_unstarted_work() {
+    let pool = guild_testkit::database().await;
+    let plan = ProjectType::Fullstack.template();
+    let project_id = create(&pool, &plan).await;
+    let analysis = claim_one(&pool, "requirements_analysis").await;
+    settle::complete(&pool, completion(&analysis))
+        .await
+        .expect("complete");
+    let ready = tasks::claim_ready(&pool, "w", 10, LEASE)
+        .await
+        .expect("claim");
+    let schema = ready
+        .iter()
+        .find(|t| t.key == "database_schema")
+        .expect("schema");
+    let env = ready
+        .iter()
+        .find(|t| t.key == "environment_config")
+        .expect("env");
+
+    let settled = settle::fail(&pool, failure(schema, false))
+        .await
+        .expect("fail");
+    assert_eq!(settled.project_finished, Some(ProjectStatus::Failed));
+    let project = projects::get(&pool, project_id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(project.status, ProjectStatus::Failed);
+    assert!(project.error.expect("error").contains("database_schema"));
+
+    let all = statuses(&pool, project_id).await;
+    assert_eq!(status_of(&all, "api_structure"), TaskStatus::Skipped);
+    assert_eq!(status_of(&all, "ci_cd_pipeline"), TaskStatus::Cancelled);
+    // Tasks already running finish, but nothing new becomes claimable.
+    assert_eq!(status_of(&all, "environment_config"), TaskStatus::Running);
+    settle::complete(&pool, completion(env))
+        .await
+        .expect("complete running task");
+    assert!(
+        tasks::claim_ready(&pool, "w", 10, LEASE)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    let project = projects::get(&pool, project_id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(project.status, ProjectStatus::Failed);
+}
+
+#[tokio::test]
+async fn a_retryable_failure_requeues_until_attempts_run_out() {
+    let pool = guild_testkit::database().await;
+    let plan = ProjectType::Fullstack.template();
+    let project_id = create(&pool, &plan).await;
+    let first = claim_one(&pool, "requirements_analysis").await;
+    let settled = settle::fail(&pool, failure(&first, true))
+        .await
+        .expect("fail");
+    assert!(settled.retrying);
+    // Back to ready, but not claimable before its backoff has passed.
+    assert_eq!(
+        status_of(&statuses(&pool, project_id).await, "requirements_analysis"),
+        TaskStatus::Ready
+    );
+    assert!(
+        tasks::claim_ready(&pool, "w", 10, LEASE)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+
+    sqlx::query("UPDATE tasks SET run_after = now() WHERE id = $1")
+        .bind(first.id)
+        .execute(&pool)
+        .await
+        .expect("skip the backoff");
+    let second = claim_one(&pool, "requirements_analysis").await;
+    assert_eq!(second.attempt, 2);
+    let settled = settle::fail(&pool, failure(&second, true))
+        .await
+        .expect("fail");
+    assert!(!settled.retrying, "max_attempts is 2");
+    assert_eq!(settled.skipped, 14);
+    let project = projects::get(&pool, project_id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(project.status, ProjectStatus::Failed);
+}
+
+#[tokio::test]
+async fn files_get_versions_and_rewrites_of_the_same_content_are_idempotent() {
+    let pool = guild_testkit::database().await;
+    let plan = ProjectType::Fullstack.template();
+    let project_id = create(&pool, &plan).await;
+    let file = |content: &str| NewFile {
+        path: "db/schema.sql".into(),
+        content: content.into(),
+        sha256: format!("{:064x}", content.len()),
+        language: Some("sql".into()),
+    };
+    let analysis = claim_one(&pool, "requirements_analysis").await;
+    let written = [file("CREATE TABLE a (id int);")];
+    let settled = settle::complete(
+        &pool,
+        Completion {
+            files: &written,
+            ..completion(&analysis)
+        },
+    )
+    .await
+    .expect("complete");
+    assert_eq!(settled.files_written, 1);
+
+    let schema = claim_one(&pool, "database_schema").await;
+    let rewritten = [file("CREATE TABLE a (id int, name text);")];
+    settle::complete(
+        &pool,
+        Completion {
+            files: &rewritten,
+            ..completion(&schema)
+        },
+    )
+    .await
+    .expect("complete");
+    let latest = files::latest(&pool, project_id).await.expect("files");
+    assert_eq!(latest.len(), 1);
+    assert_eq!(latest[0].version, 2);
+    assert_eq!(latest[0].task_key.as_deref(), Some("database_schema"));
+    assert_eq!(latest[0].size_bytes, 35);
+
+    // The dependent's context sees the upstream file and summary.
+    let api = claim_one(&pool, "api_structure").await;
+    let context = tasks::context(&pool, project_id, api.id)
+        .await
+        .expect("context");
+    assert_eq!(context.files.len(), 1);
+    assert_eq!(
+        context.files[0].content,
+        "CREATE TABLE a (id int, name text);"
+    );
+    let upstream: Vec<_> = context.upstream.iter().map(|u| u.key.as_str()).collect();
+    assert_eq!(upstream, ["requirements_analysis", "database_schema"]);
+}
+
+#[tokio::test]
+async fn the_schema_refuses_unsafe_paths_and_impossible_states() {
+    let pool = guild_testkit::database().await;
+    let plan = ProjectType::Fullstack.template();
+    let project_id = create(&pool, &plan).await;
+    for path in ["/etc/passwd", "../up", "a/../../b", "a\\b"] {
+        let result = sqlx::query(
+            "INSERT INTO project_files (project_id, path, version, content, sha256, size_bytes)
+             VALUES ($1, $2, 1, '', repeat('0', 64), 0)",
+        )
+        .bind(project_id)
+        .bind(path)
+        .execute(&pool)
+        .await;
+        assert!(result.is_err(), "{path} was accepted");
+    }
+    let ready_with_pending = sqlx::query(
+        "UPDATE tasks SET status = 'ready' WHERE project_id = $1 AND key = 'api_structure'",
+    )
+    .bind(project_id)
+    .execute(&pool)
+    .await;
+    assert!(ready_with_pending.is_err());
+}
