@@ -125,6 +125,12 @@ pub trait LlmClient: Send + Sync {
     async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError>;
 }
 
+/// What a call cost in US dollars, when the model's price is known. The offline provider
+/// is free; other providers' prices come with their price table.
+pub fn cost_usd(provider: &str, _model: &str, _usage: Usage) -> Option<f64> {
+    (provider == "offline").then_some(0.0)
+}
+
 /// A rough token count for text, about four characters a token, as providers bill English
 /// and code. Used where a provider reports no usage.
 pub fn estimate_tokens(text: &str) -> u32 {

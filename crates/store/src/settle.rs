@@ -28,6 +28,13 @@ pub struct LlmCall {
     pub cost_usd: Option<f64>,
 }
 
+/// A code block an agent wrote that was not stored, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedFile {
+    pub path: Option<String>,
+    pub reason: String,
+}
+
 /// A task's successful outcome.
 #[derive(Debug, Clone)]
 pub struct Completion<'a> {
@@ -38,6 +45,8 @@ pub struct Completion<'a> {
     /// The task's result: at least `summary`.
     pub result: Value,
     pub files: &'a [NewFile],
+    /// Blocks refused (unsafe path, no path, ...): each is recorded as a `file_rejected` event.
+    pub rejected_files: &'a [RejectedFile],
     /// The requirements analysis, stored on the project when this task produced it.
     pub requirements: Option<&'a Value>,
     pub llm_calls: &'a [LlmCall],
@@ -56,6 +65,15 @@ pub struct Failure<'a> {
     pub retryable: bool,
     pub retry_delay: Duration,
     pub llm_calls: &'a [LlmCall],
+    /// The model's unusable answer, kept (truncated) in the failure's event.
+    pub raw_answer: Option<&'a str>,
+}
+
+/// How much of an unusable answer an event keeps.
+const RAW_ANSWER_CHARS: usize = 4000;
+
+fn truncated(text: Option<&str>) -> Option<String> {
+    text.map(|t| t.chars().take(RAW_ANSWER_CHARS).collect())
 }
 
 /// What settling a task changed.
@@ -149,6 +167,11 @@ pub async fn complete(pool: &PgPool, completion: Completion<'_>) -> Result<Settl
             "released": released,
         }),
     }];
+    log.extend(completion.rejected_files.iter().map(|r| NewEvent {
+        task_id: Some(completion.task_id),
+        kind: "file_rejected",
+        data: json!({"path": r.path, "reason": r.reason, "attempt": completion.attempt}),
+    }));
     log.extend(llm_call_events(completion.task_id, completion.llm_calls));
     events::record(&mut tx, project_id, &log).await?;
     add_usage(&mut tx, project_id, completion.llm_calls).await?;
@@ -217,6 +240,7 @@ pub async fn fail(pool: &PgPool, failure: Failure<'_>) -> Result<Settled> {
             data: json!({
                 "key": key, "agent": agent, "attempt": failure.attempt, "error": failure.error,
                 "retry_in_ms": failure.retry_delay.as_millis() as u64,
+                "raw_answer": truncated(failure.raw_answer),
             }),
         });
     } else {
@@ -233,7 +257,7 @@ pub async fn fail(pool: &PgPool, failure: Failure<'_>) -> Result<Settled> {
             kind: "task_failed",
             data: json!({
                 "key": key, "agent": agent, "attempt": failure.attempt, "error": failure.error,
-                "critical": critical,
+                "critical": critical, "raw_answer": truncated(failure.raw_answer),
             }),
         });
         settled.skipped = skip_downstream(&mut tx, project_id, failure.task_id, &key).await?;

@@ -94,6 +94,38 @@ pub async fn claim_ready(
         .collect()
 }
 
+/// Gives a running task back without counting the attempt (a worker shutting down): it is
+/// `ready` again for any worker. Fenced like settling: a no-op once the task moved on.
+pub async fn release(pool: &PgPool, task_id: Uuid, attempt: i32) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let released: Option<(Uuid,)> = sqlx::query_as(
+        "UPDATE tasks
+         SET status = 'ready', attempt = attempt - 1, worker_id = NULL, lease_expires_at = NULL,
+             session_id = NULL, started_at = NULL
+         WHERE id = $1 AND status = 'running' AND attempt = $2
+         RETURNING project_id",
+    )
+    .bind(task_id)
+    .bind(attempt)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some((project_id,)) = released {
+        crate::events::record(
+            &mut tx,
+            project_id,
+            &[crate::events::NewEvent {
+                task_id: Some(task_id),
+                kind: "task_released",
+                data: serde_json::json!({"attempt": attempt}),
+            }],
+        )
+        .await?;
+        crate::listener::notify_ready(&mut tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 /// What an agent needs to know to run a task.
 #[derive(Debug, Clone)]
 pub struct TaskContext {

@@ -38,6 +38,7 @@ fn completion(task: &ClaimedTask) -> Completion<'static> {
         duration_ms: 1,
         result: json!({"summary": format!("did {}", task.key)}),
         files: &[],
+        rejected_files: &[],
         requirements: None,
         llm_calls: &[],
     }
@@ -53,6 +54,7 @@ fn failure(task: &ClaimedTask, retryable: bool) -> Failure<'static> {
         retryable,
         retry_delay: Duration::from_secs(3600),
         llm_calls: &[],
+        raw_answer: None,
     }
 }
 

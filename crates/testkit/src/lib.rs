@@ -69,9 +69,14 @@ pub async fn database_options() -> PgConnectOptions {
 
 /// A pool on a fresh, migrated database of this test's own.
 pub async fn database() -> PgPool {
+    database_with_connections(10).await
+}
+
+/// A pool of at most `max_connections` on a fresh, migrated database of this test's own.
+pub async fn database_with_connections(max_connections: u32) -> PgPool {
     let options = database_options().await;
     PgPoolOptions::new()
-        .max_connections(10)
+        .max_connections(max_connections)
         .connect_with(options)
         .await
         .expect("connect to the test database")

@@ -1,1 +1,237 @@
-//! placeholder
+//! Guild's worker pool: a claim loop feeding a fixed number of task slots.
+//!
+//! The loop claims as many ready tasks as it has free slots in one statement, then waits
+//! for a `NOTIFY` hint, a freed slot, or the polling backstop. Each task runs in its own
+//! slot: read the context, run the agent (no connection held), settle the outcome in one
+//! transaction. An agent that panics fails its task, not the pool.
+
+mod execute;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use guild_agents::Agent;
+use guild_core::{AgentKind, ProjectStatus};
+use guild_store::listener::ReadyListener;
+use guild_store::{PgPool, StoreError, tasks};
+use tokio::sync::{Notify, Semaphore, broadcast};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+/// How a pool runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Unique per process; recorded on the tasks it claims and its sessions.
+    pub worker_id: String,
+    /// Tasks run at once.
+    pub slots: usize,
+    /// How long a claim is valid.
+    pub lease: Duration,
+    /// The backstop when no hint arrives (hints can be lost).
+    pub poll_interval: Duration,
+    /// The first retry waits this long, doubling with each attempt.
+    pub retry_base_delay: Duration,
+    /// On shutdown, how long running tasks may take to finish before they are released.
+    pub shutdown_grace: Duration,
+}
+
+impl WorkerConfig {
+    /// Defaults with a fresh worker id.
+    pub fn new(slots: usize) -> Self {
+        Self {
+            worker_id: format!("worker-{}", Uuid::new_v4().simple()),
+            slots: slots.max(1),
+            lease: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(1),
+            retry_base_delay: Duration::from_secs(2),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the pool did, for progress displays in the same process. The database is the
+/// record; these are hints and a slow receiver may miss some.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkerEvent {
+    TaskStarted {
+        project_id: Uuid,
+        task_id: Uuid,
+        key: String,
+        agent: AgentKind,
+        attempt: i32,
+    },
+    TaskCompleted {
+        project_id: Uuid,
+        task_id: Uuid,
+        key: String,
+        agent: AgentKind,
+        files_written: u64,
+        tokens: u64,
+        duration: Duration,
+    },
+    TaskFailed {
+        project_id: Uuid,
+        task_id: Uuid,
+        key: String,
+        agent: AgentKind,
+        error: String,
+        retrying: bool,
+    },
+    ProjectFinished {
+        project_id: Uuid,
+        status: ProjectStatus,
+    },
+}
+
+/// Why the pool stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A pool of task slots over one database.
+#[derive(Clone)]
+pub struct WorkerPool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    agent: Arc<dyn Agent>,
+    config: WorkerConfig,
+    events: broadcast::Sender<WorkerEvent>,
+    slots: Arc<Semaphore>,
+    /// Slot numbers not in use, for agent sessions.
+    free_slot_ids: Mutex<Vec<i32>>,
+    slot_freed: Notify,
+}
+
+impl WorkerPool {
+    pub fn new(pool: PgPool, agent: Arc<dyn Agent>, config: WorkerConfig) -> Self {
+        let (events, _) = broadcast::channel(4096);
+        let slots = config.slots;
+        Self {
+            inner: Arc::new(Inner {
+                pool,
+                agent,
+                events,
+                slots: Arc::new(Semaphore::new(slots)),
+                free_slot_ids: Mutex::new((0..slots as i32).rev().collect()),
+                slot_freed: Notify::new(),
+                config,
+            }),
+        }
+    }
+
+    /// Progress events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<WorkerEvent> {
+        self.inner.events.subscribe()
+    }
+
+    pub fn config(&self) -> &WorkerConfig {
+        &self.inner.config
+    }
+
+    /// Claims and runs tasks until `shutdown` is cancelled, then lets running tasks finish
+    /// within the grace period and releases those that do not.
+    pub async fn run(&self, shutdown: CancellationToken) -> Result<(), WorkerError> {
+        let inner = &self.inner;
+        // Subscribe before the first claim, so no hint sent in between is missed.
+        let mut listener = ReadyListener::connect(&inner.pool).await?;
+        let tracker = TaskTracker::new();
+        let abort = CancellationToken::new();
+        tracing::info!(worker_id = %inner.config.worker_id, slots = inner.config.slots, "worker pool started");
+
+        while !shutdown.is_cancelled() {
+            let free = inner.slots.available_permits();
+            let mut slots_full = free == 0;
+            if free > 0 {
+                match tasks::claim_ready(
+                    &inner.pool,
+                    &inner.config.worker_id,
+                    free as i64,
+                    inner.config.lease,
+                )
+                .await
+                {
+                    Ok(claimed) => {
+                        slots_full = claimed.len() == free;
+                        for task in claimed {
+                            let permit = Arc::clone(&inner.slots)
+                                .try_acquire_owned()
+                                .expect("a slot is free for every claimed task");
+                            let slot = inner.take_slot_id();
+                            let pool = self.clone();
+                            let abort = abort.clone();
+                            tracker.spawn(async move {
+                                pool.inner.execute(task, slot, abort).await;
+                                pool.inner.return_slot_id(slot);
+                                drop(permit);
+                                pool.inner.slot_freed.notify_one();
+                            });
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "claiming tasks failed; retrying after the poll interval");
+                    }
+                }
+            }
+            if slots_full {
+                tokio::select! {
+                    () = inner.slot_freed.notified() => {}
+                    () = shutdown.cancelled() => {}
+                }
+                continue;
+            }
+            tokio::select! {
+                hint = listener.recv() => {
+                    if let Err(error) = hint {
+                        tracing::warn!(%error, "listening for ready tasks failed");
+                        tokio::select! {
+                            () = tokio::time::sleep(inner.config.poll_interval) => {}
+                            () = shutdown.cancelled() => {}
+                        }
+                    }
+                }
+                () = inner.slot_freed.notified() => {}
+                () = tokio::time::sleep(inner.config.poll_interval) => {}
+                () = shutdown.cancelled() => {}
+            }
+        }
+
+        tracker.close();
+        if tokio::time::timeout(inner.config.shutdown_grace, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "running tasks did not finish within the shutdown grace; releasing them"
+            );
+            abort.cancel();
+            tracker.wait().await;
+        }
+        tracing::info!(worker_id = %inner.config.worker_id, "worker pool stopped");
+        Ok(())
+    }
+}
+
+impl Inner {
+    fn take_slot_id(&self) -> i32 {
+        self.free_slot_ids
+            .lock()
+            .expect("slot ids lock")
+            .pop()
+            .unwrap_or_default()
+    }
+
+    fn return_slot_id(&self, slot: i32) {
+        self.free_slot_ids.lock().expect("slot ids lock").push(slot);
+    }
+
+    fn emit(&self, event: WorkerEvent) {
+        // No receiver is fine: nobody is watching.
+        let _ = self.events.send(event);
+    }
+}

@@ -1,0 +1,274 @@
+//! Running one claimed task in its slot: context, agent, settlement.
+
+use std::time::{Duration, Instant};
+
+use guild_agents::{AgentError, AgentOutcome, ContextFile, TaskInput, Upstream};
+use guild_store::files::NewFile;
+use guild_store::settle::{self, Completion, Failure, LlmCall, RejectedFile, Settled};
+use guild_store::tasks::{self, ClaimedTask};
+use guild_store::{StoreError, sessions};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Inner, WorkerEvent};
+
+/// The longest retry delay, whatever the attempt.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
+
+impl Inner {
+    #[tracing::instrument(skip_all, fields(project_id = %task.project_id, task_id = %task.id, key = %task.key, agent = %task.agent, attempt = task.attempt))]
+    pub(crate) async fn execute(&self, task: ClaimedTask, slot: i32, abort: CancellationToken) {
+        let started = Instant::now();
+        self.emit(WorkerEvent::TaskStarted {
+            project_id: task.project_id,
+            task_id: task.id,
+            key: task.key.clone(),
+            agent: task.agent,
+            attempt: task.attempt,
+        });
+        let session_id = match sessions::begin_task(
+            &self.pool,
+            &self.config.worker_id,
+            slot,
+            task.agent,
+            task.id,
+        )
+        .await
+        {
+            Ok(id) => Some(id),
+            Err(error) => {
+                tracing::warn!(%error, "recording the agent session failed");
+                None
+            }
+        };
+
+        let outcome = tokio::select! {
+            outcome = self.run_agent(&task) => outcome,
+            () = abort.cancelled() => {
+                match tasks::release(&self.pool, task.id, task.attempt).await {
+                    Ok(()) => tracing::info!("released at shutdown"),
+                    Err(error) => tracing::warn!(%error, "releasing at shutdown failed; the lease will expire"),
+                }
+                return;
+            }
+        };
+        let duration = started.elapsed();
+        let duration_ms = duration.as_millis() as i64;
+        let settled = match outcome {
+            Ok(outcome) => self.complete(&task, session_id, duration, outcome).await,
+            Err(error) => {
+                let retry_delay = retry_delay(self.config.retry_base_delay, task.attempt);
+                let calls = llm_calls(&error.calls);
+                let settled = settle::fail(
+                    &self.pool,
+                    Failure {
+                        task_id: task.id,
+                        attempt: task.attempt,
+                        session_id,
+                        duration_ms,
+                        error: &error.message,
+                        retryable: error.retryable,
+                        retry_delay,
+                        llm_calls: &calls,
+                        raw_answer: error.raw_answer.as_deref(),
+                    },
+                )
+                .await;
+                if let Ok(settled) = &settled {
+                    tracing::warn!(error = %error.message, retrying = settled.retrying, "task failed");
+                    self.emit(WorkerEvent::TaskFailed {
+                        project_id: task.project_id,
+                        task_id: task.id,
+                        key: task.key.clone(),
+                        agent: task.agent,
+                        error: error.message.clone(),
+                        retrying: settled.retrying,
+                    });
+                }
+                settled
+            }
+        };
+        match settled {
+            Ok(Settled {
+                project_finished: Some(status),
+                ..
+            }) => {
+                tracing::info!(%status, "project finished");
+                self.emit(WorkerEvent::ProjectFinished {
+                    project_id: task.project_id,
+                    status,
+                });
+            }
+            Ok(_) => {}
+            Err(StoreError::NotRunning { .. }) => {
+                tracing::warn!(
+                    "the task is no longer ours (lease lost or cancelled); its result is dropped"
+                );
+            }
+            Err(error) => {
+                tracing::error!(%error, "settling the task failed; the lease will expire")
+            }
+        }
+    }
+
+    /// Reads the context and runs the agent in a task of its own, so a panic becomes a
+    /// failed task. No connection is held while the agent runs.
+    async fn run_agent(&self, task: &ClaimedTask) -> Result<AgentOutcome, AgentError> {
+        let context = tasks::context(&self.pool, task.project_id, task.id)
+            .await
+            .map_err(|error| AgentError {
+                message: format!("reading the task's context failed: {error}"),
+                retryable: true,
+                calls: Vec::new(),
+                raw_answer: None,
+            })?;
+        let input = TaskInput {
+            project_id: task.project_id.to_string(),
+            task_id: task.id.to_string(),
+            attempt: task.attempt.max(0) as u32,
+            key: task.key.clone(),
+            kind: task.kind.clone(),
+            agent: task.agent,
+            task_description: task.description.clone(),
+            description: context.description,
+            project_type: context.project_type,
+            technology_stack: context.technology_stack,
+            requirements: context.requirements,
+            upstream: context
+                .upstream
+                .into_iter()
+                .map(|u| Upstream {
+                    key: u.key,
+                    agent: u.agent,
+                    summary: u.summary,
+                })
+                .collect(),
+            files: context
+                .files
+                .into_iter()
+                .map(|f| ContextFile {
+                    path: f.path,
+                    content: f.content,
+                    task_key: f.task_key,
+                })
+                .collect(),
+        };
+        let agent = self.agent.clone();
+        match tokio::spawn(async move { agent.run(&input).await }).await {
+            Ok(outcome) => outcome,
+            Err(join_error) => Err(AgentError {
+                message: format!("the agent crashed: {join_error}"),
+                retryable: false,
+                calls: Vec::new(),
+                raw_answer: None,
+            }),
+        }
+    }
+
+    async fn complete(
+        &self,
+        task: &ClaimedTask,
+        session_id: Option<uuid::Uuid>,
+        duration: Duration,
+        outcome: AgentOutcome,
+    ) -> Result<Settled, StoreError> {
+        let files: Vec<NewFile> = outcome
+            .files
+            .iter()
+            .map(|f| NewFile {
+                path: f.path.clone(),
+                content: f.content.clone(),
+                sha256: f.sha256.clone(),
+                language: f.language.clone(),
+            })
+            .collect();
+        let rejected: Vec<RejectedFile> = outcome
+            .rejected
+            .iter()
+            .map(|r| RejectedFile {
+                path: r.path.clone(),
+                reason: r.reason.clone(),
+            })
+            .collect();
+        let calls = llm_calls(&outcome.calls);
+        let tokens: u64 = outcome
+            .calls
+            .iter()
+            .map(|c| u64::from(c.usage.prompt_tokens) + u64::from(c.usage.completion_tokens))
+            .sum();
+        let result = json!({
+            "summary": outcome.summary,
+            "files": outcome.files.iter().map(|f| &f.path).collect::<Vec<_>>(),
+            "rejected_files": outcome.rejected,
+            "prompt_version": outcome.prompt_version,
+            "models": outcome.calls.iter().map(|c| &c.model).collect::<std::collections::BTreeSet<_>>(),
+            "llm_calls": outcome.calls.len(),
+            "prompt_tokens": outcome.calls.iter().map(|c| u64::from(c.usage.prompt_tokens)).sum::<u64>(),
+            "completion_tokens": outcome.calls.iter().map(|c| u64::from(c.usage.completion_tokens)).sum::<u64>(),
+        });
+        let settled = settle::complete(
+            &self.pool,
+            Completion {
+                task_id: task.id,
+                attempt: task.attempt,
+                session_id,
+                duration_ms: duration.as_millis() as i64,
+                result,
+                files: &files,
+                rejected_files: &rejected,
+                requirements: outcome.requirements.as_ref(),
+                llm_calls: &calls,
+            },
+        )
+        .await?;
+        tracing::info!(
+            files_written = settled.files_written,
+            released = settled.released,
+            duration_ms = duration.as_millis() as u64,
+            "task completed"
+        );
+        self.emit(WorkerEvent::TaskCompleted {
+            project_id: task.project_id,
+            task_id: task.id,
+            key: task.key.clone(),
+            agent: task.agent,
+            files_written: settled.files_written,
+            tokens,
+            duration,
+        });
+        Ok(settled)
+    }
+}
+
+fn llm_calls(calls: &[guild_agents::CallRecord]) -> Vec<LlmCall> {
+    calls
+        .iter()
+        .map(|c| LlmCall {
+            provider: c.provider.to_owned(),
+            model: c.model.clone(),
+            prompt_tokens: i64::from(c.usage.prompt_tokens),
+            completion_tokens: i64::from(c.usage.completion_tokens),
+            latency_ms: c.latency_ms as i64,
+            cost_usd: guild_llm::cost_usd(c.provider, &c.model, c.usage),
+        })
+        .collect()
+}
+
+/// `base × 2^(attempt-1)`, capped.
+fn retry_delay(base: Duration, attempt: i32) -> Duration {
+    let exponent = attempt.clamp(1, 16) as u32 - 1;
+    base.saturating_mul(1 << exponent).min(MAX_RETRY_DELAY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delay_doubles_and_is_capped() {
+        let base = Duration::from_secs(2);
+        assert_eq!(retry_delay(base, 1), Duration::from_secs(2));
+        assert_eq!(retry_delay(base, 3), Duration::from_secs(8));
+        assert_eq!(retry_delay(base, 30), MAX_RETRY_DELAY);
+    }
+}
