@@ -1,0 +1,154 @@
+//! The command line: subcommands and their flags, each also settable from the environment.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use guild_core::ProjectType;
+
+/// Guild plans a graph of tasks for specialised AI agents (backend, frontend, devops,
+/// reviewer) from a plain-language description, and runs them to a generated codebase.
+#[derive(Debug, Parser)]
+#[command(name = "guild", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate one project from a description, showing progress, and write its files.
+    Run(RunArgs),
+    /// Apply the database migrations and exit.
+    Migrate(DatabaseArgs),
+}
+
+impl Command {
+    /// Log level when `RUST_LOG` is unset: `run` keeps the terminal for its progress.
+    pub fn default_log_level(&self) -> &'static str {
+        match self {
+            Self::Run(_) => "warn",
+            Self::Migrate(_) => "info",
+        }
+    }
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL to use. Unset: a private PostgreSQL is started from the server binaries
+    /// on this machine, with its data in --data-dir, and stopped on exit.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Data directory of the private PostgreSQL (used when no database URL is set).
+    #[arg(long, env = "GUILD_DATA_DIR", default_value = ".guild/pg")]
+    pub data_dir: PathBuf,
+}
+
+/// The model provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Provider {
+    /// Deterministic answers with no network.
+    Offline,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LlmArgs {
+    /// Which model provider answers the agents.
+    #[arg(
+        long = "llm-provider",
+        env = "GUILD_LLM_PROVIDER",
+        value_enum,
+        default_value = "offline"
+    )]
+    pub provider: Provider,
+
+    /// Model name; unset uses the provider's default.
+    #[arg(long = "llm-model", env = "GUILD_LLM_MODEL")]
+    pub model: Option<String>,
+
+    /// Delay before each offline answer, to model a real model's latency in benchmarks.
+    #[arg(long, env = "GUILD_OFFLINE_LATENCY_MS", default_value_t = 0)]
+    pub offline_latency_ms: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// What to build, in plain language.
+    pub description: String,
+
+    /// The workflow template to plan with.
+    #[arg(long = "type", value_enum, default_value = "fullstack")]
+    pub project_type: ProjectTypeArg,
+
+    /// Preferred technology stack, e.g. "Python FastAPI".
+    #[arg(long)]
+    pub stack: Option<String>,
+
+    /// Where to write the generated files.
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+
+    /// Tasks run at once.
+    #[arg(long, env = "GUILD_WORKERS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
+
+    /// Attempts per task before it fails for good.
+    #[arg(long, env = "GUILD_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
+    pub max_attempts: u16,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub llm: LlmArgs,
+}
+
+/// `ProjectType` for clap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProjectTypeArg {
+    Fullstack,
+    Frontend,
+    Backend,
+    Api,
+}
+
+impl From<ProjectTypeArg> for ProjectType {
+    fn from(arg: ProjectTypeArg) -> Self {
+        match arg {
+            ProjectTypeArg::Fullstack => Self::Fullstack,
+            ProjectTypeArg::Frontend => Self::Frontend,
+            ProjectTypeArg::Backend => Self::Backend,
+            ProjectTypeArg::Api => Self::Api,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_defaults_need_no_configuration() {
+        let cli = Cli::try_parse_from(["guild", "run", "A todo app"]).expect("parses");
+        let Command::Run(args) = cli.command else {
+            panic!("run")
+        };
+        assert_eq!(args.project_type, ProjectTypeArg::Fullstack);
+        assert_eq!(args.llm.provider, Provider::Offline);
+        assert_eq!(args.out, PathBuf::from("out"));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(Cli::try_parse_from(["guild", "run", "x", "--type", "mobile"]).is_err());
+        assert!(Cli::try_parse_from(["guild", "run", "x", "--workers", "0"]).is_err());
+        assert!(Cli::try_parse_from(["guild", "run", "x", "--llm-provider", "gpt"]).is_err());
+    }
+}

@@ -1,0 +1,57 @@
+//! Opening the database: the server at `DATABASE_URL`, or a private PostgreSQL started
+//! for this process and stopped when it ends. Either way the schema is migrated.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use guild_pg::{Cluster, Storage};
+use guild_store::PgPool;
+
+use crate::cli::DatabaseArgs;
+
+/// A migrated database, and the private server behind it if we started one.
+pub struct Database {
+    pub pool: PgPool,
+    cluster: Option<Cluster>,
+}
+
+impl Database {
+    /// Connects (starting the private server first when no URL is set) and migrates.
+    pub async fn open(args: &DatabaseArgs, max_connections: u32) -> anyhow::Result<Self> {
+        let (url, cluster) = match &args.database_url {
+            Some(url) => (url.clone(), None),
+            None => {
+                let storage = Storage::Persistent(args.data_dir.clone());
+                let cluster = tokio::task::spawn_blocking(move || Cluster::start(&storage))
+                    .await
+                    .context("starting the private PostgreSQL")??;
+                tracing::info!(port = cluster.port(), data_dir = %cluster.data_dir().display(), "private PostgreSQL ready");
+                (cluster.url("postgres"), Some(cluster))
+            }
+        };
+        let pool = guild_store::connect(&url, max_connections)
+            .await
+            .context("connecting to PostgreSQL (check DATABASE_URL)")?;
+        guild_store::migrate(&pool)
+            .await
+            .context("migrating the database")?;
+        Ok(Self { pool, cluster })
+    }
+
+    /// Closes the pool, then stops the private server if we started one.
+    pub async fn close(self) {
+        self.pool.close().await;
+        if let Some(cluster) = self.cluster {
+            let _ = tokio::task::spawn_blocking(move || cluster.stop()).await;
+        }
+    }
+}
+
+/// `guild migrate`.
+pub async fn migrate_command(args: DatabaseArgs) -> anyhow::Result<ExitCode> {
+    let database = Database::open(&args, 2).await?;
+    let applied = guild_store::MIGRATOR.iter().count();
+    database.close().await;
+    println!("database schema is up to date ({applied} migrations)");
+    Ok(ExitCode::SUCCESS)
+}

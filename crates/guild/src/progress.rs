@@ -1,0 +1,134 @@
+//! Showing a run's progress: a bar per agent on a terminal, plain lines otherwise.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+
+use guild_core::{AgentKind, Plan};
+use guild_worker::WorkerEvent;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+pub enum Progress {
+    Bars {
+        // Kept alive: dropping it would stop drawing.
+        _multi: MultiProgress,
+        bars: BTreeMap<AgentKind, ProgressBar>,
+    },
+    Lines {
+        done: usize,
+        total: usize,
+    },
+}
+
+impl Progress {
+    /// Bars when stdout is a terminal, lines when it is a pipe or a file.
+    pub fn new(plan: &Plan) -> Self {
+        let mut per_agent: BTreeMap<AgentKind, u64> = BTreeMap::new();
+        for task in plan.tasks() {
+            *per_agent.entry(task.agent).or_default() += 1;
+        }
+        if !std::io::stdout().is_terminal() {
+            return Self::Lines {
+                done: 0,
+                total: plan.tasks().len(),
+            };
+        }
+        let multi = MultiProgress::new();
+        let style =
+            ProgressStyle::with_template("{prefix:>9.bold} [{bar:24.cyan/blue}] {pos}/{len} {msg}")
+                .expect("the template is valid")
+                .progress_chars("=> ");
+        let bars = per_agent
+            .into_iter()
+            .map(|(agent, count)| {
+                let bar = multi.add(ProgressBar::new(count));
+                bar.set_style(style.clone());
+                bar.set_prefix(agent.as_str());
+                (agent, bar)
+            })
+            .collect();
+        Self::Bars {
+            _multi: multi,
+            bars,
+        }
+    }
+
+    pub fn update(&mut self, event: &WorkerEvent) {
+        match self {
+            Self::Bars { bars, .. } => match event {
+                WorkerEvent::TaskStarted { agent, key, .. } => {
+                    if let Some(bar) = bars.get(agent) {
+                        bar.set_message(format!("running {key}"));
+                    }
+                }
+                WorkerEvent::TaskCompleted { agent, key, .. } => {
+                    if let Some(bar) = bars.get(agent) {
+                        bar.inc(1);
+                        bar.set_message(format!("done {key}"));
+                    }
+                }
+                WorkerEvent::TaskFailed {
+                    agent,
+                    key,
+                    retrying,
+                    ..
+                } => {
+                    if let Some(bar) = bars.get(agent) {
+                        bar.set_message(if *retrying {
+                            format!("retrying {key}")
+                        } else {
+                            format!("FAILED {key}")
+                        });
+                    }
+                }
+                WorkerEvent::ProjectFinished { .. } => {}
+            },
+            Self::Lines { done, total } => match event {
+                WorkerEvent::TaskStarted {
+                    agent,
+                    key,
+                    attempt,
+                    ..
+                } => {
+                    let retry = if *attempt > 1 {
+                        format!(" (attempt {attempt})")
+                    } else {
+                        String::new()
+                    };
+                    println!("[{done:>3}/{total}] started   {agent}/{key}{retry}");
+                }
+                WorkerEvent::TaskCompleted {
+                    agent,
+                    key,
+                    files_written,
+                    duration,
+                    ..
+                } => {
+                    *done += 1;
+                    println!(
+                        "[{done:>3}/{total}] completed {agent}/{key}: {files_written} file(s) in {} ms",
+                        duration.as_millis()
+                    );
+                }
+                WorkerEvent::TaskFailed {
+                    agent,
+                    key,
+                    error,
+                    retrying,
+                    ..
+                } => {
+                    let what = if *retrying { "will retry" } else { "failed" };
+                    println!("[{done:>3}/{total}] {what:<9} {agent}/{key}: {error}");
+                }
+                WorkerEvent::ProjectFinished { .. } => {}
+            },
+        }
+    }
+
+    pub fn finish(self) {
+        if let Self::Bars { bars, .. } = self {
+            for bar in bars.values() {
+                bar.finish();
+            }
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! `guild run`: one project from description to files on disk, in this process.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use guild_agents::paths::safe_path;
+use guild_agents::{AgentSettings, Agents};
+use guild_core::{Plan, ProjectStatus, ProjectType};
+use guild_llm::{LlmClient, OfflineProvider};
+use guild_store::projects::{self, NewProject, Project};
+use guild_store::{files, tasks};
+use guild_worker::{WorkerConfig, WorkerEvent, WorkerPool};
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::cli::{LlmArgs, Provider, RunArgs};
+use crate::database::Database;
+use crate::progress::Progress;
+
+/// What the user gets back from a run.
+enum Outcome {
+    Finished(Project),
+    Interrupted,
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let description = args.description.trim();
+    anyhow::ensure!(
+        !description.is_empty(),
+        "the description is empty: say what to build"
+    );
+    anyhow::ensure!(
+        description.chars().count() <= 20_000,
+        "the description is longer than 20,000 characters"
+    );
+    let started = Instant::now();
+    let database = Database::open(&args.database, u32::from(args.workers) + 4).await?;
+    let result = generate(&args, description, &database, started).await;
+    database.close().await;
+    result
+}
+
+fn llm_client(args: &LlmArgs) -> Arc<dyn LlmClient> {
+    match args.provider {
+        Provider::Offline => Arc::new(OfflineProvider::new(Duration::from_millis(
+            args.offline_latency_ms,
+        ))),
+    }
+}
+
+async fn generate(
+    args: &RunArgs,
+    description: &str,
+    database: &Database,
+    started: Instant,
+) -> anyhow::Result<ExitCode> {
+    let project_type = ProjectType::from(args.project_type);
+    let plan = project_type.template();
+    let agents = Agents::new(
+        llm_client(&args.llm),
+        AgentSettings {
+            model: args.llm.model.clone(),
+            ..AgentSettings::default()
+        },
+    );
+    let workers = WorkerPool::new(
+        database.pool.clone(),
+        Arc::new(agents),
+        WorkerConfig::new(usize::from(args.workers)),
+    );
+    // Subscribe before the project exists, so no event of it is missed.
+    let mut events = workers.subscribe();
+    let project = projects::create(
+        &database.pool,
+        NewProject {
+            description,
+            project_type,
+            technology_stack: args.stack.as_deref(),
+            options: json!({}),
+            plan: &plan,
+            max_attempts: i32::from(args.max_attempts),
+        },
+    )
+    .await
+    .context("creating the project")?;
+    println!(
+        "Project {} ({project_type}): {} tasks in {} phases",
+        project.id,
+        plan.tasks().len(),
+        plan.phases().len()
+    );
+
+    let shutdown = CancellationToken::new();
+    let pool_task = tokio::spawn({
+        let workers = workers.clone();
+        let shutdown = shutdown.clone();
+        async move { workers.run(shutdown).await }
+    });
+    let mut progress = Progress::new(&plan);
+    let outcome = watch(&database.pool, project.id, &mut events, &mut progress).await;
+    progress.finish();
+    shutdown.cancel();
+    pool_task.await.context("the worker pool crashed")??;
+
+    match outcome? {
+        Outcome::Interrupted => {
+            eprintln!("interrupted: project {} was left unfinished", project.id);
+            Ok(ExitCode::from(130))
+        }
+        Outcome::Finished(project) => {
+            report(&database.pool, &plan, &project, &args.out, started).await
+        }
+    }
+}
+
+/// Follows the pool's events until the project finishes or the user interrupts.
+async fn watch(
+    pool: &guild_store::PgPool,
+    project_id: Uuid,
+    events: &mut tokio::sync::broadcast::Receiver<WorkerEvent>,
+    progress: &mut Progress,
+) -> anyhow::Result<Outcome> {
+    loop {
+        let event = tokio::select! {
+            event = events.recv() => event,
+            _ = tokio::signal::ctrl_c() => return Ok(Outcome::Interrupted),
+        };
+        match event {
+            Ok(event) => {
+                if event_project(&event) == project_id {
+                    progress.update(&event);
+                }
+                if let WorkerEvent::ProjectFinished { project_id: id, .. } = event
+                    && id == project_id
+                {
+                    break;
+                }
+            }
+            // Missed some events: the database says whether the project is done.
+            Err(RecvError::Lagged(_)) => {
+                let project = projects::get(pool, project_id)
+                    .await?
+                    .context("the project vanished")?;
+                if project.status.is_finished() {
+                    break;
+                }
+            }
+            Err(RecvError::Closed) => anyhow::bail!("the worker pool stopped"),
+        }
+    }
+    let project = projects::get(pool, project_id)
+        .await?
+        .context("the project vanished")?;
+    Ok(Outcome::Finished(project))
+}
+
+fn event_project(event: &WorkerEvent) -> Uuid {
+    match event {
+        WorkerEvent::TaskStarted { project_id, .. }
+        | WorkerEvent::TaskCompleted { project_id, .. }
+        | WorkerEvent::TaskFailed { project_id, .. }
+        | WorkerEvent::ProjectFinished { project_id, .. } => *project_id,
+    }
+}
+
+/// Writes the files and prints the summary; the exit code says whether the project completed.
+async fn report(
+    pool: &guild_store::PgPool,
+    plan: &Plan,
+    project: &Project,
+    out: &Path,
+    started: Instant,
+) -> anyhow::Result<ExitCode> {
+    let written = write_files(pool, project.id, out).await?;
+    let counts = projects::task_counts(pool, project.id).await?;
+    let wall = started.elapsed();
+
+    println!();
+    println!(
+        "Project {} {} in {:.2} s",
+        project.id,
+        project.status,
+        wall.as_secs_f64()
+    );
+    let counts_text: Vec<String> = counts
+        .iter()
+        .map(|(status, n)| format!("{n} {status}"))
+        .collect();
+    println!("  tasks:    {}", counts_text.join(", "));
+    println!("  phases:   {}", plan.phases().len());
+    for (i, phase) in plan.phases().iter().enumerate() {
+        println!("            {}. {}", i + 1, phase.join(", "));
+    }
+    println!(
+        "  estimate: {} min of work in all, {} min along the critical path ({})",
+        plan.total_minutes(),
+        plan.critical_path_minutes(),
+        plan.critical_path().join(" -> ")
+    );
+    println!("  files:    {written} written under {}", out.display());
+    println!(
+        "  tokens:   {} prompt + {} completion = {}",
+        project.prompt_tokens,
+        project.completion_tokens,
+        project.prompt_tokens + project.completion_tokens
+    );
+
+    if project.status == ProjectStatus::Completed {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "project {}: {}",
+        project.status,
+        project.error.as_deref().unwrap_or("no reason recorded")
+    );
+    for task in tasks::list(pool, project.id).await? {
+        if let Some(error) = task
+            .error
+            .filter(|_| task.status == guild_core::TaskStatus::Failed)
+        {
+            eprintln!("  {} failed: {error}", task.key);
+        }
+    }
+    Ok(ExitCode::FAILURE)
+}
+
+/// Writes the latest version of every file under `out`; returns how many.
+async fn write_files(
+    pool: &guild_store::PgPool,
+    project_id: Uuid,
+    out: &Path,
+) -> anyhow::Result<usize> {
+    let latest = files::latest(pool, project_id).await?;
+    for file in &latest {
+        // Paths were checked when stored; check again before touching the disk.
+        let relative = safe_path(&file.path)
+            .map_err(|e| anyhow::anyhow!("refusing to write `{}`: {e}", file.path))?;
+        let target = out.join(relative);
+        if let Some(parent) = target.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        tokio::fs::write(&target, &file.content)
+            .await
+            .with_context(|| format!("writing {}", target.display()))?;
+    }
+    Ok(latest.len())
+}
