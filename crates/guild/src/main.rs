@@ -5,6 +5,7 @@ mod cli;
 mod database;
 mod progress;
 mod run;
+mod signals;
 mod telemetry;
 
 use std::process::ExitCode;

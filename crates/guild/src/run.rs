@@ -21,10 +21,14 @@ use uuid::Uuid;
 use crate::cli::{LlmArgs, Provider, RunArgs};
 use crate::database::Database;
 use crate::progress::Progress;
+use crate::signals::ShutdownSignals;
+
+/// How long running tasks may finish after Ctrl-C or SIGTERM.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
 
 /// What the user gets back from a run.
 enum Outcome {
-    Finished(Project),
+    Finished(Box<Project>),
     Interrupted,
 }
 
@@ -39,8 +43,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         "the description is longer than 20,000 characters"
     );
     let started = Instant::now();
+    let mut signals = ShutdownSignals::register().context("registering signal handlers")?;
     let database = Database::open(&args.database, u32::from(args.workers) + 4).await?;
-    let result = generate(&args, description, &database, started).await;
+    let result = generate(&args, description, &database, started, &mut signals).await;
     database.close().await;
     result
 }
@@ -58,6 +63,7 @@ async fn generate(
     description: &str,
     database: &Database,
     started: Instant,
+    signals: &mut ShutdownSignals,
 ) -> anyhow::Result<ExitCode> {
     let project_type = ProjectType::from(args.project_type);
     let plan = project_type.template();
@@ -68,11 +74,13 @@ async fn generate(
             ..AgentSettings::default()
         },
     );
-    let workers = WorkerPool::new(
-        database.pool.clone(),
-        Arc::new(agents),
-        WorkerConfig::new(usize::from(args.workers)),
-    );
+    // Someone who interrupts a run wants out: running tasks get a short grace, then they
+    // are released back to `ready` in the database.
+    let config = WorkerConfig {
+        shutdown_grace: INTERRUPT_GRACE,
+        ..WorkerConfig::new(usize::from(args.workers))
+    };
+    let workers = WorkerPool::new(database.pool.clone(), Arc::new(agents), config);
     // Subscribe before the project exists, so no event of it is missed.
     let mut events = workers.subscribe();
     let project = projects::create(
@@ -102,7 +110,14 @@ async fn generate(
         async move { workers.run(shutdown).await }
     });
     let mut progress = Progress::new(&plan);
-    let outcome = watch(&database.pool, project.id, &mut events, &mut progress).await;
+    let outcome = watch(
+        &database.pool,
+        project.id,
+        &mut events,
+        &mut progress,
+        signals,
+    )
+    .await;
     progress.finish();
     shutdown.cancel();
     pool_task.await.context("the worker pool crashed")??;
@@ -124,11 +139,12 @@ async fn watch(
     project_id: Uuid,
     events: &mut tokio::sync::broadcast::Receiver<WorkerEvent>,
     progress: &mut Progress,
+    signals: &mut ShutdownSignals,
 ) -> anyhow::Result<Outcome> {
     loop {
         let event = tokio::select! {
             event = events.recv() => event,
-            _ = tokio::signal::ctrl_c() => return Ok(Outcome::Interrupted),
+            () = signals.recv() => return Ok(Outcome::Interrupted),
         };
         match event {
             Ok(event) => {
@@ -156,7 +172,7 @@ async fn watch(
     let project = projects::get(pool, project_id)
         .await?
         .context("the project vanished")?;
-    Ok(Outcome::Finished(project))
+    Ok(Outcome::Finished(Box::new(project)))
 }
 
 fn event_project(event: &WorkerEvent) -> Uuid {

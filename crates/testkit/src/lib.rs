@@ -13,19 +13,16 @@ use guild_store::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 
-/// The server tests create their databases on.
-enum Server {
-    External(PgConnectOptions),
-    Embedded(Cluster),
+/// The server tests create their databases on: its URL, and the private cluster behind
+/// it when the tests started one.
+struct Server {
+    url: String,
+    _cluster: Option<Cluster>,
 }
 
 impl Server {
     fn admin_options(&self) -> PgConnectOptions {
-        match self {
-            Self::External(options) => options.clone(),
-            Self::Embedded(cluster) => PgConnectOptions::from_str(&cluster.url("postgres"))
-                .expect("the cluster's URL parses"),
-        }
+        PgConnectOptions::from_str(&self.url).expect("the server URL parses")
     }
 }
 
@@ -33,12 +30,18 @@ static SERVER: OnceLock<Server> = OnceLock::new();
 
 fn server() -> &'static Server {
     SERVER.get_or_init(|| match std::env::var("DATABASE_URL") {
-        Ok(url) => Server::External(
-            PgConnectOptions::from_str(&url).expect("DATABASE_URL is a PostgreSQL URL"),
-        ),
-        Err(_) => Server::Embedded(
-            Cluster::start(&Storage::Ephemeral).expect("a private PostgreSQL for the tests"),
-        ),
+        Ok(url) => Server {
+            url,
+            _cluster: None,
+        },
+        Err(_) => {
+            let cluster =
+                Cluster::start(&Storage::Ephemeral).expect("a private PostgreSQL for the tests");
+            Server {
+                url: cluster.url("postgres"),
+                _cluster: Some(cluster),
+            }
+        }
     })
 }
 
@@ -85,11 +88,7 @@ pub async fn database_with_connections(max_connections: u32) -> PgPool {
 /// The URL of a fresh, migrated database, for tests that start a `guild` process.
 pub async fn database_url() -> String {
     let options = database_options().await;
-    let server = server();
-    let base = match server {
-        Server::External(_) => std::env::var("DATABASE_URL").expect("set when external"),
-        Server::Embedded(cluster) => cluster.url("postgres"),
-    };
+    let base = &server().url;
     let name = options
         .get_database()
         .expect("the test database has a name");
@@ -99,6 +98,6 @@ pub async fn database_url() -> String {
             let query = tail.find('?').map(|q| &tail[q..]).unwrap_or("");
             format!("{head}/{name}{query}")
         }
-        None => base,
+        None => base.clone(),
     }
 }

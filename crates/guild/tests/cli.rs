@@ -1,0 +1,276 @@
+//! The `guild` binary as a user runs it: real processes, real PostgreSQL.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn guild() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_guild"));
+    command
+        .env_remove("DATABASE_URL")
+        .env_remove("GUILD_LLM_PROVIDER")
+        .env_remove("GUILD_OFFLINE_LATENCY_MS")
+        .env_remove("RUST_LOG");
+    command
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn files_under(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| {
+                    if e.path().is_dir() {
+                        files_under(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// The number after `files:` in the summary.
+fn files_reported(stdout: &str) -> usize {
+    let line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("files:"))
+        .expect("a files line");
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("a count")
+}
+
+#[test]
+fn the_quick_start_generates_a_fullstack_project_with_a_private_postgres() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("pg");
+    let out = dir.path().join("out");
+    let output = guild()
+        .args([
+            "run",
+            "A todo list app with user accounts and sharing",
+            "--type",
+            "fullstack",
+        ])
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("guild runs");
+    let stdout = text(&output.stdout);
+    assert!(
+        output.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        text(&output.stderr)
+    );
+    assert!(stdout.contains("completed in"), "{stdout}");
+    assert!(stdout.contains("tasks:    15 completed"), "{stdout}");
+    assert!(stdout.contains("estimate: 555 min of work in all, 275 min along the critical path"));
+    assert!(
+        stdout.contains("[ 15/15] completed reviewer/performance_testing"),
+        "plain lines when piped"
+    );
+    let written = files_reported(&stdout);
+    assert!(written >= 20, "{stdout}");
+    assert_eq!(files_under(&out), written);
+    for path in [
+        "db/schema.sql",
+        "backend/src/app.ts",
+        "frontend/src/App.tsx",
+        ".github/workflows/ci.yml",
+        "docs/reviews/code-review.md",
+    ] {
+        assert!(out.join(path).is_file(), "{path} missing");
+    }
+    let schema = std::fs::read_to_string(out.join("db/schema.sql")).expect("schema");
+    assert!(schema.contains("CREATE TABLE todos"));
+    // The private server was stopped on exit, and its data kept for the next run.
+    assert!(data_dir.join("PG_VERSION").exists());
+    assert!(
+        !data_dir.join("postmaster.pid").exists(),
+        "PostgreSQL still running"
+    );
+
+    // A second run reuses the initialised data directory.
+    let again = guild()
+        .args(["run", "A recipe box", "--type", "frontend", "--data-dir"])
+        .arg(&data_dir)
+        .arg("--out")
+        .arg(dir.path().join("out2"))
+        .output()
+        .expect("guild runs");
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert!(text(&again.stdout).contains("tasks:    6 completed"));
+}
+
+#[tokio::test]
+async fn every_other_template_runs_end_to_end_against_database_url() {
+    for (project_type, tasks) in [("frontend", 6), ("backend", 7), ("api", 8)] {
+        let url = guild_testkit::database_url().await;
+        let out = tempfile::tempdir().expect("temp dir");
+        let output = guild()
+            .env("DATABASE_URL", &url)
+            .args([
+                "run",
+                "A bug tracker for small teams in Python",
+                "--type",
+                project_type,
+                "--workers",
+                "2",
+            ])
+            .arg("--out")
+            .arg(out.path())
+            .output()
+            .expect("guild runs");
+        let stdout = text(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{project_type}: {stdout}\n{}",
+            text(&output.stderr)
+        );
+        assert!(
+            stdout.contains(&format!("tasks:    {tasks} completed")),
+            "{project_type}: {stdout}"
+        );
+        assert_eq!(
+            files_under(out.path()),
+            files_reported(&stdout),
+            "{project_type}"
+        );
+        if project_type != "frontend" {
+            assert!(
+                out.path().join("backend/app/main.py").is_file(),
+                "{project_type}: Python was asked for"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_unreachable_database_fails_with_the_reason_and_no_secret() {
+    let output = guild()
+        .env(
+            "DATABASE_URL",
+            "postgres://guild:s3cret-password@127.0.0.1:1/guild",
+        )
+        .args(["run", "A todo app"])
+        .output()
+        .expect("guild runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("connecting to PostgreSQL (check DATABASE_URL)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret-password"), "{stderr}");
+}
+
+#[test]
+fn bad_input_is_refused_before_anything_starts() {
+    let empty = guild().args(["run", "   "]).output().expect("guild runs");
+    assert_eq!(empty.status.code(), Some(1));
+    assert!(text(&empty.stderr).contains("the description is empty"));
+
+    let bad_type = guild()
+        .args(["run", "x", "--type", "mobile"])
+        .output()
+        .expect("guild runs");
+    assert_eq!(bad_type.status.code(), Some(2));
+    assert!(text(&bad_type.stderr).contains("invalid value 'mobile'"));
+}
+
+#[tokio::test]
+async fn migrate_applies_the_schema() {
+    let url = guild_testkit::database_url().await;
+    let output = guild()
+        .env("DATABASE_URL", &url)
+        .arg("migrate")
+        .output()
+        .expect("guild runs");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("database schema is up to date"));
+}
+
+#[test]
+fn killing_guild_also_stops_its_private_postgres() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("pg");
+    let mut child = guild()
+        .env("GUILD_OFFLINE_LATENCY_MS", "60000")
+        .args(["run", "A slow project"])
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("guild starts");
+    // The first line is printed once the database is up and the project exists.
+    let mut first_line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first_line)
+        .expect("read");
+    assert!(first_line.starts_with("Project "), "{first_line}");
+    assert!(
+        data_dir.join("postmaster.pid").exists(),
+        "PostgreSQL is running"
+    );
+
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    // The watchdog notices the closed pipe and stops the server; wait for that, bounded.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while data_dir.join("postmaster.pid").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "PostgreSQL outlived a killed guild"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn ctrl_c_stops_the_run_and_its_private_postgres() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("pg");
+    let mut child = guild()
+        .env("GUILD_OFFLINE_LATENCY_MS", "60000")
+        .args(["run", "A slow project"])
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("guild starts");
+    let mut first_line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first_line)
+        .expect("read");
+    assert!(first_line.starts_with("Project "), "{first_line}");
+
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let output = child.wait_with_output().expect("exits");
+    assert_eq!(output.status.code(), Some(130), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("interrupted: project"));
+    // Stopped in order before exiting: nothing left to wait for.
+    assert!(
+        !data_dir.join("postmaster.pid").exists(),
+        "PostgreSQL still running"
+    );
+}
