@@ -93,6 +93,26 @@ pub struct AgentError {
 }
 
 impl AgentError {
+    /// A failure that another attempt could get past, with no call made.
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: true,
+            calls: Vec::new(),
+            raw_answer: None,
+        }
+    }
+
+    /// A failure that would repeat on every attempt, with no call made.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: false,
+            calls: Vec::new(),
+            raw_answer: None,
+        }
+    }
+
     fn llm(error: LlmError, calls: Vec<CallRecord>) -> Self {
         Self {
             retryable: error.is_retryable(),
@@ -177,6 +197,17 @@ impl Agents {
                 technology_stack: input.technology_stack.clone(),
             },
         }
+    }
+
+    /// Renders the task's prompt; a template error fails the task for good.
+    fn render(
+        &self,
+        input: &TaskInput,
+        context: &prompts::PromptContext<'_>,
+    ) -> Result<prompts::RenderedPrompt, AgentError> {
+        self.prompts
+            .render(input.agent, &input.kind, context)
+            .map_err(|e| AgentError::permanent(format!("prompt template failed: {e}")))
     }
 
     /// Makes one call and records it.

@@ -50,15 +50,7 @@ pub(crate) async fn run(agents: &Agents, input: &TaskInput) -> Result<AgentOutco
         files,
         omitted_files,
     };
-    let prompt = agents
-        .prompts
-        .render(input.agent, &input.kind, &context)
-        .map_err(|e| AgentError {
-            message: format!("prompt template failed: {e}"),
-            retryable: false,
-            calls: Vec::new(),
-            raw_answer: None,
-        })?;
+    let prompt = agents.render(input, &context)?;
 
     let mut calls = Vec::new();
     let request = agents.request(

@@ -200,31 +200,37 @@ async fn migrate_applies_the_schema() {
     assert!(text(&output.stdout).contains("database schema is up to date"));
 }
 
-#[test]
-fn killing_guild_also_stops_its_private_postgres() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let data_dir = dir.path().join("pg");
+/// Starts a run whose model takes a minute per answer, with its own private PostgreSQL in
+/// `dir/pg`, and returns once the database is up and the project exists (its first line).
+fn start_slow_run(dir: &Path) -> std::process::Child {
     let mut child = guild()
         .env("GUILD_OFFLINE_LATENCY_MS", "60000")
         .args(["run", "A slow project"])
         .arg("--data-dir")
-        .arg(&data_dir)
+        .arg(dir.join("pg"))
         .arg("--out")
-        .arg(dir.path().join("out"))
+        .arg(dir.join("out"))
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("guild starts");
-    // The first line is printed once the database is up and the project exists.
     let mut first_line = String::new();
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut first_line)
         .expect("read");
     assert!(first_line.starts_with("Project "), "{first_line}");
     assert!(
-        data_dir.join("postmaster.pid").exists(),
+        dir.join("pg/postmaster.pid").exists(),
         "PostgreSQL is running"
     );
+    child
+}
+
+#[test]
+fn killing_guild_also_stops_its_private_postgres() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("pg");
+    let mut child = start_slow_run(dir.path());
 
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
@@ -243,22 +249,7 @@ fn killing_guild_also_stops_its_private_postgres() {
 fn ctrl_c_stops_the_run_and_its_private_postgres() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data_dir = dir.path().join("pg");
-    let mut child = guild()
-        .env("GUILD_OFFLINE_LATENCY_MS", "60000")
-        .args(["run", "A slow project"])
-        .arg("--data-dir")
-        .arg(&data_dir)
-        .arg("--out")
-        .arg(dir.path().join("out"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("guild starts");
-    let mut first_line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut first_line)
-        .expect("read");
-    assert!(first_line.starts_with("Project "), "{first_line}");
+    let child = start_slow_run(dir.path());
 
     let sent = Command::new("kill")
         .args(["-INT", &child.id().to_string()])

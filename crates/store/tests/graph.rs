@@ -58,6 +58,16 @@ fn failure(task: &ClaimedTask, retryable: bool) -> Failure<'static> {
     }
 }
 
+/// A fullstack project whose analysis has completed: three tasks are ready.
+async fn fullstack_after_analysis(pool: &PgPool) -> Uuid {
+    let project_id = create(pool, &ProjectType::Fullstack.template()).await;
+    let analysis = claim_one(pool, "requirements_analysis").await;
+    settle::complete(pool, completion(&analysis))
+        .await
+        .expect("complete");
+    project_id
+}
+
 async fn claim_one(pool: &PgPool, key: &str) -> ClaimedTask {
     let claimed = tasks::claim_ready(pool, "test-worker", 100, LEASE)
         .await
@@ -189,12 +199,7 @@ async fn concurrent_claimers_never_get_the_same_task() {
 #[tokio::test]
 async fn claims_take_the_best_priority_first() {
     let pool = guild_testkit::database().await;
-    let plan = ProjectType::Fullstack.template();
-    let project_id = create(&pool, &plan).await;
-    let analysis = claim_one(&pool, "requirements_analysis").await;
-    settle::complete(&pool, completion(&analysis))
-        .await
-        .expect("complete");
+    let project_id = fullstack_after_analysis(&pool).await;
 
     // database_schema and environment_config (priority 1) before ui_components (2).
     let first_two = tasks::claim_ready(&pool, "w", 2, LEASE)
@@ -339,12 +344,7 @@ async fn a_failed_task_skips_its_dependents_and_the_rest_completes() {
 #[tokio::test]
 async fn a_failed_critical_task_fails_the_project_and_cancels_unstarted_work() {
     let pool = guild_testkit::database().await;
-    let plan = ProjectType::Fullstack.template();
-    let project_id = create(&pool, &plan).await;
-    let analysis = claim_one(&pool, "requirements_analysis").await;
-    settle::complete(&pool, completion(&analysis))
-        .await
-        .expect("complete");
+    let project_id = fullstack_after_analysis(&pool).await;
     let ready = tasks::claim_ready(&pool, "w", 10, LEASE)
         .await
         .expect("claim");

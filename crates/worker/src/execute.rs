@@ -116,11 +116,8 @@ impl Inner {
     async fn run_agent(&self, task: &ClaimedTask) -> Result<AgentOutcome, AgentError> {
         let context = tasks::context(&self.pool, task.project_id, task.id)
             .await
-            .map_err(|error| AgentError {
-                message: format!("reading the task's context failed: {error}"),
-                retryable: true,
-                calls: Vec::new(),
-                raw_answer: None,
+            .map_err(|error| {
+                AgentError::retryable(format!("reading the task's context failed: {error}"))
             })?;
         let input = TaskInput {
             project_id: task.project_id.to_string(),
@@ -156,12 +153,9 @@ impl Inner {
         let agent = self.agent.clone();
         match tokio::spawn(async move { agent.run(&input).await }).await {
             Ok(outcome) => outcome,
-            Err(join_error) => Err(AgentError {
-                message: format!("the agent crashed: {join_error}"),
-                retryable: false,
-                calls: Vec::new(),
-                raw_answer: None,
-            }),
+            Err(join_error) => Err(AgentError::permanent(format!(
+                "the agent crashed: {join_error}"
+            ))),
         }
     }
 

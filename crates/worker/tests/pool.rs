@@ -46,16 +46,35 @@ fn config(slots: usize) -> WorkerConfig {
     }
 }
 
-/// Runs a pool until every project in `projects` has finished, then shuts it down.
-async fn run_until_finished(pool: &PgPool, agent: Arc<dyn Agent>, slots: usize, projects: &[Uuid]) {
-    let workers = WorkerPool::new(pool.clone(), agent, config(slots));
-    let mut progress = workers.subscribe();
+/// A running pool: its progress events, the token that stops it, and its handle.
+struct Running {
+    progress: tokio::sync::broadcast::Receiver<WorkerEvent>,
+    shutdown: CancellationToken,
+    handle: tokio::task::JoinHandle<Result<(), guild_worker::WorkerError>>,
+}
+
+fn start(pool: &PgPool, agent: Arc<dyn Agent>, config: WorkerConfig) -> Running {
+    let workers = WorkerPool::new(pool.clone(), agent, config);
+    let progress = workers.subscribe();
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn({
-        let workers = workers.clone();
         let shutdown = shutdown.clone();
         async move { workers.run(shutdown).await }
     });
+    Running {
+        progress,
+        shutdown,
+        handle,
+    }
+}
+
+/// Runs a pool until every project in `projects` has finished, then shuts it down.
+async fn run_until_finished(pool: &PgPool, agent: Arc<dyn Agent>, slots: usize, projects: &[Uuid]) {
+    let Running {
+        mut progress,
+        shutdown,
+        handle,
+    } = start(pool, agent, config(slots));
     let mut open: Vec<Uuid> = projects.to_vec();
     tokio::time::timeout(Duration::from_secs(60), async {
         while !open.is_empty() {
@@ -385,14 +404,11 @@ async fn no_connection_is_held_while_agents_run() {
         shutdown_grace: Duration::from_millis(300),
         ..config(3)
     };
-    let workers = WorkerPool::new(pool.clone(), agent, config);
-    let mut progress = workers.subscribe();
-    let shutdown = CancellationToken::new();
-    let handle = tokio::spawn({
-        let workers = workers.clone();
-        let shutdown = shutdown.clone();
-        async move { workers.run(shutdown).await }
-    });
+    let Running {
+        mut progress,
+        shutdown,
+        handle,
+    } = start(&pool, agent, config);
     let mut completed = 0;
     tokio::time::timeout(Duration::from_secs(30), async {
         while completed < 4 {
