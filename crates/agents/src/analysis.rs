@@ -170,6 +170,7 @@ pub(crate) async fn run(agents: &Agents, input: &TaskInput) -> Result<AgentOutco
             kind: &input.kind,
             description: &input.task_description,
         },
+        feedback: input.feedback.as_deref(),
         upstream: Vec::new(),
         files: Vec::new(),
         omitted_files: Vec::new(),

@@ -39,6 +39,8 @@ pub struct TaskInput {
     pub project_type: ProjectType,
     pub technology_stack: Option<String>,
     pub requirements: Option<Value>,
+    /// A reviewer's feedback on this task's previous answer (a rejected approval).
+    pub feedback: Option<String>,
     /// Tasks upstream of this one, with their summaries.
     pub upstream: Vec<Upstream>,
     /// The latest version of each file upstream tasks wrote.

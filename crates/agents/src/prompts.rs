@@ -54,6 +54,8 @@ pub struct PromptContext<'a> {
     /// The requirements analysis, pretty-printed JSON.
     pub requirements: Option<String>,
     pub task: PromptTask<'a>,
+    /// A reviewer's feedback on the previous answer, to act on first.
+    pub feedback: Option<&'a str>,
     pub upstream: Vec<PromptUpstream<'a>>,
     pub files: Vec<PromptFile<'a>>,
     /// Paths of upstream files left out to stay within the context budget.
@@ -159,6 +161,7 @@ mod tests {
                 kind: "api_structure",
                 description: "Create API structure and routing",
             },
+            feedback: Some("Use PATCH, not PUT."),
             upstream: vec![PromptUpstream {
                 key: "database_schema",
                 agent: "backend",
@@ -194,6 +197,7 @@ mod tests {
             "- `database_schema` (backend): Wrote the schema.",
             "```sql path=db/schema.sql\nCREATE TABLE t ();\n```",
             "left out here for length: big.sql",
+            "# Reviewer feedback on your previous answer\n\nUse PATCH, not PUT.",
             "path=backend/src/app.ts",
         ] {
             assert!(

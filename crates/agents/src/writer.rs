@@ -38,6 +38,7 @@ pub(crate) async fn run(agents: &Agents, input: &TaskInput) -> Result<AgentOutco
             kind: &input.kind,
             description: &input.task_description,
         },
+        feedback: input.feedback.as_deref(),
         upstream: input
             .upstream
             .iter()

@@ -26,6 +26,7 @@ fn input(kind: &str, project_type: ProjectType) -> TaskInput {
         project_type,
         technology_stack: None,
         requirements: None,
+        feedback: None,
         upstream: vec![],
         files: vec![],
     }

@@ -1,6 +1,15 @@
 //! `guild`: orchestrates AI agents that write software. A thin binary: the logic lives in
 //! the library crates.
 
+/// Prints a line to stdout, ignoring a closed stdout: a reader that went away (`| head`)
+/// must not stop a run, whose files and exit code still matter.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod cli;
 mod database;
 mod progress;

@@ -94,7 +94,7 @@ impl Progress {
                     } else {
                         String::new()
                     };
-                    println!("[{done:>3}/{total}] started   {agent}/{key}{retry}");
+                    say!("[{done:>3}/{total}] started   {agent}/{key}{retry}");
                 }
                 WorkerEvent::TaskCompleted {
                     agent,
@@ -104,7 +104,7 @@ impl Progress {
                     ..
                 } => {
                     *done += 1;
-                    println!(
+                    say!(
                         "[{done:>3}/{total}] completed {agent}/{key}: {files_written} file(s) in {} ms",
                         duration.as_millis()
                     );
@@ -117,7 +117,7 @@ impl Progress {
                     ..
                 } => {
                     let what = if *retrying { "will retry" } else { "failed" };
-                    println!("[{done:>3}/{total}] {what:<9} {agent}/{key}: {error}");
+                    say!("[{done:>3}/{total}] {what:<9} {agent}/{key}: {error}");
                 }
                 WorkerEvent::ProjectFinished { .. } => {}
             },

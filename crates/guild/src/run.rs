@@ -92,11 +92,13 @@ async fn generate(
             options: json!({}),
             plan: &plan,
             max_attempts: i32::from(args.max_attempts),
+            idempotency: None,
         },
     )
     .await
-    .context("creating the project")?;
-    println!(
+    .context("creating the project")?
+    .into_project();
+    say!(
         "Project {} ({project_type}): {} tasks in {} phases",
         project.id,
         plan.tasks().len(),
@@ -196,8 +198,8 @@ async fn report(
     let counts = projects::task_counts(pool, project.id).await?;
     let wall = started.elapsed();
 
-    println!();
-    println!(
+    say!();
+    say!(
         "Project {} {} in {:.2} s",
         project.id,
         project.status,
@@ -207,19 +209,19 @@ async fn report(
         .iter()
         .map(|(status, n)| format!("{n} {status}"))
         .collect();
-    println!("  tasks:    {}", counts_text.join(", "));
-    println!("  phases:   {}", plan.phases().len());
+    say!("  tasks:    {}", counts_text.join(", "));
+    say!("  phases:   {}", plan.phases().len());
     for (i, phase) in plan.phases().iter().enumerate() {
-        println!("            {}. {}", i + 1, phase.join(", "));
+        say!("            {}. {}", i + 1, phase.join(", "));
     }
-    println!(
+    say!(
         "  estimate: {} min of work in all, {} min along the critical path ({})",
         plan.total_minutes(),
         plan.critical_path_minutes(),
         plan.critical_path().join(" -> ")
     );
-    println!("  files:    {written} written under {}", out.display());
-    println!(
+    say!("  files:    {written} written under {}", out.display());
+    say!(
         "  tokens:   {} prompt + {} completion = {}",
         project.prompt_tokens,
         project.completion_tokens,

@@ -201,8 +201,9 @@ async fn migrate_applies_the_schema() {
 }
 
 /// Starts a run whose model takes a minute per answer, with its own private PostgreSQL in
-/// `dir/pg`, and returns once the database is up and the project exists (its first line).
-fn start_slow_run(dir: &Path) -> std::process::Child {
+/// `dir/pg`, and returns once the database is up and the project exists (its first line),
+/// with the reader of its output, kept open.
+fn start_slow_run(dir: &Path) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
     let mut child = guild()
         .env("GUILD_OFFLINE_LATENCY_MS", "60000")
         .args(["run", "A slow project"])
@@ -214,23 +215,22 @@ fn start_slow_run(dir: &Path) -> std::process::Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("guild starts");
+    let mut output = BufReader::new(child.stdout.take().expect("stdout"));
     let mut first_line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut first_line)
-        .expect("read");
+    output.read_line(&mut first_line).expect("read");
     assert!(first_line.starts_with("Project "), "{first_line}");
     assert!(
         dir.join("pg/postmaster.pid").exists(),
         "PostgreSQL is running"
     );
-    child
+    (child, output)
 }
 
 #[test]
 fn killing_guild_also_stops_its_private_postgres() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data_dir = dir.path().join("pg");
-    let mut child = start_slow_run(dir.path());
+    let (mut child, _output) = start_slow_run(dir.path());
 
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
@@ -249,7 +249,7 @@ fn killing_guild_also_stops_its_private_postgres() {
 fn ctrl_c_stops_the_run_and_its_private_postgres() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data_dir = dir.path().join("pg");
-    let child = start_slow_run(dir.path());
+    let (child, _output) = start_slow_run(dir.path());
 
     let sent = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -264,4 +264,27 @@ fn ctrl_c_stops_the_run_and_its_private_postgres() {
         !data_dir.join("postmaster.pid").exists(),
         "PostgreSQL still running"
     );
+}
+
+#[test]
+fn a_reader_that_goes_away_does_not_stop_the_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("out");
+    let mut child = guild()
+        .args(["run", "A todo app", "--data-dir"])
+        .arg(dir.path().join("pg"))
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("guild starts");
+    // Like `guild run … | head -1`: read one line, then close the pipe.
+    let mut first_line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first_line)
+        .expect("read");
+    let output = child.wait_with_output().expect("exits");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(out.join("db/schema.sql").is_file());
 }

@@ -94,3 +94,71 @@ pub async fn latest(pool: &PgPool, project_id: Uuid) -> Result<Vec<StoredFile>> 
     .await?;
     Ok(files)
 }
+
+/// A file version's description, without its content.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct FileMeta {
+    pub path: String,
+    pub version: i32,
+    pub sha256: String,
+    pub size_bytes: i32,
+    pub language: Option<String>,
+    pub task_id: Option<Uuid>,
+    pub task_key: Option<String>,
+    pub agent: Option<String>,
+    pub attempt: Option<i32>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The latest version of every file of a project, by path, without content.
+pub async fn list_latest(pool: &PgPool, project_id: Uuid) -> Result<Vec<FileMeta>> {
+    let files = sqlx::query_as::<_, FileMeta>(
+        "SELECT DISTINCT ON (f.path)
+                f.path, f.version, f.sha256, f.size_bytes, f.language, f.task_id,
+                t.key AS task_key, f.agent, f.attempt, f.created_at
+         FROM project_files f LEFT JOIN tasks t ON t.id = f.task_id
+         WHERE f.project_id = $1
+         ORDER BY f.path, f.version DESC",
+    )
+    .bind(project_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(files)
+}
+
+/// Every file version a task wrote, by path.
+pub async fn written_by(pool: &PgPool, task_id: Uuid) -> Result<Vec<FileMeta>> {
+    let files = sqlx::query_as::<_, FileMeta>(
+        "SELECT f.path, f.version, f.sha256, f.size_bytes, f.language, f.task_id,
+                t.key AS task_key, f.agent, f.attempt, f.created_at
+         FROM project_files f JOIN tasks t ON t.id = f.task_id
+         WHERE f.task_id = $1
+         ORDER BY f.path, f.version",
+    )
+    .bind(task_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(files)
+}
+
+/// One version of a file (the latest when `version` is `None`), with its content.
+pub async fn get(
+    pool: &PgPool,
+    project_id: Uuid,
+    path: &str,
+    version: Option<i32>,
+) -> Result<Option<StoredFile>> {
+    let file = sqlx::query_as::<_, StoredFile>(
+        "SELECT f.path, f.version, f.content, f.sha256, f.size_bytes, f.language,
+                t.key AS task_key, f.agent
+         FROM project_files f LEFT JOIN tasks t ON t.id = f.task_id
+         WHERE f.project_id = $1 AND f.path = $2 AND ($3::int IS NULL OR f.version = $3)
+         ORDER BY f.version DESC LIMIT 1",
+    )
+    .bind(project_id)
+    .bind(path)
+    .bind(version)
+    .fetch_optional(pool)
+    .await?;
+    Ok(file)
+}

@@ -8,6 +8,7 @@
 pub mod events;
 pub mod files;
 pub mod listener;
+pub mod oversight;
 pub mod projects;
 pub mod sessions;
 pub mod settle;
@@ -15,6 +16,7 @@ pub mod tasks;
 
 use std::time::Duration;
 
+pub use sqlx;
 pub use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
@@ -35,6 +37,10 @@ pub enum StoreError {
     /// owns it now, or it was cancelled. The late result is dropped.
     #[error("task {task_id} is no longer running at attempt {attempt}")]
     NotRunning { task_id: uuid::Uuid, attempt: i32 },
+    /// The request conflicts with the resource's current state (e.g. cancelling a finished
+    /// project); the message says how.
+    #[error("{0}")]
+    Conflict(String),
     /// A stored value that the domain types do not know (the schema forbids this).
     #[error("corrupt row: {0}")]
     Corrupt(String),
@@ -51,6 +57,12 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {
         .connect(url)
         .await?;
     Ok(pool)
+}
+
+/// Checks that the database answers.
+pub async fn ping(pool: &PgPool) -> Result<()> {
+    sqlx::query("SELECT 1").execute(pool).await?;
+    Ok(())
 }
 
 /// Applies every pending migration.

@@ -23,6 +23,33 @@ pub struct NewProject<'a> {
     pub plan: &'a Plan,
     /// Attempts per task before it fails for good.
     pub max_attempts: i32,
+    /// Makes creation idempotent: the same key and request return the first project.
+    pub idempotency: Option<Idempotency<'a>>,
+}
+
+/// A client's idempotency key and a hash of its request.
+#[derive(Debug, Clone, Copy)]
+pub struct Idempotency<'a> {
+    pub key: &'a str,
+    pub request_hash: &'a str,
+}
+
+/// The result of [`create`].
+#[derive(Debug, Clone)]
+pub enum Created {
+    /// A new project.
+    New(Project),
+    /// The project an earlier request with the same idempotency key and body created.
+    Existing(Project),
+}
+
+impl Created {
+    /// The project, new or not.
+    pub fn into_project(self) -> Project {
+        match self {
+            Self::New(project) | Self::Existing(project) => project,
+        }
+    }
 }
 
 /// A stored project.
@@ -95,7 +122,51 @@ macro_rules! project_columns {
 }
 
 /// Creates the project and its whole task graph in one transaction, and wakes the workers.
-pub async fn create(pool: &PgPool, new: NewProject<'_>) -> Result<Project> {
+/// With an idempotency key already used, returns that project when the request is the same
+/// and a conflict when it is not.
+pub async fn create(pool: &PgPool, new: NewProject<'_>) -> Result<Created> {
+    if let Some(idempotency) = new.idempotency
+        && let Some(existing) = find_idempotent(pool, idempotency).await?
+    {
+        return Ok(Created::Existing(existing));
+    }
+    match insert(pool, &new).await {
+        Ok(project) => Ok(Created::New(project)),
+        // A concurrent request with the same key won the race.
+        Err(StoreError::Database(sqlx::Error::Database(e)))
+            if e.constraint() == Some("projects_idempotency_key_key") =>
+        {
+            let idempotency = new
+                .idempotency
+                .expect("only keyed inserts can collide on the key");
+            find_idempotent(pool, idempotency)
+                .await?
+                .map(Created::Existing)
+                .ok_or(StoreError::NotFound("project"))
+        }
+        Err(error) => Err(error),
+    }
+}
+
+async fn find_idempotent(pool: &PgPool, idempotency: Idempotency<'_>) -> Result<Option<Project>> {
+    let row = sqlx::query_as::<_, (Uuid, Option<String>)>(
+        "SELECT id, request_hash FROM projects WHERE idempotency_key = $1",
+    )
+    .bind(idempotency.key)
+    .fetch_optional(pool)
+    .await?;
+    let Some((id, hash)) = row else {
+        return Ok(None);
+    };
+    if hash.as_deref() != Some(idempotency.request_hash) {
+        return Err(StoreError::Conflict(
+            "this Idempotency-Key was already used with a different request".into(),
+        ));
+    }
+    get(pool, id).await
+}
+
+async fn insert(pool: &PgPool, new: &NewProject<'_>) -> Result<Project> {
     let project_id = Uuid::now_v7();
     let tasks = new.plan.tasks();
     let task_ids: HashMap<&str, Uuid> = tasks
@@ -105,8 +176,9 @@ pub async fn create(pool: &PgPool, new: NewProject<'_>) -> Result<Project> {
 
     let mut tx = pool.begin().await?;
     let row = sqlx::query_as::<_, ProjectRow>(concat!(
-        "INSERT INTO projects (id, description, project_type, technology_stack, options)
-         VALUES ($1, $2, $3, $4, $5)
+        "INSERT INTO projects (id, description, project_type, technology_stack, options,
+                               idempotency_key, request_hash, max_attempts)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          RETURNING ",
         project_columns!()
     ))
@@ -115,6 +187,9 @@ pub async fn create(pool: &PgPool, new: NewProject<'_>) -> Result<Project> {
     .bind(new.project_type.as_str())
     .bind(new.technology_stack)
     .bind(&new.options)
+    .bind(new.idempotency.map(|i| i.key))
+    .bind(new.idempotency.map(|i| i.request_hash))
+    .bind(new.max_attempts)
     .fetch_one(&mut *tx)
     .await?;
 
@@ -228,4 +303,79 @@ pub async fn task_counts(pool: &PgPool, id: Uuid) -> Result<Vec<(TaskStatus, i64
         .collect::<Result<Vec<(TaskStatus, i64)>>>()?;
     counts.sort_by_key(|(status, _)| TaskStatus::ALL.iter().position(|s| s == status));
     Ok(counts)
+}
+
+/// Projects newest first, optionally with one status, after the project `before` (the
+/// cursor: ids are time-ordered UUIDv7), at most `limit`.
+pub async fn list(
+    pool: &PgPool,
+    status: Option<ProjectStatus>,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Project>> {
+    let rows = sqlx::query_as::<_, ProjectRow>(concat!(
+        "SELECT ",
+        project_columns!(),
+        " FROM projects
+          WHERE ($1::text IS NULL OR status = $1) AND ($2::uuid IS NULL OR id < $2)
+          ORDER BY id DESC LIMIT $3"
+    ))
+    .bind(status.map(ProjectStatus::as_str))
+    .bind(before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(Project::try_from).collect()
+}
+
+/// Cancels a project that has not ended: its unstarted and awaiting tasks are cancelled,
+/// and running ones too, so their late results are dropped by the completion fence.
+pub async fn cancel(pool: &PgPool, id: Uuid) -> Result<Project> {
+    let mut tx = pool.begin().await?;
+    let status: Option<(String,)> =
+        sqlx::query_as("SELECT status FROM projects WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((status,)) = status else {
+        return Err(StoreError::NotFound("project"));
+    };
+    let status: ProjectStatus = parse(&status)?;
+    if status.is_finished() {
+        return Err(StoreError::Conflict(format!(
+            "the project already ended: it is {status}"
+        )));
+    }
+    sqlx::query(
+        "WITH cancelled AS (
+             UPDATE tasks SET status = 'cancelled', error = 'cancelled: the project was cancelled',
+                              lease_expires_at = NULL
+             WHERE project_id = $1 AND status IN ('blocked', 'ready', 'running', 'awaiting_approval')
+             RETURNING id, key
+         )
+         INSERT INTO events (project_id, task_id, kind, data)
+         SELECT $1, id, 'task_cancelled', jsonb_build_object('key', key) FROM cancelled",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE projects SET status = 'cancelled', finished_at = now(), error = 'cancelled by request'
+         WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    events::record(
+        &mut tx,
+        id,
+        &[NewEvent {
+            task_id: None,
+            kind: "project_cancelled",
+            data: json!({}),
+        }],
+    )
+    .await?;
+    tx.commit().await?;
+    get(pool, id).await?.ok_or(StoreError::NotFound("project"))
 }

@@ -63,3 +63,35 @@ pub async fn list(pool: &PgPool) -> Result<Vec<Session>> {
     .await?;
     Ok(sessions)
 }
+
+/// Figures per agent kind over every task it ran.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct AgentStats {
+    pub agent: String,
+    pub tasks_completed: i64,
+    pub tasks_failed: i64,
+    pub mean_duration_ms: Option<f64>,
+    pub p95_duration_ms: Option<f64>,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+}
+
+/// Completed and failed counts, duration mean and p95 of completed tasks, and tokens.
+pub async fn agent_stats(pool: &PgPool) -> Result<Vec<AgentStats>> {
+    let stats = sqlx::query_as::<_, AgentStats>(
+        "SELECT agent,
+                count(*) FILTER (WHERE status = 'completed') AS tasks_completed,
+                count(*) FILTER (WHERE status = 'failed') AS tasks_failed,
+                avg(extract(epoch FROM completed_at - started_at) * 1000)::float8 AS mean_duration_ms,
+                percentile_cont(0.95) WITHIN GROUP
+                    (ORDER BY extract(epoch FROM completed_at - started_at) * 1000)::float8
+                    AS p95_duration_ms,
+                coalesce(sum((result->>'prompt_tokens')::bigint), 0)::bigint AS prompt_tokens,
+                coalesce(sum((result->>'completion_tokens')::bigint), 0)::bigint AS completion_tokens
+         FROM tasks
+         GROUP BY agent ORDER BY agent",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(stats)
+}

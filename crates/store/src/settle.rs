@@ -84,6 +84,8 @@ pub struct Settled {
     pub released: u64,
     /// File versions written.
     pub files_written: u64,
+    /// The task waits for a human's approval before its dependents run.
+    pub awaiting_approval: bool,
     /// The task went back to `ready` for another attempt.
     pub retrying: bool,
     /// Dependents skipped or tasks cancelled because this task failed.
@@ -98,24 +100,31 @@ pub struct Settled {
 /// when nothing is left to run.
 pub async fn complete(pool: &PgPool, completion: Completion<'_>) -> Result<Settled> {
     let mut tx = pool.begin().await?;
-    let row: Option<(Uuid, String, String)> = sqlx::query_as(
-        "UPDATE tasks
-         SET status = 'completed', result = $3, error = NULL, completed_at = now(),
-             lease_expires_at = NULL
-         WHERE id = $1 AND status = 'running' AND attempt = $2
-         RETURNING project_id, key, agent",
+    // A task the project listed in `options.require_approval` waits for a human with its
+    // result stored; its dependents are released when it is approved.
+    let row: Option<(Uuid, String, String, String)> = sqlx::query_as(
+        "UPDATE tasks t
+         SET status = CASE WHEN p.options->'require_approval' ? t.key
+                           THEN 'awaiting_approval' ELSE 'completed' END,
+             completed_at = CASE WHEN p.options->'require_approval' ? t.key
+                                 THEN NULL ELSE now() END,
+             result = $3, error = NULL, lease_expires_at = NULL
+         FROM projects p
+         WHERE t.id = $1 AND t.status = 'running' AND t.attempt = $2 AND p.id = t.project_id
+         RETURNING t.project_id, t.key, t.agent, t.status",
     )
     .bind(completion.task_id)
     .bind(completion.attempt)
     .bind(&completion.result)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((project_id, key, agent)) = row else {
+    let Some((project_id, key, agent, status)) = row else {
         return Err(StoreError::NotRunning {
             task_id: completion.task_id,
             attempt: completion.attempt,
         });
     };
+    let awaiting_approval = status == "awaiting_approval";
 
     let files_written = files::write_versions(
         &mut tx,
@@ -129,23 +138,11 @@ pub async fn complete(pool: &PgPool, completion: Completion<'_>) -> Result<Settl
     )
     .await?;
 
-    let (released,): (i64,) = sqlx::query_as(
-        "WITH released AS (
-             UPDATE tasks t
-             SET pending_deps = t.pending_deps - 1,
-                 status = CASE WHEN t.pending_deps = 1 THEN 'ready' ELSE 'blocked' END
-             FROM task_dependencies d
-             WHERE d.depends_on = $1 AND t.id = d.task_id AND t.status = 'blocked'
-             RETURNING t.status
-         )
-         SELECT count(*) FILTER (WHERE status = 'ready') FROM released",
-    )
-    .bind(completion.task_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    if released > 0 {
-        notify_ready(&mut tx).await?;
-    }
+    let released = if awaiting_approval {
+        0
+    } else {
+        release_dependents(&mut tx, completion.task_id).await?
+    };
 
     if let Some(requirements) = completion.requirements {
         sqlx::query("UPDATE projects SET requirements = $2 WHERE id = $1")
@@ -157,7 +154,11 @@ pub async fn complete(pool: &PgPool, completion: Completion<'_>) -> Result<Settl
 
     let mut log = vec![NewEvent {
         task_id: Some(completion.task_id),
-        kind: "task_completed",
+        kind: if awaiting_approval {
+            "task_awaiting_approval"
+        } else {
+            "task_completed"
+        },
         data: json!({
             "key": key,
             "agent": agent,
@@ -181,8 +182,9 @@ pub async fn complete(pool: &PgPool, completion: Completion<'_>) -> Result<Settl
 
     Ok(Settled {
         project_id,
-        released: released as u64,
+        released,
         files_written,
+        awaiting_approval,
         retrying: false,
         skipped: 0,
         cancelled: 0,
@@ -215,6 +217,7 @@ pub async fn fail(pool: &PgPool, failure: Failure<'_>) -> Result<Settled> {
         project_id,
         released: 0,
         files_written: 0,
+        awaiting_approval: false,
         retrying,
         skipped: 0,
         cancelled: 0,
@@ -274,6 +277,29 @@ pub async fn fail(pool: &PgPool, failure: Failure<'_>) -> Result<Settled> {
     }
     tx.commit().await?;
     Ok(settled)
+}
+
+/// Counts `task_id` as completed for each dependent, makes those with no pending
+/// dependency `ready`, and wakes the workers when any did. Returns how many became ready.
+pub(crate) async fn release_dependents(conn: &mut PgConnection, task_id: Uuid) -> Result<u64> {
+    let (released,): (i64,) = sqlx::query_as(
+        "WITH released AS (
+             UPDATE tasks t
+             SET pending_deps = t.pending_deps - 1,
+                 status = CASE WHEN t.pending_deps = 1 THEN 'ready' ELSE 'blocked' END
+             FROM task_dependencies d
+             WHERE d.depends_on = $1 AND t.id = d.task_id AND t.status = 'blocked'
+             RETURNING t.status
+         )
+         SELECT count(*) FILTER (WHERE status = 'ready') FROM released",
+    )
+    .bind(task_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if released > 0 {
+        notify_ready(conn).await?;
+    }
+    Ok(released as u64)
 }
 
 fn llm_call_events(task_id: Uuid, calls: &[LlmCall]) -> Vec<NewEvent> {
@@ -409,7 +435,7 @@ async fn fail_project(
 
 /// Ends the project when none of its tasks can still run: `completed` when every task
 /// completed, `failed` (naming what did not) otherwise.
-async fn finish_project_if_done(
+pub(crate) async fn finish_project_if_done(
     conn: &mut PgConnection,
     project_id: Uuid,
 ) -> Result<Option<ProjectStatus>> {

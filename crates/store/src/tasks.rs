@@ -133,6 +133,8 @@ pub struct TaskContext {
     pub project_type: ProjectType,
     pub technology_stack: Option<String>,
     pub requirements: Option<Value>,
+    /// A reviewer's feedback from a rejected approval of this task.
+    pub feedback: Option<String>,
     /// Summaries of the tasks this one depends on, directly or not, by key.
     pub upstream: Vec<UpstreamResult>,
     /// The latest version of each file those tasks wrote.
@@ -157,19 +159,22 @@ pub struct UpstreamFile {
 
 /// Reads the context of `task_id`: its project and everything upstream of it.
 pub async fn context(pool: &PgPool, project_id: Uuid, task_id: Uuid) -> Result<TaskContext> {
-    let (description, project_type, technology_stack, requirements): (
+    let (description, project_type, technology_stack, requirements, feedback): (
         String,
         String,
         Option<String>,
         Option<Value>,
+        Option<String>,
     ) = sqlx::query_as(
-        "SELECT description, project_type, technology_stack, requirements
-         FROM projects WHERE id = $1",
+        "SELECT p.description, p.project_type, p.technology_stack, p.requirements, t.feedback
+         FROM projects p JOIN tasks t ON t.project_id = p.id
+         WHERE p.id = $1 AND t.id = $2",
     )
     .bind(project_id)
+    .bind(task_id)
     .fetch_optional(pool)
     .await?
-    .ok_or(StoreError::NotFound("project"))?;
+    .ok_or(StoreError::NotFound("task"))?;
 
     // Every task upstream of $1, directly or not.
     macro_rules! upstream {
@@ -207,6 +212,7 @@ pub async fn context(pool: &PgPool, project_id: Uuid, task_id: Uuid) -> Result<T
         project_type: parse(&project_type)?,
         technology_stack,
         requirements,
+        feedback,
         upstream,
         files,
     })
@@ -230,6 +236,8 @@ pub struct Task {
     pub max_attempts: i32,
     pub result: Option<Value>,
     pub error: Option<String>,
+    /// A reviewer's feedback from the last rejected approval.
+    pub feedback: Option<String>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
@@ -252,6 +260,7 @@ struct TaskRow {
     max_attempts: i32,
     result: Option<Value>,
     error: Option<String>,
+    feedback: Option<String>,
     created_at: DateTime<Utc>,
     started_at: Option<DateTime<Utc>>,
     completed_at: Option<DateTime<Utc>>,
@@ -259,20 +268,33 @@ struct TaskRow {
 
 /// Every task of a project, by priority then key.
 pub async fn list(pool: &PgPool, project_id: Uuid) -> Result<Vec<Task>> {
+    list_filtered(pool, project_id, None, None).await
+}
+
+/// The tasks of a project, optionally only one task or those in one status.
+pub async fn list_filtered(
+    pool: &PgPool,
+    project_id: Uuid,
+    task_id: Option<Uuid>,
+    status: Option<TaskStatus>,
+) -> Result<Vec<Task>> {
     let rows = sqlx::query_as::<_, TaskRow>(
         "SELECT t.id, t.project_id, t.key, t.kind, t.agent, t.description, t.status,
                 coalesce(array_agg(dep.key ORDER BY dep.key) FILTER (WHERE dep.key IS NOT NULL),
                          '{}') AS depends_on,
                 t.priority, t.critical, t.estimated_minutes, t.attempt, t.max_attempts,
-                t.result, t.error, t.created_at, t.started_at, t.completed_at
+                t.result, t.error, t.feedback, t.created_at, t.started_at, t.completed_at
          FROM tasks t
          LEFT JOIN task_dependencies d ON d.task_id = t.id
          LEFT JOIN tasks dep ON dep.id = d.depends_on
-         WHERE t.project_id = $1
+         WHERE t.project_id = $1 AND ($2::uuid IS NULL OR t.id = $2)
+           AND ($3::text IS NULL OR t.status = $3)
          GROUP BY t.id
          ORDER BY t.priority, t.key",
     )
     .bind(project_id)
+    .bind(task_id)
+    .bind(status.map(TaskStatus::as_str))
     .fetch_all(pool)
     .await?;
     rows.into_iter()
@@ -293,10 +315,18 @@ pub async fn list(pool: &PgPool, project_id: Uuid) -> Result<Vec<Task>> {
                 max_attempts: row.max_attempts,
                 result: row.result,
                 error: row.error,
+                feedback: row.feedback,
                 created_at: row.created_at,
                 started_at: row.started_at,
                 completed_at: row.completed_at,
             })
         })
         .collect()
+}
+
+/// One task of a project.
+pub async fn get(pool: &PgPool, project_id: Uuid, task_id: Uuid) -> Result<Option<Task>> {
+    Ok(list_filtered(pool, project_id, Some(task_id), None)
+        .await?
+        .pop())
 }

@@ -23,10 +23,12 @@ async fn create(pool: &PgPool, plan: &Plan) -> Uuid {
             options: json!({}),
             plan,
             max_attempts: 2,
+            idempotency: None,
         },
     )
     .await
     .expect("create project")
+    .into_project()
     .id
 }
 

@@ -131,6 +131,7 @@ impl Inner {
             project_type: context.project_type,
             technology_stack: context.technology_stack,
             requirements: context.requirements,
+            feedback: context.feedback,
             upstream: context
                 .upstream
                 .into_iter()

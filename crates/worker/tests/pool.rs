@@ -31,10 +31,12 @@ async fn create(pool: &PgPool, project_type: ProjectType) -> Uuid {
             options: json!({}),
             plan: &project_type.template(),
             max_attempts: 3,
+            idempotency: None,
         },
     )
     .await
     .expect("create")
+    .into_project()
     .id
 }
 

@@ -1,0 +1,130 @@
+//! Guild's HTTP API: an axum router whose OpenAPI description is derived from the
+//! handlers (utoipa), with one error type rendered as `application/problem+json`.
+//!
+//! Handlers never write SQL: they validate input, call the store, and shape its records.
+
+mod auth;
+pub mod error;
+mod extract;
+pub mod routes;
+pub mod state;
+pub mod views;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::get;
+use utoipa::openapi::OpenApi as OpenApiDoc;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::ApiError;
+use crate::routes::{events, files, projects, system, tasks};
+pub use crate::state::{ApiKeys, AppState};
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Guild",
+        description = "Orchestrates AI agents that write software: POST a description, follow its \
+                       task graph, read the generated files. Errors are RFC 9457 problem documents.",
+        license(name = "MIT")
+    ),
+    paths(files::get_file),
+    components(schemas(error::Problem, error::FieldError)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "projects", description = "Projects, their plans and workflow templates"),
+        (name = "tasks", description = "Tasks of a project, and the human controls on them"),
+        (name = "files", description = "Generated files"),
+        (name = "events", description = "The event log, as pages or a live stream"),
+        (name = "agents", description = "Agent sessions and figures"),
+        (name = "health", description = "Liveness and readiness")
+    )
+)]
+struct ApiDoc;
+
+/// Declares the bearer scheme and requires it everywhere but health and readiness. The
+/// server enforces it only when `GUILD_API_KEYS` is set.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A key from GUILD_API_KEYS, as `Authorization: Bearer <key>`",
+                    ))
+                    .build(),
+            ),
+        );
+        openapi.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+            "api_key",
+            Vec::<String>::new(),
+        )]);
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if (path == "/healthz" || path == "/readyz")
+                && let Some(operation) = item.get.as_mut()
+            {
+                operation.security = Some(vec![
+                    utoipa::openapi::security::SecurityRequirement::default(),
+                ]);
+            }
+        }
+    }
+}
+
+fn build() -> (Router<AppState>, OpenApiDoc) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(projects::create_project, projects::list_projects))
+        .routes(routes!(projects::get_project))
+        .routes(routes!(projects::get_plan))
+        .routes(routes!(projects::cancel_project))
+        .routes(routes!(system::list_workflows))
+        .routes(routes!(tasks::list_tasks))
+        .routes(routes!(tasks::get_task))
+        .routes(routes!(tasks::retry_task))
+        .routes(routes!(tasks::approve_task))
+        .routes(routes!(tasks::reject_task))
+        .routes(routes!(files::list_files))
+        .routes(routes!(files::get_archive))
+        .routes(routes!(events::list_events))
+        .routes(routes!(system::list_sessions))
+        .routes(routes!(system::list_agents))
+        .routes(routes!(system::healthz))
+        .routes(routes!(system::readyz))
+        // A path with slashes: axum's wildcard; its spec entry comes from `ApiDoc`.
+        .route("/projects/{id}/files/{*path}", get(files::get_file))
+        .split_for_parts()
+}
+
+/// The OpenAPI description of the API, as served at `/openapi.json`.
+pub fn openapi() -> OpenApiDoc {
+    let (_, mut spec) = build();
+    BearerAuth.modify(&mut spec);
+    spec
+}
+
+/// The whole API with its state: routes, `/openapi.json`, `/docs`, access control and
+/// the body limit.
+pub fn router(state: AppState) -> Router {
+    let (api, _) = build();
+    api.merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
+        .fallback(|| async { ApiError::NotFound("route") })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}

@@ -1,0 +1,164 @@
+//! `/projects/{id}/files`: the generated files, one by one or as one archive.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use guild_store::files;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use crate::error::{ApiError, Problem, Result};
+use crate::extract::{ApiPath, ApiQuery};
+use crate::routes::projects::existing;
+use crate::state::AppState;
+use crate::views::{FileList, FileView};
+
+/// List a project's files
+///
+/// The latest version of each file: path, size, hash, language, and the task and agent
+/// that wrote it.
+#[utoipa::path(
+    get, path = "/projects/{id}/files", operation_id = "list_files", tag = "files",
+    params(("id" = Uuid, Path, description = "Project id")),
+    responses(
+        (status = 200, body = FileList),
+        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such project", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_files(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<axum::Json<FileList>> {
+    let files = files::list_latest(&state.pool, id).await?;
+    if files.is_empty() {
+        existing(&state.pool, id).await?;
+    }
+    Ok(axum::Json(FileList {
+        files: files.into_iter().map(FileView::from).collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FileVersion {
+    /// An older version; the latest when absent.
+    pub version: Option<i32>,
+}
+
+/// The media type for a generated file's language.
+fn content_type(language: Option<&str>) -> &'static str {
+    match language {
+        Some("json") => "application/json",
+        Some("markdown") => "text/markdown; charset=utf-8",
+        Some("yaml") => "application/yaml",
+        Some("javascript" | "jsx") => "text/javascript; charset=utf-8",
+        Some("typescript" | "tsx") => "application/typescript; charset=utf-8",
+        Some("python") => "text/x-python; charset=utf-8",
+        Some("sql") => "application/sql",
+        Some("html") => "text/html; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("toml") => "application/toml",
+        _ => "text/plain; charset=utf-8",
+    }
+}
+
+/// Get a file
+///
+/// The file's content with a media type fitting its language; `ETag` is its SHA-256.
+#[utoipa::path(
+    get, path = "/projects/{id}/files/{path}", operation_id = "get_file", tag = "files",
+    params(
+        ("id" = Uuid, Path, description = "Project id"),
+        ("path" = String, Path, description = "The file's path, slashes included"),
+        FileVersion
+    ),
+    responses(
+        (status = 200, description = "The content", content_type = "text/plain", body = String),
+        (status = 400, description = "Invalid id, path or version", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such file or version", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_file(
+    State(state): State<AppState>,
+    ApiPath((id, path)): ApiPath<(Uuid, String)>,
+    ApiQuery(query): ApiQuery<FileVersion>,
+) -> Result<Response> {
+    if path.len() > 512 || path.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest("invalid file path".into()));
+    }
+    if query.version.is_some_and(|v| v < 1) {
+        return Err(ApiError::BadRequest("version must be 1 or more".into()));
+    }
+    let file = files::get(&state.pool, id, &path, query.version)
+        .await?
+        .ok_or(ApiError::NotFound("file"))?;
+    Ok((
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                content_type(file.language.as_deref()).to_owned(),
+            ),
+            (header::ETAG, format!("\"{}\"", file.sha256)),
+        ],
+        file.content,
+    )
+        .into_response())
+}
+
+/// Download all files
+///
+/// The latest version of every file as one `.tar.gz`.
+#[utoipa::path(
+    get, path = "/projects/{id}/archive", operation_id = "get_archive", tag = "files",
+    params(("id" = Uuid, Path, description = "Project id")),
+    responses(
+        (status = 200, description = "A gzipped tar of the files", content_type = "application/gzip", body = Vec<u8>),
+        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such project", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_archive(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Response> {
+    existing(&state.pool, id).await?;
+    let files = files::latest(&state.pool, id).await?;
+    let archive = tokio::task::spawn_blocking(move || {
+        let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        let mut tar = tar::Builder::new(encoder);
+        for file in &files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(file.content.len() as u64);
+            header.set_mode(0o644);
+            header.set_mtime(0);
+            header.set_cksum();
+            tar.append_data(&mut header, &file.path, file.content.as_bytes())?;
+        }
+        tar.into_inner()?.finish()
+    })
+    .await
+    .map_err(|_| ApiError::Internal)?
+    .map_err(|error| {
+        tracing::error!(%error, "building an archive failed");
+        ApiError::Internal
+    })?;
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/gzip".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"project-{id}.tar.gz\""),
+            ),
+        ],
+        Body::from(archive),
+    )
+        .into_response())
+}

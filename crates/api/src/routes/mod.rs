@@ -1,0 +1,7 @@
+//! Handlers, one module per resource.
+
+pub mod events;
+pub mod files;
+pub mod projects;
+pub mod system;
+pub mod tasks;

@@ -1,0 +1,139 @@
+//! Sessions, agent figures, workflow templates, health and readiness.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use guild_core::ProjectType;
+use guild_store::sessions;
+
+use crate::error::{Problem, Result};
+use crate::state::AppState;
+use crate::views::{
+    AgentList, AgentView, Health, PlanSummary, SessionList, SessionView, TemplateTask,
+    WorkflowList, WorkflowView,
+};
+
+/// List agent sessions
+///
+/// One per worker slot and agent kind: current task, completed and failed counts, activity.
+#[utoipa::path(
+    get, path = "/sessions", operation_id = "list_sessions", tag = "agents",
+    responses(
+        (status = 200, body = SessionList),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_sessions(State(state): State<AppState>) -> Result<axum::Json<SessionList>> {
+    let sessions = sessions::list(&state.pool).await?;
+    Ok(axum::Json(SessionList {
+        sessions: sessions
+            .into_iter()
+            .map(|s| SessionView {
+                id: s.id,
+                worker_id: s.worker_id,
+                slot: s.slot,
+                agent: s.agent,
+                current_task_id: s.current_task_id,
+                tasks_completed: s.tasks_completed,
+                tasks_failed: s.tasks_failed,
+                busy_ms: s.busy_ms,
+                last_activity_at: s.last_activity_at,
+            })
+            .collect(),
+    }))
+}
+
+/// Figures per agent kind
+///
+/// Tasks completed and failed, mean and p95 duration of completed tasks, and tokens.
+#[utoipa::path(
+    get, path = "/agents", operation_id = "list_agents", tag = "agents",
+    responses(
+        (status = 200, body = AgentList),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_agents(State(state): State<AppState>) -> Result<axum::Json<AgentList>> {
+    let stats = sessions::agent_stats(&state.pool).await?;
+    Ok(axum::Json(AgentList {
+        agents: stats
+            .into_iter()
+            .map(|s| AgentView {
+                agent: s.agent,
+                tasks_completed: s.tasks_completed,
+                tasks_failed: s.tasks_failed,
+                mean_duration_ms: s.mean_duration_ms,
+                p95_duration_ms: s.p95_duration_ms,
+                prompt_tokens: s.prompt_tokens,
+                completion_tokens: s.completion_tokens,
+            })
+            .collect(),
+    }))
+}
+
+/// List workflow templates
+///
+/// Each project type's task graph, phases and estimates.
+#[utoipa::path(
+    get, path = "/workflows", operation_id = "list_workflows", tag = "projects",
+    responses(
+        (status = 200, body = WorkflowList),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_workflows() -> axum::Json<WorkflowList> {
+    axum::Json(WorkflowList {
+        workflows: ProjectType::ALL
+            .into_iter()
+            .map(|project_type| {
+                let plan = project_type.template();
+                WorkflowView {
+                    project_type,
+                    tasks: plan.tasks().iter().map(TemplateTask::from).collect(),
+                    plan: PlanSummary::from(&plan),
+                }
+            })
+            .collect(),
+    })
+}
+
+/// Liveness
+///
+/// The process answers.
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "health", responses((status = 200, body = Health)))]
+pub async fn healthz() -> axum::Json<Health> {
+    axum::Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// Readiness
+///
+/// The database answers.
+#[utoipa::path(
+    get, path = "/readyz", operation_id = "readyz", tag = "health",
+    responses((status = 200, body = Health), (status = 503, description = "The database does not answer", body = Health))
+)]
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let probe = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        guild_store::ping(&state.pool),
+    )
+    .await;
+    match probe {
+        Ok(Ok(())) => (
+            StatusCode::OK,
+            axum::Json(Health {
+                status: "ok".into(),
+            }),
+        )
+            .into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(Health {
+                status: "database unavailable".into(),
+            }),
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,348 @@
+//! What the API answers with: the store's records shaped for clients, with their schemas.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use guild_core::{AgentKind, Plan, ProjectStatus, ProjectType, TaskSpec, TaskStatus};
+use guild_store::files::FileMeta;
+use guild_store::projects::Project;
+use guild_store::tasks::Task;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Tokens and cost a project has used.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageView {
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub total_tokens: i64,
+    /// US dollars; `null` while the price of a model used is unknown.
+    pub cost_usd: Option<f64>,
+}
+
+/// A plan's shape and durations.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlanSummary {
+    /// Task keys by phase: phase `n` holds tasks whose longest dependency chain has `n` links.
+    pub phases: Vec<Vec<String>>,
+    /// Sum of all estimates.
+    pub estimated_minutes: u32,
+    /// The longest chain of estimates.
+    pub critical_path_minutes: u32,
+    pub critical_path: Vec<String>,
+}
+
+impl From<&Plan> for PlanSummary {
+    fn from(plan: &Plan) -> Self {
+        Self {
+            phases: plan.phases().to_vec(),
+            estimated_minutes: plan.total_minutes(),
+            critical_path_minutes: plan.critical_path_minutes(),
+            critical_path: plan.critical_path().to_vec(),
+        }
+    }
+}
+
+/// A project as listed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectSummary {
+    pub id: Uuid,
+    #[schema(value_type = String, example = "running")]
+    pub status: ProjectStatus,
+    pub description: String,
+    #[schema(value_type = String, example = "fullstack")]
+    pub project_type: ProjectType,
+    pub technology_stack: Option<String>,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub usage: UsageView,
+}
+
+impl From<Project> for ProjectSummary {
+    fn from(p: Project) -> Self {
+        Self {
+            id: p.id,
+            status: p.status,
+            description: p.description,
+            project_type: p.project_type,
+            technology_stack: p.technology_stack,
+            error: p.error,
+            created_at: p.created_at,
+            started_at: p.started_at,
+            finished_at: p.finished_at,
+            usage: UsageView {
+                prompt_tokens: p.prompt_tokens,
+                completion_tokens: p.completion_tokens,
+                total_tokens: p.prompt_tokens + p.completion_tokens,
+                cost_usd: p.cost_usd,
+            },
+        }
+    }
+}
+
+/// A project in full.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectView {
+    #[serde(flatten)]
+    pub summary: ProjectSummary,
+    #[schema(value_type = Object)]
+    pub options: Value,
+    /// The requirements analysis, once done.
+    #[schema(value_type = Option<Object>)]
+    pub requirements: Option<Value>,
+    /// Task counts by status.
+    pub progress: BTreeMap<String, i64>,
+    pub plan: PlanSummary,
+}
+
+/// A page of projects.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectPage {
+    pub items: Vec<ProjectSummary>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A task.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskView {
+    pub id: Uuid,
+    pub key: String,
+    pub kind: String,
+    #[schema(value_type = String, example = "backend")]
+    pub agent: AgentKind,
+    pub description: String,
+    #[schema(value_type = String, example = "completed")]
+    pub status: TaskStatus,
+    /// Keys of the tasks it waits for.
+    pub depends_on: Vec<String>,
+    pub priority: i16,
+    pub critical: bool,
+    pub estimated_minutes: i32,
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+    /// The feedback of the last rejected approval.
+    pub feedback: Option<String>,
+}
+
+impl From<&Task> for TaskView {
+    fn from(t: &Task) -> Self {
+        Self {
+            id: t.id,
+            key: t.key.clone(),
+            kind: t.kind.clone(),
+            agent: t.agent,
+            description: t.description.clone(),
+            status: t.status,
+            depends_on: t.depends_on.clone(),
+            priority: t.priority,
+            critical: t.critical,
+            estimated_minutes: t.estimated_minutes,
+            attempt: t.attempt,
+            max_attempts: t.max_attempts,
+            started_at: t.started_at,
+            completed_at: t.completed_at,
+            error: t.error.clone(),
+            feedback: t.feedback.clone(),
+        }
+    }
+}
+
+/// A project's tasks.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskList {
+    pub tasks: Vec<TaskView>,
+}
+
+/// A task with its result and the files it wrote.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskDetail {
+    #[serde(flatten)]
+    pub task: TaskView,
+    /// Summary, files, refused blocks, prompt version, models and tokens.
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Value>,
+    pub files: Vec<FileView>,
+}
+
+/// A stored file version, without its content.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FileView {
+    pub path: String,
+    pub version: i32,
+    pub size_bytes: i32,
+    pub sha256: String,
+    pub language: Option<String>,
+    pub task_id: Option<Uuid>,
+    pub task_key: Option<String>,
+    pub agent: Option<String>,
+    pub attempt: Option<i32>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<FileMeta> for FileView {
+    fn from(f: FileMeta) -> Self {
+        Self {
+            path: f.path,
+            version: f.version,
+            size_bytes: f.size_bytes,
+            sha256: f.sha256,
+            language: f.language,
+            task_id: f.task_id,
+            task_key: f.task_key,
+            agent: f.agent,
+            attempt: f.attempt,
+            created_at: f.created_at,
+        }
+    }
+}
+
+/// A project's files.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FileList {
+    pub files: Vec<FileView>,
+}
+
+/// One recorded event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    pub id: i64,
+    pub task_id: Option<Uuid>,
+    /// `project_created`, `task_claimed`, `task_completed`, `llm_call`, ...
+    pub kind: String,
+    #[schema(value_type = Object)]
+    pub data: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<guild_store::events::Event> for EventView {
+    fn from(e: guild_store::events::Event) -> Self {
+        Self {
+            id: e.id,
+            task_id: e.task_id,
+            kind: e.kind,
+            data: e.data,
+            created_at: e.created_at,
+        }
+    }
+}
+
+/// A page of events.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventList {
+    pub events: Vec<EventView>,
+}
+
+/// A plan's node.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlanNode {
+    pub key: String,
+    #[schema(value_type = String)]
+    pub agent: AgentKind,
+    #[schema(value_type = String)]
+    pub status: TaskStatus,
+    pub depends_on: Vec<String>,
+    pub priority: i16,
+    pub critical: bool,
+    pub estimated_minutes: i32,
+}
+
+/// A project's graph.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlanView {
+    pub nodes: Vec<PlanNode>,
+    #[serde(flatten)]
+    pub summary: PlanSummary,
+}
+
+/// A workflow template's task.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TemplateTask {
+    pub key: String,
+    #[schema(value_type = String)]
+    pub agent: AgentKind,
+    pub description: String,
+    pub depends_on: Vec<String>,
+    pub priority: i16,
+    pub critical: bool,
+    pub estimated_minutes: u32,
+}
+
+impl From<&TaskSpec> for TemplateTask {
+    fn from(t: &TaskSpec) -> Self {
+        Self {
+            key: t.key.clone(),
+            agent: t.agent,
+            description: t.description.clone(),
+            depends_on: t.depends_on.clone(),
+            priority: t.priority,
+            critical: t.critical,
+            estimated_minutes: t.estimated_minutes,
+        }
+    }
+}
+
+/// A workflow template.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkflowView {
+    #[schema(value_type = String, example = "fullstack")]
+    pub project_type: ProjectType,
+    pub tasks: Vec<TemplateTask>,
+    #[serde(flatten)]
+    pub plan: PlanSummary,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkflowList {
+    pub workflows: Vec<WorkflowView>,
+}
+
+/// An agent session: one worker slot for one agent kind.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    pub id: Uuid,
+    pub worker_id: String,
+    pub slot: i32,
+    pub agent: String,
+    pub current_task_id: Option<Uuid>,
+    pub tasks_completed: i64,
+    pub tasks_failed: i64,
+    pub busy_ms: i64,
+    pub last_activity_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    pub sessions: Vec<SessionView>,
+}
+
+/// Figures for one agent kind.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentView {
+    pub agent: String,
+    pub tasks_completed: i64,
+    pub tasks_failed: i64,
+    pub mean_duration_ms: Option<f64>,
+    pub p95_duration_ms: Option<f64>,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentList {
+    pub agents: Vec<AgentView>,
+}
+
+/// Liveness or readiness.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: String,
+}

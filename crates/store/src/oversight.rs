@@ -1,0 +1,176 @@
+//! Human oversight: approving or rejecting a task waiting at its gate, and retrying a task
+//! that failed, was skipped or was cancelled. Each is one transaction.
+
+use guild_core::{ProjectStatus, TaskStatus};
+use serde_json::json;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::events::{self, NewEvent};
+use crate::listener::notify_ready;
+use crate::settle::{Settled, finish_project_if_done, release_dependents};
+use crate::{Result, StoreError, parse};
+
+/// Locks a task of a project and returns its key and status.
+async fn lock_task(
+    conn: &mut PgConnection,
+    project_id: Uuid,
+    task_id: Uuid,
+) -> Result<(String, TaskStatus)> {
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT key, status FROM tasks WHERE id = $1 AND project_id = $2 FOR UPDATE",
+    )
+    .bind(task_id)
+    .bind(project_id)
+    .fetch_optional(conn)
+    .await?;
+    let (key, status) = row.ok_or(StoreError::NotFound("task"))?;
+    Ok((key, parse(&status)?))
+}
+
+/// Approves a task waiting at its gate: it completes and its dependents are released.
+pub async fn approve(pool: &PgPool, project_id: Uuid, task_id: Uuid) -> Result<Settled> {
+    let mut tx = pool.begin().await?;
+    let (key, status) = lock_task(&mut tx, project_id, task_id).await?;
+    if status != TaskStatus::AwaitingApproval {
+        return Err(StoreError::Conflict(format!(
+            "task `{key}` is {status}, not awaiting approval"
+        )));
+    }
+    sqlx::query("UPDATE tasks SET status = 'completed', completed_at = now() WHERE id = $1")
+        .bind(task_id)
+        .execute(&mut *tx)
+        .await?;
+    let released = release_dependents(&mut tx, task_id).await?;
+    events::record(
+        &mut tx,
+        project_id,
+        &[NewEvent {
+            task_id: Some(task_id),
+            kind: "approval_given",
+            data: json!({"key": key, "released": released}),
+        }],
+    )
+    .await?;
+    let project_finished = finish_project_if_done(&mut tx, project_id).await?;
+    tx.commit().await?;
+    Ok(Settled {
+        project_id,
+        released,
+        files_written: 0,
+        awaiting_approval: false,
+        retrying: false,
+        skipped: 0,
+        cancelled: 0,
+        project_finished,
+    })
+}
+
+/// Rejects a task waiting at its gate: it runs again with `feedback` in its prompt. The
+/// re-run does not use up one of its attempts.
+pub async fn reject(pool: &PgPool, project_id: Uuid, task_id: Uuid, feedback: &str) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let (key, status) = lock_task(&mut tx, project_id, task_id).await?;
+    if status != TaskStatus::AwaitingApproval {
+        return Err(StoreError::Conflict(format!(
+            "task `{key}` is {status}, not awaiting approval"
+        )));
+    }
+    sqlx::query(
+        "UPDATE tasks
+         SET status = 'ready', feedback = $2, result = NULL, run_after = now(),
+             worker_id = NULL, max_attempts = max_attempts + 1
+         WHERE id = $1",
+    )
+    .bind(task_id)
+    .bind(feedback)
+    .execute(&mut *tx)
+    .await?;
+    events::record(
+        &mut tx,
+        project_id,
+        &[NewEvent {
+            task_id: Some(task_id),
+            kind: "approval_rejected",
+            data: json!({"key": key, "feedback": feedback}),
+        }],
+    )
+    .await?;
+    notify_ready(&mut tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Re-runs a failed, skipped or cancelled task with a fresh budget of attempts. Its skipped
+/// or cancelled dependents are re-opened, and so, when the project had failed, are the
+/// tasks its failure cancelled; the project runs again.
+pub async fn retry(pool: &PgPool, project_id: Uuid, task_id: Uuid) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let (project_status,): (String,) =
+        sqlx::query_as("SELECT status FROM projects WHERE id = $1 FOR UPDATE")
+            .bind(project_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound("project"))?;
+    let project_status: ProjectStatus = parse(&project_status)?;
+    let (key, status) = lock_task(&mut tx, project_id, task_id).await?;
+    if !matches!(
+        status,
+        TaskStatus::Failed | TaskStatus::Skipped | TaskStatus::Cancelled
+    ) {
+        return Err(StoreError::Conflict(format!(
+            "task `{key}` is {status}: only failed, skipped or cancelled tasks can be retried"
+        )));
+    }
+    let (reopened,): (i64,) = sqlx::query_as(
+        "WITH RECURSIVE downstream AS (
+             SELECT task_id AS id FROM task_dependencies WHERE depends_on = $1
+             UNION
+             SELECT d.task_id FROM task_dependencies d JOIN downstream ds ON d.depends_on = ds.id
+         ), reopen AS (
+             SELECT id FROM tasks WHERE id = $1
+             UNION
+             SELECT t.id FROM tasks t JOIN downstream ds ON ds.id = t.id
+             WHERE t.status IN ('skipped', 'cancelled')
+             UNION
+             SELECT id FROM tasks WHERE project_id = $2 AND status = 'cancelled' AND $3
+         ), pending AS (
+             SELECT r.id, (SELECT count(*) FROM task_dependencies d JOIN tasks dep ON dep.id = d.depends_on
+                           WHERE d.task_id = r.id AND dep.status <> 'completed')::int AS n
+             FROM reopen r
+         ), reopened AS (
+             UPDATE tasks t
+             SET status = CASE WHEN p.n = 0 THEN 'ready' ELSE 'blocked' END,
+                 pending_deps = p.n, error = NULL, result = NULL, run_after = now(),
+                 worker_id = NULL, lease_expires_at = NULL,
+                 max_attempts = t.attempt + (SELECT max_attempts FROM projects WHERE id = $2)
+             FROM pending p WHERE t.id = p.id
+             RETURNING t.id
+         )
+         SELECT count(*) FROM reopened",
+    )
+    .bind(task_id)
+    .bind(project_id)
+    .bind(project_status == ProjectStatus::Failed)
+    .fetch_one(&mut *tx)
+    .await?;
+    if project_status.is_finished() {
+        sqlx::query("UPDATE projects SET status = 'running', finished_at = NULL, error = NULL WHERE id = $1")
+            .bind(project_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    events::record(
+        &mut tx,
+        project_id,
+        &[NewEvent {
+            task_id: Some(task_id),
+            kind: "task_retry_requested",
+            data: json!({"key": key, "reopened": reopened}),
+        }],
+    )
+    .await?;
+    notify_ready(&mut tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
