@@ -18,16 +18,20 @@ pub struct Cli {
 pub enum Command {
     /// Generate one project from a description, showing progress, and write its files.
     Run(RunArgs),
+    /// Serve the HTTP API, with the worker pool in the same process.
+    Serve(ServeArgs),
     /// Apply the database migrations and exit.
     Migrate(DatabaseArgs),
+    /// Print the OpenAPI description of the HTTP API.
+    Openapi,
 }
 
 impl Command {
     /// Log level when `RUST_LOG` is unset: `run` keeps the terminal for its progress.
     pub fn default_log_level(&self) -> &'static str {
         match self {
-            Self::Run(_) => "warn",
-            Self::Migrate(_) => "info",
+            Self::Run(_) | Self::Openapi => "warn",
+            Self::Serve(_) | Self::Migrate(_) => "info",
         }
     }
 }
@@ -94,6 +98,31 @@ pub struct RunArgs {
     pub workers: u16,
 
     /// Attempts per task before it fails for good.
+    #[arg(long, env = "GUILD_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
+    pub max_attempts: u16,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub llm: LlmArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "GUILD_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+
+    /// Tasks run at once by this process; 0 serves the API only.
+    #[arg(long, env = "GUILD_WORKERS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(0..=256))]
+    pub workers: u16,
+
+    /// Comma-separated API keys; when set, requests need `Authorization: Bearer <key>`.
+    #[arg(long, env = "GUILD_API_KEYS", hide_env_values = true)]
+    pub api_keys: Option<String>,
+
+    /// Attempts per task before it fails for good, unless a project's options say otherwise.
     #[arg(long, env = "GUILD_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
     pub max_attempts: u16,
 

@@ -14,6 +14,7 @@ mod cli;
 mod database;
 mod progress;
 mod run;
+mod serve;
 mod signals;
 mod telemetry;
 
@@ -39,7 +40,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(args).await,
+            Command::Serve(args) => serve::serve(args).await,
             Command::Migrate(args) => database::migrate_command(args).await,
+            Command::Openapi => openapi(),
         }
     });
     match result {
@@ -49,4 +52,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `guild openapi`: the spec committed as `openapi/openapi.json`.
+fn openapi() -> anyhow::Result<ExitCode> {
+    let spec = guild_api::openapi()
+        .to_pretty_json()
+        .map_err(|e| anyhow::anyhow!("serialising the spec: {e}"))?;
+    say!("{spec}");
+    Ok(ExitCode::SUCCESS)
 }

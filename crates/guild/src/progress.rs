@@ -80,7 +80,7 @@ impl Progress {
                         });
                     }
                 }
-                WorkerEvent::ProjectFinished { .. } => {}
+                WorkerEvent::ResultDropped { .. } | WorkerEvent::ProjectFinished { .. } => {}
             },
             Self::Lines { done, total } => match event {
                 WorkerEvent::TaskStarted {
@@ -118,6 +118,9 @@ impl Progress {
                 } => {
                     let what = if *retrying { "will retry" } else { "failed" };
                     say!("[{done:>3}/{total}] {what:<9} {agent}/{key}: {error}");
+                }
+                WorkerEvent::ResultDropped { key, .. } => {
+                    say!("[{done:>3}/{total}] dropped   {key}: it was cancelled while running");
                 }
                 WorkerEvent::ProjectFinished { .. } => {}
             },

@@ -50,7 +50,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     result
 }
 
-fn llm_client(args: &LlmArgs) -> Arc<dyn LlmClient> {
+pub fn llm_client(args: &LlmArgs) -> Arc<dyn LlmClient> {
     match args.provider {
         Provider::Offline => Arc::new(OfflineProvider::new(Duration::from_millis(
             args.offline_latency_ms,
@@ -182,6 +182,7 @@ fn event_project(event: &WorkerEvent) -> Uuid {
         WorkerEvent::TaskStarted { project_id, .. }
         | WorkerEvent::TaskCompleted { project_id, .. }
         | WorkerEvent::TaskFailed { project_id, .. }
+        | WorkerEvent::ResultDropped { project_id, .. }
         | WorkerEvent::ProjectFinished { project_id, .. } => *project_id,
     }
 }

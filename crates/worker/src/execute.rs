@@ -104,6 +104,11 @@ impl Inner {
                 tracing::warn!(
                     "the task is no longer ours (lease lost or cancelled); its result is dropped"
                 );
+                self.emit(WorkerEvent::ResultDropped {
+                    project_id: task.project_id,
+                    task_id: task.id,
+                    key: task.key.clone(),
+                });
             }
             Err(error) => {
                 tracing::error!(%error, "settling the task failed; the lease will expire")

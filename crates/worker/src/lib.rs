@@ -78,6 +78,13 @@ pub enum WorkerEvent {
         error: String,
         retrying: bool,
     },
+    /// The task stopped being this worker's while it ran (the project was cancelled, or
+    /// its lease was lost): its result was dropped.
+    ResultDropped {
+        project_id: Uuid,
+        task_id: Uuid,
+        key: String,
+    },
     ProjectFinished {
         project_id: Uuid,
         status: ProjectStatus,

@@ -158,7 +158,8 @@ fn event_stream(
                 Ok(Some(project)) if project.status.is_finished() => cursor.ending = true,
                 Ok(Some(_)) => {
                     tokio::select! {
-                        _ = activity.changed() => {}
+                        // The server is shutting down: end the stream.
+                        changed = activity.changed() => if changed.is_err() { return None; },
                         () = tokio::time::sleep(STREAM_POLL) => {}
                     }
                 }

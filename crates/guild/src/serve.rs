@@ -1,0 +1,104 @@
+//! `guild serve`: the HTTP API and the worker pool in one process.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use guild_agents::{AgentSettings, Agents};
+use guild_api::{ApiKeys, AppState};
+use guild_worker::{WorkerConfig, WorkerPool};
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::cli::ServeArgs;
+use crate::database::Database;
+use crate::run::llm_client;
+use crate::signals::ShutdownSignals;
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut signals = ShutdownSignals::register().context("registering signal handlers")?;
+    let workers = usize::from(args.workers);
+    let database = Database::open(&args.database, args.workers as u32 + 10).await?;
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+
+    let pool_events = (workers > 0).then(|| {
+        let agents = Agents::new(
+            llm_client(&args.llm),
+            AgentSettings {
+                model: args.llm.model.clone(),
+                ..AgentSettings::default()
+            },
+        );
+        let pool = WorkerPool::new(
+            database.pool.clone(),
+            Arc::new(agents),
+            WorkerConfig::new(workers),
+        );
+        let events = pool.subscribe();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            if let Err(error) = pool.run(shutdown).await {
+                tracing::error!(%error, "the worker pool stopped");
+            }
+        });
+        events
+    });
+    let (activity, activity_rx) = watch::channel(0u64);
+    tracker.spawn(forward_activity(pool_events, activity, shutdown.clone()));
+
+    let state = AppState {
+        pool: database.pool.clone(),
+        keys: Arc::new(ApiKeys::from_list(args.api_keys.as_deref().unwrap_or(""))),
+        activity: activity_rx,
+        default_max_attempts: i32::from(args.max_attempts),
+    };
+    let listener = tokio::net::TcpListener::bind(&args.bind)
+        .await
+        .with_context(|| format!("binding {}", args.bind))?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    say!(
+        "Guild listening on http://{address} ({} worker slots; docs at http://{address}/docs)",
+        workers
+    );
+    let stop = shutdown.clone();
+    axum::serve(listener, guild_api::router(state))
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                () = signals.recv() => {}
+                () = stop.cancelled() => {}
+            }
+            stop.cancel();
+        })
+        .await
+        .context("serving HTTP")?;
+
+    shutdown.cancel();
+    tracker.close();
+    tracker.wait().await;
+    database.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Bumps `activity` whenever the worker pool reports progress, so event streams look for new
+/// events at once. At shutdown the sender is dropped, which ends every open stream.
+async fn forward_activity(
+    events: Option<broadcast::Receiver<guild_worker::WorkerEvent>>,
+    activity: watch::Sender<u64>,
+    shutdown: CancellationToken,
+) {
+    let Some(mut events) = events else {
+        shutdown.cancelled().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => activity.send_modify(|n| *n += 1),
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
