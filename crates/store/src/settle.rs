@@ -263,6 +263,8 @@ pub async fn fail(pool: &PgPool, failure: Failure<'_>) -> Result<Settled> {
                 "critical": critical, "raw_answer": truncated(failure.raw_answer),
             }),
         });
+        // The failure's own events come before its consequences (skips, the project's end).
+        events::record(&mut tx, project_id, &std::mem::take(&mut log)).await?;
         settled.skipped = skip_downstream(&mut tx, project_id, failure.task_id, &key).await?;
         if critical {
             settled.cancelled = fail_project(&mut tx, project_id, &key, failure.error).await?;

@@ -49,7 +49,7 @@ pub struct EventQuery {
         EventQuery
     ),
     responses(
-        (status = 200, body = EventList, content(
+        (status = 200, description = "The events", body = EventList, content(
             (EventList = "application/json"),
             (String = "text/event-stream")
         )),

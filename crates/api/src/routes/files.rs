@@ -23,7 +23,7 @@ use crate::views::{FileList, FileView};
     get, path = "/projects/{id}/files", operation_id = "list_files", tag = "files",
     params(("id" = Uuid, Path, description = "Project id")),
     responses(
-        (status = 200, body = FileList),
+        (status = 200, description = "The files", body = FileList),
         (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such project", body = Problem, content_type = "application/problem+json"),

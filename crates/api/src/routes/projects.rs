@@ -355,7 +355,7 @@ pub struct ListProjects {
     get, path = "/projects", operation_id = "list_projects", tag = "projects",
     params(ListProjects),
     responses(
-        (status = 200, body = ProjectPage),
+        (status = 200, description = "A page of projects", body = ProjectPage),
         (status = 400, description = "Invalid limit, cursor or status", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
     )
@@ -401,7 +401,7 @@ pub async fn list_projects(
     get, path = "/projects/{id}", operation_id = "get_project", tag = "projects",
     params(("id" = Uuid, Path, description = "Project id")),
     responses(
-        (status = 200, body = ProjectView),
+        (status = 200, description = "The project", body = ProjectView),
         (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such project", body = Problem, content_type = "application/problem+json"),
@@ -429,7 +429,7 @@ pub struct PlanFormat {
     get, path = "/projects/{id}/plan", operation_id = "get_plan", tag = "projects",
     params(("id" = Uuid, Path, description = "Project id"), PlanFormat),
     responses(
-        (status = 200, body = PlanView, content(
+        (status = 200, description = "The plan", body = PlanView, content(
             (PlanView = "application/json"),
             (String = "text/vnd.mermaid", example = "graph TD\n  database_schema[\"database_schema<br/>backend\"]:::completed")
         )),

@@ -19,7 +19,7 @@ use crate::views::{
 #[utoipa::path(
     get, path = "/sessions", operation_id = "list_sessions", tag = "agents",
     responses(
-        (status = 200, body = SessionList),
+        (status = 200, description = "The sessions, most recently active first", body = SessionList),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -49,7 +49,7 @@ pub async fn list_sessions(State(state): State<AppState>) -> Result<axum::Json<S
 #[utoipa::path(
     get, path = "/agents", operation_id = "list_agents", tag = "agents",
     responses(
-        (status = 200, body = AgentList),
+        (status = 200, description = "Figures per agent kind", body = AgentList),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -77,7 +77,7 @@ pub async fn list_agents(State(state): State<AppState>) -> Result<axum::Json<Age
 #[utoipa::path(
     get, path = "/workflows", operation_id = "list_workflows", tag = "projects",
     responses(
-        (status = 200, body = WorkflowList),
+        (status = 200, description = "The templates", body = WorkflowList),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -100,7 +100,7 @@ pub async fn list_workflows() -> axum::Json<WorkflowList> {
 /// Liveness
 ///
 /// The process answers.
-#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "health", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "health", responses((status = 200, description = "The status", body = Health)))]
 pub async fn healthz() -> axum::Json<Health> {
     axum::Json(Health {
         status: "ok".into(),
@@ -112,7 +112,7 @@ pub async fn healthz() -> axum::Json<Health> {
 /// The database answers.
 #[utoipa::path(
     get, path = "/readyz", operation_id = "readyz", tag = "health",
-    responses((status = 200, body = Health), (status = 503, description = "The database does not answer", body = Health))
+    responses((status = 200, description = "The status", body = Health), (status = 503, description = "The database does not answer", body = Health))
 )]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let probe = tokio::time::timeout(

@@ -29,7 +29,7 @@ pub struct TaskFilter {
     get, path = "/projects/{id}/tasks", operation_id = "list_tasks", tag = "tasks",
     params(("id" = Uuid, Path, description = "Project id"), TaskFilter),
     responses(
-        (status = 200, body = TaskList),
+        (status = 200, description = "The tasks", body = TaskList),
         (status = 400, description = "Invalid id or status", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such project", body = Problem, content_type = "application/problem+json"),
@@ -85,7 +85,7 @@ async fn detail(
     get, path = "/projects/{id}/tasks/{task_id}", operation_id = "get_task", tag = "tasks",
     params(("id" = Uuid, Path, description = "Project id"), ("task_id" = Uuid, Path, description = "Task id")),
     responses(
-        (status = 200, body = TaskDetail),
+        (status = 200, description = "The task", body = TaskDetail),
         (status = 400, description = "An id is not a UUID", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such task in this project", body = Problem, content_type = "application/problem+json"),

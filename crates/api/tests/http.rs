@@ -1,0 +1,743 @@
+//! The HTTP API through real HTTP against a real server, worker pool and PostgreSQL.
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use common::{Options, Recording, start};
+use guild_agents::{Agent, AgentError, AgentOutcome, AgentSettings, Agents, TaskInput};
+use guild_worker::WorkerEvent;
+use serde_json::{Value, json};
+
+const TODO: &str = "A todo list app with user accounts and sharing";
+
+fn statuses(tasks: &Value) -> Vec<(String, String)> {
+    tasks["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|t| {
+            (
+                t["key"].as_str().expect("key").to_owned(),
+                t["status"].as_str().expect("status").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn task_id(tasks: &Value, key: &str) -> String {
+    tasks["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .find(|t| t["key"] == key)
+        .expect(key)["id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_runs_from_post_to_files_and_archive() {
+    let server = start(Options::default()).await;
+    let response = server
+        .post(
+            "/projects",
+            json!({"description": TODO, "project_type": "fullstack"}),
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let created: Value = response.json().await.expect("json");
+    let id = created["id"].as_str().expect("id").to_owned();
+    assert_eq!(location, format!("/projects/{id}"));
+    assert_eq!(created["plan"]["critical_path_minutes"], 275);
+    assert_eq!(
+        created["progress"]["ready"].as_i64().unwrap_or(0)
+            + created["progress"]["running"].as_i64().unwrap_or(0)
+            + created["progress"]["blocked"].as_i64().unwrap_or(0)
+            + created["progress"]["completed"].as_i64().unwrap_or(0),
+        15
+    );
+
+    let events = server.until_finished(&id).await;
+    assert_eq!(events.last().expect("events").kind, "project_completed");
+
+    let project = server.get_json(&location).await;
+    assert_eq!(project["status"], "completed");
+    assert_eq!(project["progress"], json!({"completed": 15}));
+    assert_eq!(
+        project["plan"]["phases"].as_array().expect("phases").len(),
+        7
+    );
+    assert!(project["usage"]["total_tokens"].as_i64().expect("tokens") > 0);
+    assert!(project["requirements"]["core_features"].is_array());
+
+    let tasks = server.get_json(&format!("/projects/{id}/tasks")).await;
+    assert!(statuses(&tasks).iter().all(|(_, s)| s == "completed"));
+    let integration = tasks["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .find(|t| t["key"] == "api_integration")
+        .expect("task");
+    assert_eq!(
+        integration["depends_on"],
+        json!(["business_logic", "page_layouts", "state_management"])
+    );
+    let filtered = server
+        .get_json(&format!("/projects/{id}/tasks?status=failed"))
+        .await;
+    assert_eq!(filtered["tasks"], json!([]));
+
+    let schema = server
+        .get_json(&format!(
+            "/projects/{id}/tasks/{}",
+            task_id(&tasks, "database_schema")
+        ))
+        .await;
+    assert!(
+        schema["result"]["summary"]
+            .as_str()
+            .expect("summary")
+            .contains("database_schema")
+    );
+    assert_eq!(schema["files"].as_array().expect("files").len(), 2);
+
+    let files = server.get_json(&format!("/projects/{id}/files")).await;
+    let files = files["files"].as_array().expect("files").clone();
+    assert!(files.len() >= 20);
+    let response = server
+        .get(&format!("/projects/{id}/files/db/schema.sql"))
+        .await;
+    assert_eq!(response.headers()["content-type"], "application/sql");
+    let schema_sql = response.text().await.expect("text");
+    assert!(schema_sql.contains("CREATE TABLE todos"));
+    let missing = server
+        .get(&format!("/projects/{id}/files/db/nope.sql"))
+        .await;
+    assert_eq!(missing.status(), 404);
+    let old = server
+        .get(&format!("/projects/{id}/files/db/schema.sql?version=9"))
+        .await;
+    assert_eq!(old.status(), 404);
+
+    // The archive unpacks to exactly the listed files, byte for byte.
+    let archive = server.get(&format!("/projects/{id}/archive")).await;
+    assert_eq!(archive.headers()["content-type"], "application/gzip");
+    let bytes = archive.bytes().await.expect("bytes");
+    let mut unpacked = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+    let mut seen = HashSet::new();
+    for entry in unpacked.entries().expect("entries") {
+        let mut entry = entry.expect("entry");
+        let path = entry.path().expect("path").to_string_lossy().into_owned();
+        let mut content = String::new();
+        entry.read_to_string(&mut content).expect("read");
+        let served = server
+            .get(&format!("/projects/{id}/files/{path}"))
+            .await
+            .text()
+            .await
+            .expect("text");
+        assert_eq!(content, served, "{path}");
+        seen.insert(path);
+    }
+    let listed: HashSet<String> = files
+        .iter()
+        .map(|f| f["path"].as_str().expect("path").to_owned())
+        .collect();
+    assert_eq!(seen, listed);
+
+    let plan = server.get_json(&format!("/projects/{id}/plan")).await;
+    assert_eq!(plan["nodes"].as_array().expect("nodes").len(), 15);
+    let mermaid = server
+        .client
+        .get(server.url(&format!("/projects/{id}/plan")))
+        .header("accept", "text/vnd.mermaid")
+        .send()
+        .await
+        .expect("mermaid");
+    assert!(
+        mermaid.headers()["content-type"]
+            .to_str()
+            .expect("type")
+            .starts_with("text/vnd.mermaid")
+    );
+    let mermaid = mermaid.text().await.expect("text");
+    assert!(mermaid.starts_with("graph TD\n"));
+    assert!(mermaid.contains("database_schema --> api_structure"));
+    assert!(
+        mermaid.contains("performance_testing[\"performance_testing<br/>reviewer\"]:::completed")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_the_right_problem_and_store_nothing() {
+    let server = start(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let project = server.create(json!({"description": TODO})).await;
+    let before = server.get_json("/projects?limit=100").await["items"]
+        .as_array()
+        .expect("items")
+        .len();
+
+    let raw = |body: &'static str, content_type: Option<&'static str>| {
+        let mut request = server.client.post(server.url("/projects")).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        request.send()
+    };
+    let huge = json!({"description": "x".repeat(20_001)});
+    let cycle = json!({"description": "x", "workflow": [
+        {"key": "a", "agent": "backend", "depends_on": ["c"]},
+        {"key": "b", "agent": "backend", "depends_on": ["a"]},
+        {"key": "c", "agent": "backend", "depends_on": ["b"]}]});
+    let unknown_dep = json!({"description": "x", "workflow": [{"key": "a", "agent": "backend", "depends_on": ["ghost"]}]});
+    let duplicate = json!({"description": "x", "workflow": [{"key": "a", "agent": "backend"}, {"key": "a", "agent": "frontend"}]});
+    let approval = json!({"description": "x", "options": {"require_approval": ["nope"]}});
+    let cases: Vec<(reqwest::Response, u16, &str)> = vec![
+        (
+            raw("{\"description\":", Some("application/json"))
+                .await
+                .expect("send"),
+            400,
+            "malformed JSON",
+        ),
+        (
+            raw("{\"description\": 5}", Some("application/json"))
+                .await
+                .expect("send"),
+            422,
+            "description",
+        ),
+        (
+            raw("{\"description\": \"x\"}", None).await.expect("send"),
+            415,
+            "content-type",
+        ),
+        (
+            server
+                .post(
+                    "/projects",
+                    json!({"description": "x", "project_type": "mobile"}),
+                )
+                .await,
+            422,
+            "project_type",
+        ),
+        (
+            server.post("/projects", json!({"description": "  "})).await,
+            422,
+            "description",
+        ),
+        (
+            server
+                .post("/projects", json!({"description": "x", "colour": "red"}))
+                .await,
+            422,
+            "colour",
+        ),
+        (server.post("/projects", huge).await, 422, "description"),
+        (
+            server
+                .post("/projects", json!({"description": "y".repeat(1_100_000)}))
+                .await,
+            413,
+            "1 MiB",
+        ),
+        (
+            server.post("/projects", cycle).await,
+            422,
+            "a -> c -> b -> a",
+        ),
+        (
+            server.post("/projects", unknown_dep).await,
+            422,
+            "a -> ghost",
+        ),
+        (
+            server.post("/projects", duplicate).await,
+            422,
+            "duplicate task keys: a",
+        ),
+        (
+            server.post("/projects", approval).await,
+            422,
+            "options.require_approval",
+        ),
+        (server.get("/projects/not-a-uuid").await, 400, "not-a-uuid"),
+        (
+            server
+                .get("/projects/01a20e79-e14f-7718-a503-c9a7360ab999")
+                .await,
+            404,
+            "project not found",
+        ),
+        (
+            server
+                .get("/projects/01a20e79-e14f-7718-a503-c9a7360ab999/tasks")
+                .await,
+            404,
+            "project not found",
+        ),
+        (
+            server
+                .get(&format!(
+                    "/projects/{project}/tasks/01a20e79-e14f-7718-a503-c9a7360ab999"
+                ))
+                .await,
+            404,
+            "task not found",
+        ),
+        (
+            server
+                .get(&format!("/projects/{project}/tasks?status=done"))
+                .await,
+            400,
+            "unknown task status",
+        ),
+        (server.get("/projects?limit=0").await, 400, "limit"),
+        (server.get("/projects?cursor=zzz").await, 400, "cursor"),
+        (
+            server.get("/projects?status=sleeping").await,
+            400,
+            "project status",
+        ),
+        (
+            server
+                .get(&format!("/projects/{project}/plan?format=svg"))
+                .await,
+            400,
+            "format",
+        ),
+        (
+            server
+                .get(&format!("/projects/{project}/files/a?version=0"))
+                .await,
+            400,
+            "version",
+        ),
+        (server.get("/nowhere").await, 404, "route not found"),
+    ];
+    for (response, status, needle) in cases {
+        assert_eq!(response.status().as_u16(), status, "{needle}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{needle}"
+        );
+        let problem: Value = response.json().await.expect("problem");
+        assert_eq!(problem["status"], status);
+        assert!(
+            problem["type"]
+                .as_str()
+                .expect("type")
+                .starts_with("/problems/")
+        );
+        let text = problem.to_string();
+        assert!(text.contains(needle), "{needle} not in {text}");
+    }
+    let after = server.get_json("/projects?limit=100").await["items"]
+        .as_array()
+        .expect("items")
+        .len();
+    assert_eq!(before, after, "no bad request stored anything");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_keys_return_the_same_project_or_conflict() {
+    let server = start(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let send = |key: &'static str, body: Value| {
+        server
+            .client
+            .post(server.url("/projects"))
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+    };
+    let first = send("k-1", json!({"description": TODO}))
+        .await
+        .expect("send");
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.expect("json");
+    let again = send("k-1", json!({"description": TODO}))
+        .await
+        .expect("send");
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().await.expect("json");
+    assert_eq!(first["id"], again["id"]);
+    let other = send("k-1", json!({"description": "Something else"}))
+        .await
+        .expect("send");
+    assert_eq!(other.status(), 409);
+    let fresh = send("k-2", json!({"description": TODO}))
+        .await
+        .expect("send");
+    assert_eq!(fresh.status(), 202);
+    assert_eq!(
+        server.get_json("/projects").await["items"]
+            .as_array()
+            .expect("items")
+            .len(),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projects_are_listed_newest_first_in_pages() {
+    let server = start(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let mut created = Vec::new();
+    for i in 0..5 {
+        created.push(
+            server
+                .create(json!({"description": format!("Project number {i}")}))
+                .await,
+        );
+    }
+    let mut seen = Vec::new();
+    let mut path = "/projects?limit=2".to_owned();
+    loop {
+        let page = server.get_json(&path).await;
+        seen.extend(
+            page["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|p| p["id"].as_str().expect("id").to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/projects?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    created.reverse();
+    assert_eq!(seen, created);
+    let pending = server.get_json("/projects?status=pending").await;
+    assert_eq!(pending["items"].as_array().expect("items").len(), 5);
+    assert_eq!(
+        server.get_json("/projects?status=running").await["items"],
+        json!([])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_stops_the_project_and_drops_running_results() {
+    let mut server = start(Options {
+        workers: 2,
+        agent: common::offline_team(Duration::from_millis(400)),
+        ..Options::default()
+    })
+    .await;
+    let id = server.create(json!({"description": TODO})).await;
+    // Wait until the first task is running.
+    server.follow(&id, None, |e| e.kind == "task_claimed").await;
+    let response = server
+        .post(&format!("/projects/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!(response.status(), 200);
+    let project: Value = response.json().await.expect("json");
+    assert_eq!(project["status"], "cancelled");
+    assert_eq!(project["progress"], json!({"cancelled": 15}));
+    // The running task's result is dropped when it arrives.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let WorkerEvent::ResultDropped { key, .. } =
+                server.worker_events.recv().await.expect("events")
+            {
+                assert_eq!(key, "requirements_analysis");
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the running task ended");
+    let tasks = server.get_json(&format!("/projects/{id}/tasks")).await;
+    assert!(statuses(&tasks).iter().all(|(_, s)| s == "cancelled"));
+    let events = server
+        .get_json(&format!("/projects/{id}/events?limit=1000"))
+        .await;
+    assert!(
+        !events["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .any(|e| e["kind"] == "task_completed")
+    );
+    let again = server
+        .post(&format!("/projects/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!(again.status(), 409);
+}
+
+/// Fails the first run of one task type for good; later runs work.
+struct FailOnce {
+    team: Agents,
+    kind: &'static str,
+    failed: AtomicBool,
+}
+
+#[async_trait]
+impl Agent for FailOnce {
+    async fn run(&self, input: &TaskInput) -> Result<AgentOutcome, AgentError> {
+        if input.kind == self.kind && !self.failed.swap(true, Ordering::SeqCst) {
+            return Err(AgentError::permanent("the model refused"));
+        }
+        self.team.run(input).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retrying_a_failed_task_reopens_its_dependents_and_completes_the_project() {
+    let agent = Arc::new(FailOnce {
+        team: Agents::new(
+            Arc::new(guild_llm::OfflineProvider::default()),
+            AgentSettings::default(),
+        ),
+        kind: "ui_components",
+        failed: AtomicBool::new(false),
+    });
+    let server = start(Options {
+        agent,
+        ..Options::default()
+    })
+    .await;
+    let id = server
+        .create(json!({"description": TODO, "project_type": "frontend"}))
+        .await;
+    let events = server.until_finished(&id).await;
+    assert_eq!(events.last().expect("events").kind, "project_failed");
+    let tasks = server.get_json(&format!("/projects/{id}/tasks")).await;
+    let failed = task_id(&tasks, "ui_components");
+    assert!(
+        statuses(&tasks).contains(&("page_layouts".into(), "cancelled".into()))
+            || statuses(&tasks).contains(&("page_layouts".into(), "skipped".into()))
+    );
+
+    let completed = task_id(&tasks, "requirements_analysis");
+    let refused = server
+        .post(
+            &format!("/projects/{id}/tasks/{completed}/retry"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(refused.status(), 409);
+
+    let retried = server
+        .post(&format!("/projects/{id}/tasks/{failed}/retry"), json!({}))
+        .await;
+    assert_eq!(retried.status(), 200);
+    let last = events.last().map(|e| e.id);
+    let more = server.follow(&id, last, |_| false).await;
+    assert_eq!(more.last().expect("events").kind, "project_completed");
+    let project = server.get_json(&format!("/projects/{id}")).await;
+    assert_eq!(project["status"], "completed");
+    assert_eq!(project["progress"], json!({"completed": 6}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gated_task_waits_and_a_rejection_reaches_the_next_prompt() {
+    let model = Arc::new(Recording::default());
+    let agent = Arc::new(Agents::new(model.clone(), AgentSettings::default()));
+    let server = start(Options {
+        agent,
+        ..Options::default()
+    })
+    .await;
+    let id = server.create(json!({"description": TODO, "project_type": "backend", "options": {"require_approval": ["database_schema"]}})).await;
+    let waiting = server
+        .follow(&id, None, |e| e.kind == "task_awaiting_approval")
+        .await;
+    let last = waiting.last().expect("events").id;
+    let tasks = server.get_json(&format!("/projects/{id}/tasks")).await;
+    let schema = task_id(&tasks, "database_schema");
+    assert!(statuses(&tasks).contains(&("database_schema".into(), "awaiting_approval".into())));
+    assert!(statuses(&tasks).contains(&("api_structure".into(), "blocked".into())));
+
+    let empty = server
+        .post(
+            &format!("/projects/{id}/tasks/{schema}/reject"),
+            json!({"feedback": " "}),
+        )
+        .await;
+    assert_eq!(empty.status(), 422);
+    let rejected = server
+        .post(
+            &format!("/projects/{id}/tasks/{schema}/reject"),
+            json!({"feedback": "Add an index on users.email"}),
+        )
+        .await;
+    assert_eq!(rejected.status(), 200);
+    let again = server
+        .follow(&id, Some(last), |e| e.kind == "task_awaiting_approval")
+        .await;
+    assert!(again.iter().any(|e| e.kind == "approval_rejected"));
+    let prompts = model
+        .requests
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|r| r.purpose.task_kind == "database_schema")
+        .map(|r| r.messages[0].content.clone())
+        .collect::<Vec<_>>();
+    assert_eq!(prompts.len(), 2);
+    assert!(!prompts[0].contains("Add an index on users.email"));
+    assert!(
+        prompts[1]
+            .contains("# Reviewer feedback on your previous answer\n\nAdd an index on users.email")
+    );
+
+    let approved = server
+        .post(&format!("/projects/{id}/tasks/{schema}/approve"), json!({}))
+        .await;
+    assert_eq!(approved.status(), 200);
+    let approved: Value = approved.json().await.expect("json");
+    assert_eq!(approved["status"], "completed");
+    let twice = server
+        .post(&format!("/projects/{id}/tasks/{schema}/approve"), json!({}))
+        .await;
+    assert_eq!(twice.status(), 409);
+    let rest = server
+        .follow(&id, Some(again.last().expect("events").id), |_| false)
+        .await;
+    assert_eq!(rest.last().expect("events").kind, "project_completed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_is_ordered_and_resumes_after_the_last_event_id() {
+    let server = start(Options::default()).await;
+    let id = server
+        .create(json!({"description": TODO, "project_type": "api"}))
+        .await;
+    let first = server
+        .follow(&id, None, |e| e.kind == "task_completed")
+        .await;
+    let resume_after = first.last().expect("events").id;
+    let rest = server.follow(&id, Some(resume_after), |_| false).await;
+    let streamed: Vec<i64> = first.iter().chain(rest.iter()).map(|e| e.id).collect();
+    assert!(streamed.windows(2).all(|w| w[0] < w[1]), "{streamed:?}");
+    assert!(rest.first().expect("more").id > resume_after);
+    let listed = server
+        .get_json(&format!("/projects/{id}/events?limit=1000"))
+        .await;
+    let listed: Vec<i64> = listed["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["id"].as_i64().expect("id"))
+        .collect();
+    assert_eq!(streamed, listed);
+    assert_eq!(rest.last().expect("events").kind, "project_completed");
+    let page = server
+        .get_json(&format!(
+            "/projects/{id}/events?after={}&limit=2",
+            listed[0]
+        ))
+        .await;
+    assert_eq!(page["events"][0]["id"], listed[1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_guard_everything_but_health_and_the_description() {
+    let server = start(Options {
+        workers: 0,
+        keys: "k1,k2",
+        ..Options::default()
+    })
+    .await;
+    let unauthorized = server.get("/projects").await;
+    assert_eq!(unauthorized.status(), 401);
+    assert_eq!(unauthorized.headers()["www-authenticate"], "Bearer");
+    assert_eq!(
+        unauthorized.headers()["content-type"],
+        "application/problem+json"
+    );
+    let wrong = server
+        .client
+        .get(server.url("/projects"))
+        .bearer_auth("k3")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(wrong.status(), 401);
+    let right = server
+        .client
+        .get(server.url("/projects"))
+        .bearer_auth("k2")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(right.status(), 200);
+    for open in ["/healthz", "/readyz", "/openapi.json", "/docs/"] {
+        assert_eq!(server.get(open).await.status(), 200, "{open}");
+    }
+    let spec: Value = server
+        .get("/openapi.json")
+        .await
+        .json()
+        .await
+        .expect("spec");
+    assert_eq!(
+        spec["components"]["securitySchemes"]["api_key"]["scheme"],
+        "bearer"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_agents_and_workflows_describe_the_service() {
+    let server = start(Options::default()).await;
+    let id = server.create(json!({"description": TODO})).await;
+    server.until_finished(&id).await;
+    let sessions = server.get_json("/sessions").await;
+    let sessions = sessions["sessions"].as_array().expect("sessions");
+    assert_eq!(
+        sessions
+            .iter()
+            .map(|s| s["tasks_completed"].as_i64().expect("n"))
+            .sum::<i64>(),
+        15
+    );
+    assert!(sessions.iter().all(|s| s["current_task_id"].is_null()));
+    let agents = server.get_json("/agents").await;
+    let backend = agents["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .find(|a| a["agent"] == "backend")
+        .expect("backend");
+    assert_eq!(backend["tasks_completed"], 4);
+    assert!(
+        backend["p95_duration_ms"].as_f64().expect("p95")
+            >= backend["mean_duration_ms"].as_f64().expect("mean") * 0.0
+    );
+    assert!(backend["prompt_tokens"].as_i64().expect("tokens") > 0);
+    let workflows = server.get_json("/workflows").await;
+    let fullstack = workflows["workflows"]
+        .as_array()
+        .expect("workflows")
+        .iter()
+        .find(|w| w["project_type"] == "fullstack")
+        .expect("fullstack");
+    assert_eq!(fullstack["tasks"].as_array().expect("tasks").len(), 15);
+    assert_eq!(fullstack["critical_path_minutes"], 275);
+    assert_eq!(server.get_json("/readyz").await["status"], "ok");
+}
