@@ -90,8 +90,25 @@ fn is_valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
+/// PostgreSQL text cannot hold NUL: refuse it at the edge rather than fail in the database.
+pub(crate) fn no_nul(field: &str, value: &str) -> Result<()> {
+    if value.contains('\0') {
+        return Err(ApiError::invalid(field, "must not contain NUL characters"));
+    }
+    Ok(())
+}
+
 /// Checks a request and turns it into a plan, or names every invalid field.
 fn validate(request: &CreateProject) -> Result<Plan> {
+    no_nul("description", &request.description)?;
+    if let Some(stack) = &request.technology_stack {
+        no_nul("technology_stack", stack)?;
+    }
+    for (i, task) in request.workflow.iter().flatten().enumerate() {
+        if let Some(description) = &task.description {
+            no_nul(&format!("workflow[{i}].description"), description)?;
+        }
+    }
     let description = request.description.trim();
     if description.is_empty() {
         return Err(ApiError::invalid("description", "must not be empty"));

@@ -175,6 +175,7 @@ pub async fn reject_task(
     ApiPath((id, task_id)): ApiPath<(Uuid, Uuid)>,
     AppJson(rejection): AppJson<Rejection>,
 ) -> Result<axum::Json<TaskDetail>> {
+    crate::routes::projects::no_nul("feedback", &rejection.feedback)?;
     let feedback = rejection.feedback.trim();
     if feedback.is_empty() || feedback.chars().count() > 10_000 {
         return Err(ApiError::invalid(
