@@ -38,7 +38,7 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
     ),
     paths(files::get_file),
     components(schemas(error::Problem, error::FieldError)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &DatabaseUnavailable),
     tags(
         (name = "projects", description = "Projects, their plans and workflow templates"),
         (name = "tasks", description = "Tasks of a project, and the human controls on them"),
@@ -84,6 +84,41 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Every operation that reads the database can answer 503 when it is unreachable.
+struct DatabaseUnavailable;
+
+impl Modify for DatabaseUnavailable {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if path == "/healthz" || path == "/workflows" {
+                continue;
+            }
+            for operation in [item.get.as_mut(), item.post.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                operation
+                    .responses
+                    .responses
+                    .entry("503".into())
+                    .or_insert_with(|| {
+                        ResponseBuilder::new()
+                            .description("The database is unavailable")
+                            .content(
+                                "application/problem+json",
+                                ContentBuilder::new()
+                                    .schema(Some(Ref::from_schema_name("Problem")))
+                                    .build(),
+                            )
+                            .build()
+                            .into()
+                    });
+            }
+        }
+    }
+}
+
 fn build() -> (Router<AppState>, OpenApiDoc) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(projects::create_project, projects::list_projects))
@@ -112,6 +147,7 @@ fn build() -> (Router<AppState>, OpenApiDoc) {
 pub fn openapi() -> OpenApiDoc {
     let (_, mut spec) = build();
     BearerAuth.modify(&mut spec);
+    DatabaseUnavailable.modify(&mut spec);
     spec
 }
 

@@ -244,6 +244,13 @@ async fn bad_requests_get_the_right_problem_and_store_nothing() {
         ),
         (
             server
+                .post("/projects", json!({"description": "a\u{0}b"}))
+                .await,
+            422,
+            "NUL",
+        ),
+        (
+            server
                 .post("/projects", json!({"description": "x", "colour": "red"}))
                 .await,
             422,

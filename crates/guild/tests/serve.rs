@@ -12,7 +12,14 @@ async fn serve_runs_a_project_over_http_and_stops_cleanly_on_sigterm() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_guild"))
         .env_remove("DATABASE_URL")
         .env_remove("GUILD_API_KEYS")
-        .args(["serve", "--bind", "127.0.0.1:0", "--workers", "2", "--data-dir"])
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--workers",
+            "2",
+            "--data-dir",
+        ])
         .arg(&data_dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -35,7 +42,10 @@ async fn serve_runs_a_project_over_http_and_stops_cleanly_on_sigterm() {
         .await
         .expect("POST");
     assert_eq!(created.status(), 202);
-    let location = created.headers()["location"].to_str().expect("location").to_owned();
+    let location = created.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
     // The event stream closes when the project has ended.
     let stream = client
         .get(format!("{base}{location}/events"))
@@ -47,14 +57,27 @@ async fn serve_runs_a_project_over_http_and_stops_cleanly_on_sigterm() {
         .await
         .expect("the stream ends");
     assert!(stream.contains("event: project_completed"), "{stream}");
-    let project: Value = client.get(format!("{base}{location}")).send().await.expect("GET").json().await.expect("json");
+    let project: Value = client
+        .get(format!("{base}{location}"))
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(project["status"], "completed");
     assert_eq!(project["progress"], json!({"completed": 15}));
 
-    let sent = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
     assert!(sent.success());
     let status = child.wait().expect("exits");
     assert!(status.success(), "{status:?}");
-    assert!(!data_dir.join("postmaster.pid").exists(), "PostgreSQL still running");
+    assert!(
+        !data_dir.join("postmaster.pid").exists(),
+        "PostgreSQL still running"
+    );
     drop(stdout);
 }
