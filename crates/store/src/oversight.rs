@@ -31,6 +31,7 @@ async fn lock_task(
 /// Approves a task waiting at its gate: it completes and its dependents are released.
 pub async fn approve(pool: &PgPool, project_id: Uuid, task_id: Uuid) -> Result<Settled> {
     let mut tx = pool.begin().await?;
+    crate::projects::lock(&mut tx, project_id).await?;
     let (key, status) = lock_task(&mut tx, project_id, task_id).await?;
     if status != TaskStatus::AwaitingApproval {
         return Err(StoreError::Conflict(format!(
@@ -70,6 +71,7 @@ pub async fn approve(pool: &PgPool, project_id: Uuid, task_id: Uuid) -> Result<S
 /// re-run does not use up one of its attempts.
 pub async fn reject(pool: &PgPool, project_id: Uuid, task_id: Uuid, feedback: &str) -> Result<()> {
     let mut tx = pool.begin().await?;
+    crate::projects::lock(&mut tx, project_id).await?;
     let (key, status) = lock_task(&mut tx, project_id, task_id).await?;
     if status != TaskStatus::AwaitingApproval {
         return Err(StoreError::Conflict(format!(

@@ -121,6 +121,28 @@ macro_rules! project_columns {
     };
 }
 
+/// Locks a project's row until the transaction ends. Every transaction that records events
+/// of a project takes this lock first (before any task of it), so the project's event ids
+/// grow in commit order: a reader that has seen event `n` will never later find a smaller
+/// id appear. Without it, two workers' transactions could commit out of id order and a
+/// stream resuming after the larger id would skip the other.
+pub(crate) async fn lock(conn: &mut sqlx::PgConnection, project_id: Uuid) -> Result<()> {
+    lock_many(conn, &[project_id]).await
+}
+
+/// [`lock`] for several projects, in id order so that lockers cannot deadlock.
+pub(crate) async fn lock_many(conn: &mut sqlx::PgConnection, project_ids: &[Uuid]) -> Result<()> {
+    let locked: Vec<(Uuid,)> =
+        sqlx::query_as("SELECT id FROM projects WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind(project_ids)
+            .fetch_all(conn)
+            .await?;
+    if locked.len() < project_ids.len() {
+        return Err(StoreError::NotFound("project"));
+    }
+    Ok(())
+}
+
 /// Creates the project and its whole task graph in one transaction, and wakes the workers.
 /// With an idempotency key already used, returns that project when the request is the same
 /// and a conflict when it is not.

@@ -38,6 +38,7 @@ pub struct RejectedFile {
 /// A task's successful outcome.
 #[derive(Debug, Clone)]
 pub struct Completion<'a> {
+    pub project_id: Uuid,
     pub task_id: Uuid,
     pub attempt: i32,
     pub session_id: Option<Uuid>,
@@ -55,6 +56,7 @@ pub struct Completion<'a> {
 /// A task's failed attempt.
 #[derive(Debug, Clone)]
 pub struct Failure<'a> {
+    pub project_id: Uuid,
     pub task_id: Uuid,
     pub attempt: i32,
     pub session_id: Option<Uuid>,
@@ -100,6 +102,7 @@ pub struct Settled {
 /// when nothing is left to run.
 pub async fn complete(pool: &PgPool, completion: Completion<'_>) -> Result<Settled> {
     let mut tx = pool.begin().await?;
+    crate::projects::lock(&mut tx, completion.project_id).await?;
     // A task the project listed in `options.require_approval` waits for a human with its
     // result stored; its dependents are released when it is approved.
     let row: Option<(Uuid, String, String, String)> = sqlx::query_as(
@@ -197,6 +200,7 @@ pub async fn complete(pool: &PgPool, completion: Completion<'_>) -> Result<Settl
 /// skipped, and when it is critical the project fails and its unstarted tasks are cancelled.
 pub async fn fail(pool: &PgPool, failure: Failure<'_>) -> Result<Settled> {
     let mut tx = pool.begin().await?;
+    crate::projects::lock(&mut tx, failure.project_id).await?;
     let row: Option<(Uuid, String, String, bool, i32)> = sqlx::query_as(
         "SELECT project_id, key, agent, critical, max_attempts FROM tasks
          WHERE id = $1 AND status = 'running' AND attempt = $2

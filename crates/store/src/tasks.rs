@@ -40,7 +40,8 @@ struct ClaimedRow {
 
 /// Claims up to `limit` ready tasks, best priority first, for `worker_id`, with a lease of
 /// `lease`. Tasks locked by another claimer are skipped, so two claimers never get the same
-/// task. One statement: it also marks their projects running and records `task_claimed`.
+/// task. Then, under the projects' locks (see [`crate::projects::lock`]), marks their
+/// projects running and records `task_claimed`.
 pub async fn claim_ready(
     pool: &PgPool,
     worker_id: &str,
@@ -61,14 +62,6 @@ pub async fn claim_ready(
              FROM picked WHERE t.id = picked.id
              RETURNING t.id, t.project_id, t.key, t.kind, t.agent, t.description, t.attempt,
                        t.max_attempts, t.critical
-         ), started AS (
-             UPDATE projects SET status = 'running', started_at = now()
-             WHERE id IN (SELECT project_id FROM claimed) AND status = 'pending'
-         ), logged AS (
-             INSERT INTO events (project_id, task_id, kind, data)
-             SELECT project_id, id, 'task_claimed',
-                    jsonb_build_object('worker_id', $2::text, 'attempt', attempt)
-             FROM claimed
          )
          SELECT * FROM claimed",
     )
@@ -77,6 +70,9 @@ pub async fn claim_ready(
     .bind(lease.as_secs_f64())
     .fetch_all(pool)
     .await?;
+    if !rows.is_empty() {
+        record_claims(pool, worker_id, &rows).await?;
+    }
     rows.into_iter()
         .map(|row| {
             Ok(ClaimedTask {
@@ -94,10 +90,41 @@ pub async fn claim_ready(
         .collect()
 }
 
+/// Marks the claimed tasks' projects running and records `task_claimed`, holding the
+/// projects' locks (taken in id order, so concurrent claimers cannot deadlock).
+async fn record_claims(pool: &PgPool, worker_id: &str, claimed: &[ClaimedRow]) -> Result<()> {
+    let mut projects: Vec<Uuid> = claimed.iter().map(|t| t.project_id).collect();
+    projects.sort_unstable();
+    projects.dedup();
+    let mut tx = pool.begin().await?;
+    crate::projects::lock_many(&mut tx, &projects).await?;
+    sqlx::query(
+        "WITH started AS (
+             UPDATE projects SET status = 'running', started_at = now()
+             WHERE id = ANY($1) AND status = 'pending'
+         )
+         INSERT INTO events (project_id, task_id, kind, data)
+         SELECT c.project_id, c.task_id, 'task_claimed',
+                jsonb_build_object('worker_id', $5::text, 'attempt', c.attempt)
+         FROM unnest($2::uuid[], $3::uuid[], $4::int4[]) WITH ORDINALITY AS c(project_id, task_id, attempt, n)
+         ORDER BY c.n",
+    )
+    .bind(&projects)
+    .bind(claimed.iter().map(|t| t.project_id).collect::<Vec<_>>())
+    .bind(claimed.iter().map(|t| t.id).collect::<Vec<_>>())
+    .bind(claimed.iter().map(|t| t.attempt).collect::<Vec<_>>())
+    .bind(worker_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Gives a running task back without counting the attempt (a worker shutting down): it is
 /// `ready` again for any worker. Fenced like settling: a no-op once the task moved on.
-pub async fn release(pool: &PgPool, task_id: Uuid, attempt: i32) -> Result<()> {
+pub async fn release(pool: &PgPool, project_id: Uuid, task_id: Uuid, attempt: i32) -> Result<()> {
     let mut tx = pool.begin().await?;
+    crate::projects::lock(&mut tx, project_id).await?;
     let released: Option<(Uuid,)> = sqlx::query_as(
         "UPDATE tasks
          SET status = 'ready', attempt = attempt - 1, worker_id = NULL, lease_expires_at = NULL,

@@ -34,6 +34,7 @@ async fn create(pool: &PgPool, plan: &Plan) -> Uuid {
 
 fn completion(task: &ClaimedTask) -> Completion<'static> {
     Completion {
+        project_id: task.project_id,
         task_id: task.id,
         attempt: task.attempt,
         session_id: None,
@@ -48,6 +49,7 @@ fn completion(task: &ClaimedTask) -> Completion<'static> {
 
 fn failure(task: &ClaimedTask, retryable: bool) -> Failure<'static> {
     Failure {
+        project_id: task.project_id,
         task_id: task.id,
         attempt: task.attempt,
         session_id: None,
@@ -510,4 +512,79 @@ async fn the_schema_refuses_unsafe_paths_and_impossible_states() {
     .execute(&pool)
     .await;
     assert!(ready_with_pending.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reader_following_event_ids_misses_nothing_under_concurrent_settlement() {
+    let pool = guild_testkit::database_with_connections(20).await;
+    let tasks: Vec<TaskSpec> = (0..80)
+        .map(|i| TaskSpec {
+            key: format!("t{i}"),
+            kind: "database_schema".into(),
+            agent: AgentKind::Backend,
+            description: "independent".into(),
+            depends_on: vec![],
+            priority: 1,
+            critical: false,
+            estimated_minutes: 1,
+        })
+        .collect();
+    let project_id = create(&pool, &Plan::new(tasks).expect("plan")).await;
+    let claimed = tasks::claim_ready(&pool, "w", 100, LEASE)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 80);
+
+    // Eight settlers complete tasks concurrently while a reader pages with `after`.
+    let settlers: Vec<_> = claimed
+        .chunks(10)
+        .map(|chunk| {
+            let pool = pool.clone();
+            let chunk = chunk.to_vec();
+            tokio::spawn(async move {
+                for task in &chunk {
+                    settle::complete(&pool, completion(task))
+                        .await
+                        .expect("complete");
+                }
+            })
+        })
+        .collect();
+    let reader = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut after = 0;
+            loop {
+                let page = events::list(&pool, project_id, after, 1000)
+                    .await
+                    .expect("events");
+                if let Some(last) = page.last() {
+                    after = last.id;
+                }
+                seen.extend(page.iter().map(|e| e.id));
+                // project_created, then a task_claimed and a task_completed per task,
+                // then project_completed.
+                let expected = 1 + 80 + 80 + 1;
+                if seen.len() >= expected {
+                    return seen;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    for settler in settlers {
+        settler.await.expect("settler");
+    }
+    let seen = tokio::time::timeout(Duration::from_secs(30), reader)
+        .await
+        .expect("the reader saw every event")
+        .expect("reader");
+    let all: Vec<i64> = events::list(&pool, project_id, 0, 1000)
+        .await
+        .expect("events")
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(seen, all);
 }

@@ -45,7 +45,7 @@ impl Inner {
         let outcome = tokio::select! {
             outcome = self.run_agent(&task) => outcome,
             () = abort.cancelled() => {
-                match tasks::release(&self.pool, task.id, task.attempt).await {
+                match tasks::release(&self.pool, task.project_id, task.id, task.attempt).await {
                     Ok(()) => tracing::info!("released at shutdown"),
                     Err(error) => tracing::warn!(%error, "releasing at shutdown failed; the lease will expire"),
                 }
@@ -62,6 +62,7 @@ impl Inner {
                 let settled = settle::fail(
                     &self.pool,
                     Failure {
+                        project_id: task.project_id,
                         task_id: task.id,
                         attempt: task.attempt,
                         session_id,
@@ -209,6 +210,7 @@ impl Inner {
         let settled = settle::complete(
             &self.pool,
             Completion {
+                project_id: task.project_id,
                 task_id: task.id,
                 attempt: task.attempt,
                 session_id,
