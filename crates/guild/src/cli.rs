@@ -126,6 +126,11 @@ pub struct ServeArgs {
     #[arg(long, env = "GUILD_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
     pub max_attempts: u16,
 
+    /// Seconds a claimed task is this process's without a heartbeat; heartbeats run every
+    /// third of it, and any process re-queues tasks whose lease expired.
+    #[arg(long, env = "GUILD_LEASE_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub lease_secs: u64,
+
     #[command(flatten)]
     pub database: DatabaseArgs,
 

@@ -31,11 +31,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 ..AgentSettings::default()
             },
         );
-        let pool = WorkerPool::new(
-            database.pool.clone(),
-            Arc::new(agents),
-            WorkerConfig::new(workers),
-        );
+        let config = WorkerConfig {
+            lease: std::time::Duration::from_secs(args.lease_secs),
+            ..WorkerConfig::new(workers)
+        };
+        let pool = WorkerPool::new(database.pool.clone(), Arc::new(agents), config);
         let events = pool.subscribe();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {

@@ -1,7 +1,7 @@
 //! `guild serve` as a real process: private PostgreSQL, HTTP, a project to the end, SIGTERM.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 
 use serde_json::{Value, json};
 
@@ -80,4 +80,102 @@ async fn serve_runs_a_project_over_http_and_stops_cleanly_on_sigterm() {
         "PostgreSQL still running"
     );
     drop(stdout);
+}
+
+/// Starts `guild serve` on a free port against `database_url` with extra environment, and
+/// returns it with its base URL once it listens.
+fn serve(database_url: &str, env: &[(&str, &str)]) -> (Child, BufReader<ChildStdout>, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_guild"));
+    command
+        .env("DATABASE_URL", database_url)
+        .env_remove("GUILD_API_KEYS")
+        .args(["serve", "--bind", "127.0.0.1:0", "--workers", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("guild serve starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("read");
+    let base = line
+        .split_whitespace()
+        .find(|word| word.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    (child, stdout, base)
+}
+
+#[tokio::test]
+async fn tasks_of_a_killed_server_are_recovered_by_another_one() {
+    let url = guild_testkit::database_url().await;
+    let client = reqwest::Client::new();
+    // A: slow answers and a short lease.
+    let (mut a, _a_out, a_base) = serve(
+        &url,
+        &[
+            ("GUILD_OFFLINE_LATENCY_MS", "60000"),
+            ("GUILD_LEASE_SECS", "2"),
+        ],
+    );
+    let created: Value = client
+        .post(format!("{a_base}/projects"))
+        .json(&json!({"description": "A todo app", "project_type": "frontend"}))
+        .send()
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("id").to_owned();
+    // Wait until A runs the analysis, then kill it without warning.
+    let mut stream = client
+        .get(format!("{a_base}/projects/{id}/events"))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .expect("stream");
+    let mut seen = String::new();
+    while !seen.contains("event: task_claimed") {
+        let chunk = stream.chunk().await.expect("chunk").expect("more");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    a.kill().expect("SIGKILL");
+    a.wait().expect("reaped");
+
+    // B: fast answers; it finds the expired lease and finishes the project.
+    let (mut b, _b_out, b_base) = serve(&url, &[("GUILD_LEASE_SECS", "2")]);
+    let events = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        client
+            .get(format!("{b_base}/projects/{id}/events"))
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .expect("stream")
+            .text(),
+    )
+    .await
+    .expect("the project ends")
+    .expect("the stream ends");
+    assert!(events.contains("lease expired"), "{events}");
+    assert!(events.contains("event: project_completed"), "{events}");
+    let project: Value = client
+        .get(format!("{b_base}/projects/{id}"))
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(project["status"], "completed");
+    let completions = events.matches("event: task_completed").count();
+    assert_eq!(completions, 6, "each task completed exactly once");
+    let sent = Command::new("kill")
+        .args(["-TERM", &b.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    assert!(b.wait().expect("exits").success());
 }

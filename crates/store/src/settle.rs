@@ -241,6 +241,9 @@ pub async fn fail(pool: &PgPool, failure: Failure<'_>) -> Result<Settled> {
         .bind(failure.retry_delay.as_secs_f64())
         .execute(&mut *tx)
         .await?;
+        if failure.retry_delay.is_zero() {
+            notify_ready(&mut tx).await?;
+        }
         log.push(NewEvent {
             task_id: Some(failure.task_id),
             kind: "task_retried",

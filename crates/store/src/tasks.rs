@@ -38,6 +38,24 @@ struct ClaimedRow {
     critical: bool,
 }
 
+impl TryFrom<ClaimedRow> for ClaimedTask {
+    type Error = StoreError;
+
+    fn try_from(row: ClaimedRow) -> Result<Self> {
+        Ok(Self {
+            id: row.id,
+            project_id: row.project_id,
+            key: row.key,
+            kind: row.kind,
+            agent: parse(&row.agent)?,
+            description: row.description,
+            attempt: row.attempt,
+            max_attempts: row.max_attempts,
+            critical: row.critical,
+        })
+    }
+}
+
 /// Claims up to `limit` ready tasks, best priority first, for `worker_id`, with a lease of
 /// `lease`. Tasks locked by another claimer are skipped, so two claimers never get the same
 /// task. Then, under the projects' locks (see [`crate::projects::lock`]), marks their
@@ -73,21 +91,7 @@ pub async fn claim_ready(
     if !rows.is_empty() {
         record_claims(pool, worker_id, &rows).await?;
     }
-    rows.into_iter()
-        .map(|row| {
-            Ok(ClaimedTask {
-                id: row.id,
-                project_id: row.project_id,
-                key: row.key,
-                kind: row.kind,
-                agent: parse(&row.agent)?,
-                description: row.description,
-                attempt: row.attempt,
-                max_attempts: row.max_attempts,
-                critical: row.critical,
-            })
-        })
-        .collect()
+    rows.into_iter().map(ClaimedTask::try_from).collect()
 }
 
 /// Marks the claimed tasks' projects running and records `task_claimed`, holding the
@@ -356,4 +360,43 @@ pub async fn get(pool: &PgPool, project_id: Uuid, task_id: Uuid) -> Result<Optio
     Ok(list_filtered(pool, project_id, Some(task_id), None)
         .await?
         .pop())
+}
+
+/// Extends the leases of `worker_id`'s running tasks among `task_ids`, in one statement.
+/// Returns how many were extended (fewer when some were cancelled or re-queued).
+pub async fn heartbeat(
+    pool: &PgPool,
+    worker_id: &str,
+    task_ids: &[Uuid],
+    lease: Duration,
+) -> Result<u64> {
+    if task_ids.is_empty() {
+        return Ok(0);
+    }
+    let extended = sqlx::query(
+        "UPDATE tasks SET lease_expires_at = now() + make_interval(secs => $3)
+         WHERE id = ANY($1) AND worker_id = $2 AND status = 'running'",
+    )
+    .bind(task_ids)
+    .bind(worker_id)
+    .bind(lease.as_secs_f64())
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(extended)
+}
+
+/// Running tasks whose lease has expired: their worker stopped heartbeating (it crashed or
+/// lost the database). At most `limit`, oldest expiry first.
+pub async fn expired_leases(pool: &PgPool, limit: i64) -> Result<Vec<ClaimedTask>> {
+    let rows = sqlx::query_as::<_, ClaimedRow>(
+        "SELECT id, project_id, key, kind, agent, description, attempt, max_attempts, critical
+         FROM tasks
+         WHERE status = 'running' AND lease_expires_at < now()
+         ORDER BY lease_expires_at LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(ClaimedTask::try_from).collect()
 }

@@ -588,3 +588,44 @@ async fn a_reader_following_event_ids_misses_nothing_under_concurrent_settlement
         .collect();
     assert_eq!(seen, all);
 }
+
+#[tokio::test]
+async fn heartbeats_keep_leases_and_expired_ones_are_found() {
+    let pool = guild_testkit::database().await;
+    let project_id = create(&pool, &ProjectType::Fullstack.template()).await;
+    // A claim whose lease is already over, as if its worker died at once.
+    let claimed = tasks::claim_ready(&pool, "dead-worker", 1, Duration::ZERO)
+        .await
+        .expect("claim");
+    let expired = tasks::expired_leases(&pool, 10).await.expect("expired");
+    assert_eq!(
+        expired.iter().map(|t| t.id).collect::<Vec<_>>(),
+        [claimed[0].id]
+    );
+
+    // A heartbeat from its worker extends it; another worker's heartbeat does not.
+    let ids = [claimed[0].id];
+    assert_eq!(
+        tasks::heartbeat(&pool, "someone-else", &ids, LEASE)
+            .await
+            .expect("beat"),
+        0
+    );
+    assert_eq!(
+        tasks::heartbeat(&pool, "dead-worker", &ids, LEASE)
+            .await
+            .expect("beat"),
+        1
+    );
+    assert!(
+        tasks::expired_leases(&pool, 10)
+            .await
+            .expect("expired")
+            .is_empty()
+    );
+    let all = statuses(&pool, project_id).await;
+    assert_eq!(
+        status_of(&all, "requirements_analysis"),
+        TaskStatus::Running
+    );
+}

@@ -6,7 +6,9 @@
 //! transaction. An agent that panics fails its task, not the pool.
 
 mod execute;
+mod maintain;
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -112,6 +114,8 @@ struct Inner {
     slots: Arc<Semaphore>,
     /// Slot numbers not in use, for agent sessions.
     free_slot_ids: Mutex<Vec<i32>>,
+    /// Tasks running in this process, whose leases the heartbeat extends.
+    running: Mutex<HashSet<Uuid>>,
     slot_freed: Notify,
 }
 
@@ -126,6 +130,7 @@ impl WorkerPool {
                 events,
                 slots: Arc::new(Semaphore::new(slots)),
                 free_slot_ids: Mutex::new((0..slots as i32).rev().collect()),
+                running: Mutex::new(HashSet::new()),
                 slot_freed: Notify::new(),
                 config,
             }),
@@ -149,6 +154,11 @@ impl WorkerPool {
         let mut listener = ReadyListener::connect(&inner.pool).await?;
         let tracker = TaskTracker::new();
         let abort = CancellationToken::new();
+        tracker.spawn({
+            let pool = self.clone();
+            let shutdown = shutdown.clone();
+            async move { pool.inner.maintain(shutdown).await }
+        });
         tracing::info!(worker_id = %inner.config.worker_id, slots = inner.config.slots, "worker pool started");
 
         while !shutdown.is_cancelled() {
@@ -170,10 +180,17 @@ impl WorkerPool {
                                 .try_acquire_owned()
                                 .expect("a slot is free for every claimed task");
                             let slot = inner.take_slot_id();
+                            inner.running.lock().expect("running lock").insert(task.id);
                             let pool = self.clone();
                             let abort = abort.clone();
                             tracker.spawn(async move {
+                                let task_id = task.id;
                                 pool.inner.execute(task, slot, abort).await;
+                                pool.inner
+                                    .running
+                                    .lock()
+                                    .expect("running lock")
+                                    .remove(&task_id);
                                 pool.inner.return_slot_id(slot);
                                 drop(permit);
                                 pool.inner.slot_freed.notify_one();

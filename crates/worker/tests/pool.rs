@@ -429,3 +429,83 @@ async fn no_connection_is_held_while_agents_run() {
         TaskStatus::Completed
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_whose_worker_died_is_recovered_and_completes() {
+    let pool = guild_testkit::database().await;
+    let id = create(&pool, ProjectType::Frontend).await;
+    // A worker claims the analysis and dies: its lease runs out and nobody heartbeats.
+    let ghost = tasks::claim_ready(&pool, "ghost", 1, Duration::ZERO)
+        .await
+        .expect("claim");
+    assert_eq!(ghost[0].key, "requirements_analysis");
+
+    let config = WorkerConfig {
+        lease: Duration::from_millis(300),
+        ..config(2)
+    };
+    let mut running = start(&pool, Arc::new(offline_team()), config);
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let WorkerEvent::ProjectFinished { project_id, .. } =
+                running.progress.recv().await.expect("events")
+            {
+                assert_eq!(project_id, id);
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the project finishes");
+    running.shutdown.cancel();
+    running
+        .handle
+        .await
+        .expect("pool task")
+        .expect("pool stops");
+
+    let project = projects::get(&pool, id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(project.status, ProjectStatus::Completed);
+    let analysis = tasks::list(&pool, id)
+        .await
+        .expect("tasks")
+        .into_iter()
+        .find(|t| t.key == "requirements_analysis")
+        .expect("analysis");
+    assert_eq!(analysis.attempt, 2, "the dead worker's attempt counts");
+    let log = events::list(&pool, id, 0, 1000).await.expect("events");
+    let retried = log
+        .iter()
+        .find(|e| e.kind == "task_retried")
+        .expect("task_retried");
+    assert!(
+        retried.data["error"]
+            .as_str()
+            .expect("error")
+            .starts_with("lease expired")
+    );
+    // The ghost's late result is refused.
+    let late = guild_store::settle::complete(
+        &pool,
+        guild_store::settle::Completion {
+            project_id: id,
+            task_id: ghost[0].id,
+            attempt: ghost[0].attempt,
+            session_id: None,
+            duration_ms: 1,
+            result: json!({"summary": "late"}),
+            files: &[],
+            rejected_files: &[],
+            requirements: None,
+            llm_calls: &[],
+        },
+    )
+    .await;
+    assert!(matches!(
+        late,
+        Err(guild_store::StoreError::NotRunning { .. })
+    ));
+}
