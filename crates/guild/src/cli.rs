@@ -20,6 +20,8 @@ pub enum Command {
     Run(RunArgs),
     /// Serve the HTTP API, with the worker pool in the same process.
     Serve(ServeArgs),
+    /// Run only the worker pool, against the PostgreSQL at DATABASE_URL (many may share it).
+    Worker(WorkerArgs),
     /// Apply the database migrations and exit.
     Migrate(DatabaseArgs),
     /// Print the OpenAPI description of the HTTP API.
@@ -31,7 +33,7 @@ impl Command {
     pub fn default_log_level(&self) -> &'static str {
         match self {
             Self::Run(_) | Self::Openapi => "warn",
-            Self::Serve(_) | Self::Migrate(_) => "info",
+            Self::Serve(_) | Self::Worker(_) | Self::Migrate(_) => "info",
         }
     }
 }
@@ -138,6 +140,24 @@ pub struct ServeArgs {
     pub llm: LlmArgs,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// The PostgreSQL shared with `guild serve` and other workers.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+
+    /// Tasks run at once by this process.
+    #[arg(long, env = "GUILD_WORKERS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
+
+    /// Seconds a claimed task is this process's without a heartbeat.
+    #[arg(long, env = "GUILD_LEASE_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub lease_secs: u64,
+
+    #[command(flatten)]
+    pub llm: LlmArgs,
+}
+
 /// `ProjectType` for clap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProjectTypeArg {
@@ -177,6 +197,17 @@ mod tests {
         assert_eq!(args.project_type, ProjectTypeArg::Fullstack);
         assert_eq!(args.llm.provider, Provider::Offline);
         assert_eq!(args.out, PathBuf::from("out"));
+    }
+
+    #[test]
+    fn a_worker_needs_a_database_url() {
+        let parsed = Cli::try_parse_from(["guild", "worker", "--database-url", "postgres://x/y"])
+            .expect("parses");
+        assert!(matches!(parsed.command, Command::Worker(_)));
+        // With the variable unset, the flag is required.
+        if std::env::var_os("DATABASE_URL").is_none() {
+            assert!(Cli::try_parse_from(["guild", "worker"]).is_err());
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod run;
 mod serve;
 mod signals;
 mod telemetry;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => run::run(args).await,
             Command::Serve(args) => serve::serve(args).await,
+            Command::Worker(args) => worker::worker(args).await,
             Command::Migrate(args) => database::migrate_command(args).await,
             Command::Openapi => openapi(),
         }

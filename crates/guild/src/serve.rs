@@ -6,12 +6,13 @@ use std::sync::Arc;
 use anyhow::Context;
 use guild_agents::{AgentSettings, Agents};
 use guild_api::{ApiKeys, AppState};
+use guild_store::PgPool;
 use guild_worker::{WorkerConfig, WorkerPool};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::cli::ServeArgs;
+use crate::cli::{LlmArgs, ServeArgs};
 use crate::database::Database;
 use crate::run::llm_client;
 use crate::signals::ShutdownSignals;
@@ -24,18 +25,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let tracker = TaskTracker::new();
 
     let pool_events = (workers > 0).then(|| {
-        let agents = Agents::new(
-            llm_client(&args.llm),
-            AgentSettings {
-                model: args.llm.model.clone(),
-                ..AgentSettings::default()
-            },
-        );
-        let config = WorkerConfig {
-            lease: std::time::Duration::from_secs(args.lease_secs),
-            ..WorkerConfig::new(workers)
-        };
-        let pool = WorkerPool::new(database.pool.clone(), Arc::new(agents), config);
+        let pool = worker_pool(database.pool.clone(), &args.llm, workers, args.lease_secs);
         let events = pool.subscribe();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
@@ -79,6 +69,22 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tracker.wait().await;
     database.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The worker pool of a long-running process: `slots` task slots with the configured model.
+pub fn worker_pool(database: PgPool, llm: &LlmArgs, slots: usize, lease_secs: u64) -> WorkerPool {
+    let agents = Agents::new(
+        llm_client(llm),
+        AgentSettings {
+            model: llm.model.clone(),
+            ..AgentSettings::default()
+        },
+    );
+    let config = WorkerConfig {
+        lease: std::time::Duration::from_secs(lease_secs),
+        ..WorkerConfig::new(slots)
+    };
+    WorkerPool::new(database, Arc::new(agents), config)
 }
 
 /// Bumps `activity` whenever the worker pool reports progress, so event streams look for new

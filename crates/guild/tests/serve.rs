@@ -84,12 +84,16 @@ async fn serve_runs_a_project_over_http_and_stops_cleanly_on_sigterm() {
 
 /// Starts `guild serve` on a free port against `database_url` with extra environment, and
 /// returns it with its base URL once it listens.
-fn serve(database_url: &str, env: &[(&str, &str)]) -> (Child, BufReader<ChildStdout>, String) {
+fn serve(
+    database_url: &str,
+    workers: &str,
+    env: &[(&str, &str)],
+) -> (Child, BufReader<ChildStdout>, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_guild"));
     command
         .env("DATABASE_URL", database_url)
         .env_remove("GUILD_API_KEYS")
-        .args(["serve", "--bind", "127.0.0.1:0", "--workers", "2"])
+        .args(["serve", "--bind", "127.0.0.1:0", "--workers", workers])
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     for (key, value) in env {
@@ -114,6 +118,7 @@ async fn tasks_of_a_killed_server_are_recovered_by_another_one() {
     // A: slow answers and a short lease.
     let (mut a, _a_out, a_base) = serve(
         &url,
+        "2",
         &[
             ("GUILD_OFFLINE_LATENCY_MS", "60000"),
             ("GUILD_LEASE_SECS", "2"),
@@ -145,7 +150,7 @@ async fn tasks_of_a_killed_server_are_recovered_by_another_one() {
     a.wait().expect("reaped");
 
     // B: fast answers; it finds the expired lease and finishes the project.
-    let (mut b, _b_out, b_base) = serve(&url, &[("GUILD_LEASE_SECS", "2")]);
+    let (mut b, _b_out, b_base) = serve(&url, "2", &[("GUILD_LEASE_SECS", "2")]);
     let events = tokio::time::timeout(
         std::time::Duration::from_secs(60),
         client
@@ -178,4 +183,84 @@ async fn tasks_of_a_killed_server_are_recovered_by_another_one() {
         .expect("kill");
     assert!(sent.success());
     assert!(b.wait().expect("exits").success());
+}
+
+#[tokio::test]
+async fn worker_processes_run_the_projects_of_an_api_only_server() {
+    let url = guild_testkit::database_url().await;
+    let client = reqwest::Client::new();
+    let (mut api, _api_out, base) = serve(&url, "0", &[]);
+    let workers: Vec<(Child, BufReader<ChildStdout>)> = (0..2)
+        .map(|_| {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_guild"))
+                .env("DATABASE_URL", &url)
+                .args(["worker", "--workers", "2"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("guild worker starts");
+            let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+            let mut line = String::new();
+            stdout.read_line(&mut line).expect("read");
+            assert!(line.starts_with("Guild worker worker-"), "{line}");
+            (child, stdout)
+        })
+        .collect();
+
+    let mut ids = Vec::new();
+    for project_type in ["fullstack", "backend"] {
+        let created: Value = client
+            .post(format!("{base}/projects"))
+            .json(&json!({"description": "A todo app", "project_type": project_type}))
+            .send()
+            .await
+            .expect("POST")
+            .json()
+            .await
+            .expect("json");
+        ids.push(created["id"].as_str().expect("id").to_owned());
+    }
+    for id in &ids {
+        let events = client
+            .get(format!("{base}/projects/{id}/events"))
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .expect("stream")
+            .text()
+            .await
+            .expect("the stream ends");
+        assert!(events.contains("event: project_completed"), "{events}");
+    }
+    // Both workers took part, in slots of their own.
+    let sessions: Value = client
+        .get(format!("{base}/sessions"))
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("json");
+    let worker_ids: std::collections::HashSet<&str> = sessions["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .map(|s| s["worker_id"].as_str().expect("worker"))
+        .collect();
+    assert_eq!(worker_ids.len(), 2, "{sessions}");
+
+    for (mut child, _) in workers {
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        assert!(child.wait().expect("exits").success());
+    }
+    let sent = Command::new("kill")
+        .args(["-TERM", &api.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    assert!(api.wait().expect("exits").success());
 }
