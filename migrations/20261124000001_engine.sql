@@ -21,8 +21,6 @@ CREATE TABLE projects (
     CHECK ((status IN ('completed', 'failed', 'cancelled')) = (finished_at IS NOT NULL))
 );
 
-CREATE INDEX projects_newest_idx ON projects (created_at DESC, id DESC);
-
 -- A worker's slot for one agent kind.
 CREATE TABLE agent_sessions (
     id               uuid PRIMARY KEY,

@@ -1,6 +1,7 @@
 //! `guild serve` as a real process: private PostgreSQL, HTTP, a project to the end, SIGTERM.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 
 use serde_json::{Value, json};
@@ -9,30 +10,7 @@ use serde_json::{Value, json};
 async fn serve_runs_a_project_over_http_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data_dir = dir.path().join("pg");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_guild"))
-        .env_remove("DATABASE_URL")
-        .env_remove("GUILD_API_KEYS")
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--workers",
-            "2",
-            "--data-dir",
-        ])
-        .arg(&data_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("guild serve starts");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("read");
-    let base = line
-        .split_whitespace()
-        .find(|word| word.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
+    let (child, _stdout, base) = serve(Database::Private(&data_dir), "2", &[]);
 
     let client = reqwest::Client::new();
     let created = client
@@ -68,34 +46,39 @@ async fn serve_runs_a_project_over_http_and_stops_cleanly_on_sigterm() {
     assert_eq!(project["status"], "completed");
     assert_eq!(project["progress"], json!({"completed": 15}));
 
-    let sent = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
-    let status = child.wait().expect("exits");
-    assert!(status.success(), "{status:?}");
+    terminate(child);
     assert!(
         !data_dir.join("postmaster.pid").exists(),
         "PostgreSQL still running"
     );
-    drop(stdout);
 }
 
-/// Starts `guild serve` on a free port against `database_url` with extra environment, and
-/// returns it with its base URL once it listens.
+/// The database a `guild serve` uses.
+enum Database<'a> {
+    /// A server at this URL.
+    Url(&'a str),
+    /// A private PostgreSQL with its data here.
+    Private(&'a Path),
+}
+
+/// Starts `guild serve` on a free port with `workers` slots and extra environment, and
+/// returns it with its output reader and base URL once it listens.
 fn serve(
-    database_url: &str,
+    database: Database<'_>,
     workers: &str,
     env: &[(&str, &str)],
 ) -> (Child, BufReader<ChildStdout>, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_guild"));
     command
-        .env("DATABASE_URL", database_url)
+        .env_remove("DATABASE_URL")
         .env_remove("GUILD_API_KEYS")
         .args(["serve", "--bind", "127.0.0.1:0", "--workers", workers])
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
+    match database {
+        Database::Url(url) => command.env("DATABASE_URL", url),
+        Database::Private(dir) => command.arg("--data-dir").arg(dir),
+    };
     for (key, value) in env {
         command.env(key, value);
     }
@@ -111,13 +94,24 @@ fn serve(
     (child, stdout, base)
 }
 
+/// Sends SIGTERM and expects a clean exit.
+fn terminate(mut child: Child) {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let status = child.wait().expect("exits");
+    assert!(status.success(), "{status:?}");
+}
+
 #[tokio::test]
 async fn tasks_of_a_killed_server_are_recovered_by_another_one() {
     let url = guild_testkit::database_url().await;
     let client = reqwest::Client::new();
     // A: slow answers and a short lease.
     let (mut a, _a_out, a_base) = serve(
-        &url,
+        Database::Url(&url),
         "2",
         &[
             ("GUILD_OFFLINE_LATENCY_MS", "60000"),
@@ -150,7 +144,7 @@ async fn tasks_of_a_killed_server_are_recovered_by_another_one() {
     a.wait().expect("reaped");
 
     // B: fast answers; it finds the expired lease and finishes the project.
-    let (mut b, _b_out, b_base) = serve(&url, "2", &[("GUILD_LEASE_SECS", "2")]);
+    let (b, _b_out, b_base) = serve(Database::Url(&url), "2", &[("GUILD_LEASE_SECS", "2")]);
     let events = tokio::time::timeout(
         std::time::Duration::from_secs(60),
         client
@@ -177,19 +171,14 @@ async fn tasks_of_a_killed_server_are_recovered_by_another_one() {
     assert_eq!(project["status"], "completed");
     let completions = events.matches("event: task_completed").count();
     assert_eq!(completions, 6, "each task completed exactly once");
-    let sent = Command::new("kill")
-        .args(["-TERM", &b.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
-    assert!(b.wait().expect("exits").success());
+    terminate(b);
 }
 
 #[tokio::test]
 async fn worker_processes_run_the_projects_of_an_api_only_server() {
     let url = guild_testkit::database_url().await;
     let client = reqwest::Client::new();
-    let (mut api, _api_out, base) = serve(&url, "0", &[]);
+    let (api, _api_out, base) = serve(Database::Url(&url), "0", &[]);
     let workers: Vec<(Child, BufReader<ChildStdout>)> = (0..2)
         .map(|_| {
             let mut child = Command::new(env!("CARGO_BIN_EXE_guild"))
@@ -249,18 +238,8 @@ async fn worker_processes_run_the_projects_of_an_api_only_server() {
         .collect();
     assert_eq!(worker_ids.len(), 2, "{sessions}");
 
-    for (mut child, _) in workers {
-        let sent = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(sent.success());
-        assert!(child.wait().expect("exits").success());
+    for (child, _) in workers {
+        terminate(child);
     }
-    let sent = Command::new("kill")
-        .args(["-TERM", &api.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
-    assert!(api.wait().expect("exits").success());
+    terminate(api);
 }

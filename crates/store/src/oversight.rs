@@ -28,8 +28,13 @@ async fn lock_task(
     Ok((key, parse(&status)?))
 }
 
-/// Approves a task waiting at its gate: it completes and its dependents are released.
-pub async fn approve(pool: &PgPool, project_id: Uuid, task_id: Uuid) -> Result<Settled> {
+/// Begins a review of a task waiting at its gate: locks its project, then the task, and
+/// returns the transaction and the task's key, or a conflict if it is not waiting.
+async fn begin_review(
+    pool: &PgPool,
+    project_id: Uuid,
+    task_id: Uuid,
+) -> Result<(sqlx::Transaction<'static, sqlx::Postgres>, String)> {
     let mut tx = pool.begin().await?;
     crate::projects::lock(&mut tx, project_id).await?;
     let (key, status) = lock_task(&mut tx, project_id, task_id).await?;
@@ -38,6 +43,12 @@ pub async fn approve(pool: &PgPool, project_id: Uuid, task_id: Uuid) -> Result<S
             "task `{key}` is {status}, not awaiting approval"
         )));
     }
+    Ok((tx, key))
+}
+
+/// Approves a task waiting at its gate: it completes and its dependents are released.
+pub async fn approve(pool: &PgPool, project_id: Uuid, task_id: Uuid) -> Result<Settled> {
+    let (mut tx, key) = begin_review(pool, project_id, task_id).await?;
     sqlx::query("UPDATE tasks SET status = 'completed', completed_at = now() WHERE id = $1")
         .bind(task_id)
         .execute(&mut *tx)
@@ -70,14 +81,7 @@ pub async fn approve(pool: &PgPool, project_id: Uuid, task_id: Uuid) -> Result<S
 /// Rejects a task waiting at its gate: it runs again with `feedback` in its prompt. The
 /// re-run does not use up one of its attempts.
 pub async fn reject(pool: &PgPool, project_id: Uuid, task_id: Uuid, feedback: &str) -> Result<()> {
-    let mut tx = pool.begin().await?;
-    crate::projects::lock(&mut tx, project_id).await?;
-    let (key, status) = lock_task(&mut tx, project_id, task_id).await?;
-    if status != TaskStatus::AwaitingApproval {
-        return Err(StoreError::Conflict(format!(
-            "task `{key}` is {status}, not awaiting approval"
-        )));
-    }
+    let (mut tx, key) = begin_review(pool, project_id, task_id).await?;
     sqlx::query(
         "UPDATE tasks
          SET status = 'ready', feedback = $2, result = NULL, run_after = now(),
