@@ -127,9 +127,21 @@ pub struct TaskView {
     pub max_attempts: i32,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// The last error.
     pub error: Option<String>,
+    /// The error of each failed attempt, oldest first (attempts that lost their worker
+    /// included).
+    pub errors: Vec<AttemptErrorView>,
     /// The feedback of the last rejected approval.
     pub feedback: Option<String>,
+}
+
+/// Why one attempt at a task failed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptErrorView {
+    pub attempt: i32,
+    pub error: String,
+    pub at: DateTime<Utc>,
 }
 
 impl From<&Task> for TaskView {
@@ -150,6 +162,15 @@ impl From<&Task> for TaskView {
             started_at: t.started_at,
             completed_at: t.completed_at,
             error: t.error.clone(),
+            errors: t
+                .errors
+                .iter()
+                .map(|e| AttemptErrorView {
+                    attempt: e.attempt,
+                    error: e.error.clone(),
+                    at: e.at,
+                })
+                .collect(),
             feedback: t.feedback.clone(),
         }
     }
@@ -316,6 +337,11 @@ pub struct SessionView {
     pub tasks_failed: i64,
     pub busy_ms: i64,
     pub last_activity_at: DateTime<Utc>,
+    /// The last heartbeat of the session's worker process.
+    pub heartbeat_at: DateTime<Utc>,
+    /// The worker process stopped heartbeating for longer than its lease: it is gone, and
+    /// tasks it held are recovered by the other processes.
+    pub stale: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

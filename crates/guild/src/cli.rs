@@ -26,13 +26,16 @@ pub enum Command {
     Migrate(DatabaseArgs),
     /// Print the OpenAPI description of the HTTP API.
     Openapi,
+    /// Measure the scheduler: throughput, release latency, overhead against the ideal
+    /// makespan, peak memory. The last line printed is one JSON object.
+    Bench(BenchArgs),
 }
 
 impl Command {
     /// Log level when `RUST_LOG` is unset: `run` keeps the terminal for its progress.
     pub fn default_log_level(&self) -> &'static str {
         match self {
-            Self::Run(_) | Self::Openapi => "warn",
+            Self::Run(_) | Self::Openapi | Self::Bench(_) => "warn",
             Self::Serve(_) | Self::Worker(_) | Self::Migrate(_) => "info",
         }
     }
@@ -128,10 +131,8 @@ pub struct ServeArgs {
     #[arg(long, env = "GUILD_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
     pub max_attempts: u16,
 
-    /// Seconds a claimed task is this process's without a heartbeat; heartbeats run every
-    /// third of it, and any process re-queues tasks whose lease expired.
-    #[arg(long, env = "GUILD_LEASE_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub lease_secs: u64,
+    #[command(flatten)]
+    pub pool: PoolArgs,
 
     #[command(flatten)]
     pub database: DatabaseArgs,
@@ -150,12 +151,87 @@ pub struct WorkerArgs {
     #[arg(long, env = "GUILD_WORKERS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
 
-    /// Seconds a claimed task is this process's without a heartbeat.
-    #[arg(long, env = "GUILD_LEASE_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub lease_secs: u64,
+    #[command(flatten)]
+    pub pool: PoolArgs,
 
     #[command(flatten)]
     pub llm: LlmArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// PostgreSQL to measure against (use an empty database). Unset: a throwaway private
+    /// PostgreSQL with fsync off.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Fullstack projects of the throughput runs.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub projects: u32,
+
+    /// Task slots of the throughput runs.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub slots: u32,
+
+    /// Fullstack projects of the overhead run, which gets a slot for every task that can
+    /// run at once.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub makespan_projects: u32,
+
+    /// Latency of each model call in the overhead run.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub latency_ms: u64,
+}
+
+/// How a long-running process's worker pool holds and shares its tasks.
+#[derive(Debug, Clone, Args)]
+pub struct PoolArgs {
+    /// Seconds a claimed task is this process's without a heartbeat; heartbeats run every
+    /// third of it, and any process re-queues tasks whose lease expired.
+    #[arg(long, env = "GUILD_LEASE_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub lease_secs: u64,
+
+    /// On SIGTERM or Ctrl-C, seconds running tasks get to finish before they are released
+    /// back to `ready` for another process.
+    #[arg(long, env = "GUILD_SHUTDOWN_GRACE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub shutdown_grace_secs: u64,
+
+    /// At most this many analyst tasks at once in this process (unset: no cap but the slots).
+    #[arg(long, env = "GUILD_MAX_CONCURRENT_ANALYST", value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_analyst: Option<u16>,
+
+    /// At most this many backend tasks at once in this process.
+    #[arg(long, env = "GUILD_MAX_CONCURRENT_BACKEND", value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_backend: Option<u16>,
+
+    /// At most this many frontend tasks at once in this process.
+    #[arg(long, env = "GUILD_MAX_CONCURRENT_FRONTEND", value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_frontend: Option<u16>,
+
+    /// At most this many devops tasks at once in this process.
+    #[arg(long, env = "GUILD_MAX_CONCURRENT_DEVOPS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_devops: Option<u16>,
+
+    /// At most this many reviewer tasks at once in this process.
+    #[arg(long, env = "GUILD_MAX_CONCURRENT_REVIEWER", value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_reviewer: Option<u16>,
+}
+
+impl PoolArgs {
+    /// The per-agent caps that are set.
+    pub fn agent_caps(&self) -> std::collections::BTreeMap<guild_core::AgentKind, usize> {
+        use guild_core::AgentKind;
+        [
+            (AgentKind::Analyst, self.max_concurrent_analyst),
+            (AgentKind::Backend, self.max_concurrent_backend),
+            (AgentKind::Frontend, self.max_concurrent_frontend),
+            (AgentKind::Devops, self.max_concurrent_devops),
+            (AgentKind::Reviewer, self.max_concurrent_reviewer),
+        ]
+        .into_iter()
+        .filter_map(|(agent, cap)| cap.map(|cap| (agent, usize::from(cap))))
+        .collect()
+    }
 }
 
 /// `ProjectType` for clap.
@@ -208,6 +284,33 @@ mod tests {
         if std::env::var_os("DATABASE_URL").is_none() {
             assert!(Cli::try_parse_from(["guild", "worker"]).is_err());
         }
+    }
+
+    #[test]
+    fn agent_caps_are_read_per_agent() {
+        let cli = Cli::try_parse_from([
+            "guild",
+            "worker",
+            "--database-url",
+            "postgres://x/y",
+            "--max-concurrent-reviewer",
+            "1",
+            "--max-concurrent-backend",
+            "3",
+        ])
+        .expect("parses");
+        let Command::Worker(args) = cli.command else {
+            panic!("worker")
+        };
+        let caps: Vec<_> = args.pool.agent_caps().into_iter().collect();
+        assert_eq!(
+            caps,
+            [
+                (guild_core::AgentKind::Backend, 3),
+                (guild_core::AgentKind::Reviewer, 1)
+            ]
+        );
+        assert!(Cli::try_parse_from(["guild", "serve", "--max-concurrent-devops", "0"]).is_err());
     }
 
     #[test]

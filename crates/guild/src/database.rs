@@ -18,10 +18,19 @@ pub struct Database {
 impl Database {
     /// Connects (starting the private server first when no URL is set) and migrates.
     pub async fn open(args: &DatabaseArgs, max_connections: u32) -> anyhow::Result<Self> {
-        let (url, cluster) = match &args.database_url {
-            Some(url) => (url.clone(), None),
+        let storage = Storage::Persistent(args.data_dir.clone());
+        Self::open_or_start(args.database_url.as_deref(), storage, max_connections).await
+    }
+
+    /// Connects to `url`, or starts a private server on `storage` when there is none.
+    pub async fn open_or_start(
+        url: Option<&str>,
+        storage: Storage,
+        max_connections: u32,
+    ) -> anyhow::Result<Self> {
+        let (url, cluster) = match url {
+            Some(url) => (url.to_owned(), None),
             None => {
-                let storage = Storage::Persistent(args.data_dir.clone());
                 let cluster = tokio::task::spawn_blocking(move || Cluster::start(&storage))
                     .await
                     .context("starting the private PostgreSQL")??;

@@ -10,6 +10,7 @@ macro_rules! say {
     }};
 }
 
+mod bench;
 mod cli;
 mod database;
 mod progress;
@@ -45,6 +46,7 @@ fn main() -> ExitCode {
             Command::Worker(args) => worker::worker(args).await,
             Command::Migrate(args) => database::migrate_command(args).await,
             Command::Openapi => openapi(),
+            Command::Bench(args) => bench::bench(args).await,
         }
     });
     match result {

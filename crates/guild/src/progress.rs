@@ -80,7 +80,9 @@ impl Progress {
                         });
                     }
                 }
-                WorkerEvent::ResultDropped { .. } | WorkerEvent::ProjectFinished { .. } => {}
+                WorkerEvent::TaskInterrupted { .. }
+                | WorkerEvent::ResultDropped { .. }
+                | WorkerEvent::ProjectFinished { .. } => {}
             },
             Self::Lines { done, total } => match event {
                 WorkerEvent::TaskStarted {
@@ -119,7 +121,8 @@ impl Progress {
                     let what = if *retrying { "will retry" } else { "failed" };
                     say!("[{done:>3}/{total}] {what:<9} {agent}/{key}: {error}");
                 }
-                WorkerEvent::ResultDropped { key, .. } => {
+                WorkerEvent::TaskInterrupted { key, .. }
+                | WorkerEvent::ResultDropped { key, .. } => {
                     say!("[{done:>3}/{total}] dropped   {key}: it was cancelled while running");
                 }
                 WorkerEvent::ProjectFinished { .. } => {}

@@ -182,6 +182,7 @@ fn event_project(event: &WorkerEvent) -> Uuid {
         WorkerEvent::TaskStarted { project_id, .. }
         | WorkerEvent::TaskCompleted { project_id, .. }
         | WorkerEvent::TaskFailed { project_id, .. }
+        | WorkerEvent::TaskInterrupted { project_id, .. }
         | WorkerEvent::ResultDropped { project_id, .. }
         | WorkerEvent::ProjectFinished { project_id, .. } => *project_id,
     }

@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use guild_agents::{AgentSettings, Agents};
@@ -12,7 +13,7 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::cli::{LlmArgs, ServeArgs};
+use crate::cli::{LlmArgs, PoolArgs, ServeArgs};
 use crate::database::Database;
 use crate::run::llm_client;
 use crate::signals::ShutdownSignals;
@@ -25,7 +26,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let tracker = TaskTracker::new();
 
     let pool_events = (workers > 0).then(|| {
-        let pool = worker_pool(database.pool.clone(), &args.llm, workers, args.lease_secs);
+        let pool = worker_pool(database.pool.clone(), &args.llm, workers, &args.pool);
         let events = pool.subscribe();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
@@ -72,7 +73,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The worker pool of a long-running process: `slots` task slots with the configured model.
-pub fn worker_pool(database: PgPool, llm: &LlmArgs, slots: usize, lease_secs: u64) -> WorkerPool {
+pub fn worker_pool(database: PgPool, llm: &LlmArgs, slots: usize, pool: &PoolArgs) -> WorkerPool {
     let agents = Agents::new(
         llm_client(llm),
         AgentSettings {
@@ -81,7 +82,9 @@ pub fn worker_pool(database: PgPool, llm: &LlmArgs, slots: usize, lease_secs: u6
         },
     );
     let config = WorkerConfig {
-        lease: std::time::Duration::from_secs(lease_secs),
+        lease: Duration::from_secs(pool.lease_secs),
+        shutdown_grace: Duration::from_secs(pool.shutdown_grace_secs),
+        agent_caps: pool.agent_caps(),
         ..WorkerConfig::new(slots)
     };
     WorkerPool::new(database, Arc::new(agents), config)

@@ -23,7 +23,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         database.pool.clone(),
         &args.llm,
         usize::from(args.workers),
-        args.lease_secs,
+        &args.pool,
     );
     say!(
         "Guild worker {} running {} task slots",

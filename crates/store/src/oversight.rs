@@ -65,6 +65,7 @@ pub async fn approve(pool: &PgPool, project_id: Uuid, task_id: Uuid) -> Result<S
     )
     .await?;
     let project_finished = finish_project_if_done(&mut tx, project_id).await?;
+    notify_ready(&mut tx).await?;
     tx.commit().await?;
     Ok(Settled {
         project_id,

@@ -125,22 +125,15 @@ macro_rules! project_columns {
 /// of a project takes this lock first (before any task of it), so the project's event ids
 /// grow in commit order: a reader that has seen event `n` will never later find a smaller
 /// id appear. Without it, two workers' transactions could commit out of id order and a
-/// stream resuming after the larger id would skip the other.
+/// stream resuming after the larger id would skip the other. (Claims take the same lock in
+/// their single statement, skipping projects locked by others.)
 pub(crate) async fn lock(conn: &mut sqlx::PgConnection, project_id: Uuid) -> Result<()> {
-    lock_many(conn, &[project_id]).await
-}
-
-/// [`lock`] for several projects, in id order so that lockers cannot deadlock.
-pub(crate) async fn lock_many(conn: &mut sqlx::PgConnection, project_ids: &[Uuid]) -> Result<()> {
-    let locked: Vec<(Uuid,)> =
-        sqlx::query_as("SELECT id FROM projects WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-            .bind(project_ids)
-            .fetch_all(conn)
+    let locked: Option<(Uuid,)> =
+        sqlx::query_as("SELECT id FROM projects WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(project_id)
+            .fetch_optional(conn)
             .await?;
-    if locked.len() < project_ids.len() {
-        return Err(StoreError::NotFound("project"));
-    }
-    Ok(())
+    locked.map(|_| ()).ok_or(StoreError::NotFound("project"))
 }
 
 /// Creates the project and its whole task graph in one transaction, and wakes the workers.
@@ -325,6 +318,18 @@ pub async fn task_counts(pool: &PgPool, id: Uuid) -> Result<Vec<(TaskStatus, i64
         .collect::<Result<Vec<(TaskStatus, i64)>>>()?;
     counts.sort_by_key(|(status, _)| TaskStatus::ALL.iter().position(|s| s == status));
     Ok(counts)
+}
+
+/// How many of the projects `ids` are in each status (statuses with none are left out).
+pub async fn status_counts(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<(ProjectStatus, i64)>> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, count(*) FROM projects WHERE id = ANY($1) GROUP BY status")
+            .bind(ids)
+            .fetch_all(pool)
+            .await?;
+    rows.into_iter()
+        .map(|(status, n)| Ok((parse(&status)?, n)))
+        .collect()
 }
 
 /// Projects newest first, optionally with one status, after the project `before` (the

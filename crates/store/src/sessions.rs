@@ -20,6 +20,10 @@ pub struct Session {
     pub tasks_failed: i64,
     pub busy_ms: i64,
     pub last_activity_at: DateTime<Utc>,
+    /// The last heartbeat of the session's worker process.
+    pub heartbeat_at: DateTime<Utc>,
+    /// The worker process stopped heartbeating for longer than its lease: it is gone.
+    pub stale: bool,
 }
 
 /// Marks the slot's session for `agent` as working on `task_id` (creating the session on
@@ -30,13 +34,15 @@ pub async fn begin_task(
     slot: i32,
     agent: AgentKind,
     task_id: Uuid,
+    lease: std::time::Duration,
 ) -> Result<Uuid> {
     let (id,): (Uuid,) = sqlx::query_as(
         "WITH session AS (
-             INSERT INTO agent_sessions (id, worker_id, slot, agent, current_task_id)
-             VALUES ($1, $2, $3, $4, $5)
+             INSERT INTO agent_sessions (id, worker_id, slot, agent, current_task_id, lease_secs)
+             VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (worker_id, slot, agent) DO UPDATE
-                 SET current_task_id = EXCLUDED.current_task_id, last_activity_at = now()
+                 SET current_task_id = EXCLUDED.current_task_id, last_activity_at = now(),
+                     heartbeat_at = now(), lease_secs = EXCLUDED.lease_secs
              RETURNING id
          )
          UPDATE tasks SET session_id = (SELECT id FROM session) WHERE id = $5
@@ -47,16 +53,30 @@ pub async fn begin_task(
     .bind(slot)
     .bind(agent.as_str())
     .bind(task_id)
+    .bind(lease.as_secs_f64())
     .fetch_one(pool)
     .await?;
     Ok(id)
+}
+
+/// The session's task stopped without settling (its project was cancelled, or its lease was
+/// lost): the session is idle again.
+pub async fn clear_task(pool: &PgPool, session_id: Uuid) -> Result<()> {
+    sqlx::query(
+        "UPDATE agent_sessions SET current_task_id = NULL, last_activity_at = now() WHERE id = $1",
+    )
+    .bind(session_id)
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// Every session, most recently active first.
 pub async fn list(pool: &PgPool) -> Result<Vec<Session>> {
     let sessions = sqlx::query_as::<_, Session>(
         "SELECT id, worker_id, slot, agent, current_task_id, tasks_completed, tasks_failed,
-                busy_ms, last_activity_at
+                busy_ms, last_activity_at, heartbeat_at,
+                heartbeat_at < now() - make_interval(secs => lease_secs) AS stale
          FROM agent_sessions ORDER BY last_activity_at DESC",
     )
     .fetch_all(pool)

@@ -181,6 +181,9 @@ pub async fn complete(pool: &PgPool, completion: Completion<'_>) -> Result<Settl
     add_usage(&mut tx, project_id, completion.llm_calls).await?;
     end_session(&mut tx, completion.session_id, completion.duration_ms, true).await?;
     let project_finished = finish_project_if_done(&mut tx, project_id).await?;
+    // Wake the workers even when nothing was released: a claim skips the tasks of a project
+    // locked by a settling transaction, and this commit is when they can be claimed.
+    notify_ready(&mut tx).await?;
     tx.commit().await?;
 
     Ok(Settled {
@@ -233,17 +236,17 @@ pub async fn fail(pool: &PgPool, failure: Failure<'_>) -> Result<Settled> {
         sqlx::query(
             "UPDATE tasks
              SET status = 'ready', error = $2, lease_expires_at = NULL, worker_id = NULL,
-                 run_after = now() + make_interval(secs => $3)
+                 run_after = now() + make_interval(secs => $3),
+                 errors = errors || jsonb_build_array(jsonb_build_object(
+                     'attempt', $4::int4, 'error', $2::text, 'at', now()))
              WHERE id = $1",
         )
         .bind(failure.task_id)
         .bind(failure.error)
         .bind(failure.retry_delay.as_secs_f64())
+        .bind(failure.attempt)
         .execute(&mut *tx)
         .await?;
-        if failure.retry_delay.is_zero() {
-            notify_ready(&mut tx).await?;
-        }
         log.push(NewEvent {
             task_id: Some(failure.task_id),
             kind: "task_retried",
@@ -255,11 +258,15 @@ pub async fn fail(pool: &PgPool, failure: Failure<'_>) -> Result<Settled> {
         });
     } else {
         sqlx::query(
-            "UPDATE tasks SET status = 'failed', error = $2, lease_expires_at = NULL
+            "UPDATE tasks
+             SET status = 'failed', error = $2, lease_expires_at = NULL,
+                 errors = errors || jsonb_build_array(jsonb_build_object(
+                     'attempt', $3::int4, 'error', $2::text, 'at', now()))
              WHERE id = $1",
         )
         .bind(failure.task_id)
         .bind(failure.error)
+        .bind(failure.attempt)
         .execute(&mut *tx)
         .await?;
         log.push(NewEvent {
@@ -284,18 +291,20 @@ pub async fn fail(pool: &PgPool, failure: Failure<'_>) -> Result<Settled> {
     if !retrying && !critical {
         settled.project_finished = finish_project_if_done(&mut tx, project_id).await?;
     }
+    notify_ready(&mut tx).await?; // as in `complete`
     tx.commit().await?;
     Ok(settled)
 }
 
-/// Counts `task_id` as completed for each dependent, makes those with no pending
-/// dependency `ready`, and wakes the workers when any did. Returns how many became ready.
+/// Counts `task_id` as completed for each dependent and makes those with no pending
+/// dependency `ready` (they queue from now). Returns how many became ready.
 pub(crate) async fn release_dependents(conn: &mut PgConnection, task_id: Uuid) -> Result<u64> {
     let (released,): (i64,) = sqlx::query_as(
         "WITH released AS (
              UPDATE tasks t
              SET pending_deps = t.pending_deps - 1,
-                 status = CASE WHEN t.pending_deps = 1 THEN 'ready' ELSE 'blocked' END
+                 status = CASE WHEN t.pending_deps = 1 THEN 'ready' ELSE 'blocked' END,
+                 run_after = now()
              FROM task_dependencies d
              WHERE d.depends_on = $1 AND t.id = d.task_id AND t.status = 'blocked'
              RETURNING t.status
@@ -305,9 +314,6 @@ pub(crate) async fn release_dependents(conn: &mut PgConnection, task_id: Uuid) -
     .bind(task_id)
     .fetch_one(&mut *conn)
     .await?;
-    if released > 0 {
-        notify_ready(conn).await?;
-    }
     Ok(released as u64)
 }
 

@@ -1,5 +1,6 @@
 //! Tasks: claiming ready ones, reading a task's context, listing a project's graph.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -56,72 +57,80 @@ impl TryFrom<ClaimedRow> for ClaimedTask {
     }
 }
 
-/// Claims up to `limit` ready tasks, best priority first, for `worker_id`, with a lease of
-/// `lease`. Tasks locked by another claimer are skipped, so two claimers never get the same
-/// task. Then, under the projects' locks (see [`crate::projects::lock`]), marks their
-/// projects running and records `task_claimed`.
+/// Claims up to `limit` ready tasks for `worker_id`, with a lease of `lease`, in one
+/// statement. Projects take turns: every project's first ready task (by when it became
+/// ready, then priority) comes before any project's second, so one large project cannot
+/// starve the others. Each project's `max_parallel` and each agent kind's room in
+/// `agent_room` (kinds not listed are unlimited) are respected.
+///
+/// The claimed tasks' project rows are locked with them, so the `task_claimed` events are
+/// written under the project lock like every other event (see [`crate::projects::lock`]).
+/// Tasks or projects locked by someone else are skipped, never waited for: two claimers
+/// never get the same task, and a claim never blocks behind a settling transaction (which
+/// wakes the workers when it commits).
 pub async fn claim_ready(
     pool: &PgPool,
     worker_id: &str,
     limit: i64,
     lease: Duration,
+    agent_room: &[(AgentKind, u32)],
 ) -> Result<Vec<ClaimedTask>> {
+    let room: serde_json::Map<String, Value> = agent_room
+        .iter()
+        .map(|(agent, n)| (agent.as_str().to_owned(), Value::from(*n)))
+        .collect();
     let rows = sqlx::query_as::<_, ClaimedRow>(
-        "WITH picked AS (
-             SELECT id FROM tasks
+        "WITH queue AS (
+             SELECT id, project_id,
+                    row_number() OVER (PARTITION BY project_id ORDER BY run_after, priority) AS turn
+             FROM tasks
              WHERE status = 'ready' AND run_after <= now()
-             ORDER BY priority, created_at
+               AND coalesce(($4::jsonb ->> agent)::int, 1) > 0
+         ), candidates AS (
+             SELECT t.id, t.project_id, t.agent, t.run_after, t.priority, q.turn, p.max_parallel
+             FROM queue q JOIN tasks t ON t.id = q.id JOIN projects p ON p.id = q.project_id
+             WHERE t.status = 'ready'
+               AND (p.max_parallel IS NULL OR p.max_parallel >
+                    (SELECT count(*) FROM tasks r WHERE r.project_id = t.project_id AND r.status = 'running'))
+             ORDER BY q.turn, t.run_after, t.priority
              LIMIT $1
-             FOR UPDATE SKIP LOCKED
+             FOR NO KEY UPDATE OF t, p SKIP LOCKED
+         ), ranked AS (
+             SELECT c.*,
+                    row_number() OVER (PARTITION BY c.project_id ORDER BY c.run_after, c.priority) AS in_project,
+                    row_number() OVER (PARTITION BY c.agent ORDER BY c.run_after, c.priority) AS in_agent
+             FROM candidates c
+         ), picked AS (
+             SELECT r.id FROM ranked r
+             WHERE (r.max_parallel IS NULL OR r.in_project <= r.max_parallel -
+                    (SELECT count(*) FROM tasks x WHERE x.project_id = r.project_id AND x.status = 'running'))
+               AND (($4::jsonb ->> r.agent) IS NULL OR r.in_agent <= ($4::jsonb ->> r.agent)::int)
          ), claimed AS (
              UPDATE tasks t
              SET status = 'running', attempt = t.attempt + 1, worker_id = $2,
                  started_at = now(), lease_expires_at = now() + make_interval(secs => $3)
              FROM picked WHERE t.id = picked.id
              RETURNING t.id, t.project_id, t.key, t.kind, t.agent, t.description, t.attempt,
-                       t.max_attempts, t.critical
+                       t.max_attempts, t.critical, t.run_after, t.priority
+         ), started AS (
+             UPDATE projects SET status = 'running', started_at = now()
+             WHERE id IN (SELECT project_id FROM claimed) AND status = 'pending'
+         ), logged AS (
+             INSERT INTO events (project_id, task_id, kind, data)
+             SELECT project_id, id, 'task_claimed',
+                    jsonb_build_object('worker_id', $2::text, 'attempt', attempt)
+             FROM claimed ORDER BY run_after, priority
          )
-         SELECT * FROM claimed",
+         SELECT id, project_id, key, kind, agent, description, attempt, max_attempts, critical
+         FROM claimed",
     )
     .bind(limit)
     .bind(worker_id)
     .bind(lease.as_secs_f64())
+    .bind(Value::Object(room))
     .fetch_all(pool)
     .await?;
-    if !rows.is_empty() {
-        record_claims(pool, worker_id, &rows).await?;
-    }
     rows.into_iter().map(ClaimedTask::try_from).collect()
-}
-
-/// Marks the claimed tasks' projects running and records `task_claimed`, holding the
-/// projects' locks (taken in id order, so concurrent claimers cannot deadlock).
-async fn record_claims(pool: &PgPool, worker_id: &str, claimed: &[ClaimedRow]) -> Result<()> {
-    let mut projects: Vec<Uuid> = claimed.iter().map(|t| t.project_id).collect();
-    projects.sort_unstable();
-    projects.dedup();
-    let mut tx = pool.begin().await?;
-    crate::projects::lock_many(&mut tx, &projects).await?;
-    sqlx::query(
-        "WITH started AS (
-             UPDATE projects SET status = 'running', started_at = now()
-             WHERE id = ANY($1) AND status = 'pending'
-         )
-         INSERT INTO events (project_id, task_id, kind, data)
-         SELECT c.project_id, c.task_id, 'task_claimed',
-                jsonb_build_object('worker_id', $5::text, 'attempt', c.attempt)
-         FROM unnest($2::uuid[], $3::uuid[], $4::int4[]) WITH ORDINALITY AS c(project_id, task_id, attempt, n)
-         ORDER BY c.n",
-    )
-    .bind(&projects)
-    .bind(claimed.iter().map(|t| t.project_id).collect::<Vec<_>>())
-    .bind(claimed.iter().map(|t| t.id).collect::<Vec<_>>())
-    .bind(claimed.iter().map(|t| t.attempt).collect::<Vec<_>>())
-    .bind(worker_id)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(())
 }
 
 /// Gives a running task back without counting the attempt (a worker shutting down): it is
@@ -207,34 +216,39 @@ pub async fn context(pool: &PgPool, project_id: Uuid, task_id: Uuid) -> Result<T
     .await?
     .ok_or(StoreError::NotFound("task"))?;
 
-    // Every task upstream of $1, directly or not.
-    macro_rules! upstream {
-        () => {
-            "WITH RECURSIVE upstream AS (
-                 SELECT depends_on AS id FROM task_dependencies WHERE task_id = $1
-                 UNION
-                 SELECT d.depends_on FROM task_dependencies d JOIN upstream u ON d.task_id = u.id
-             ) "
-        };
-    }
-    let upstream = sqlx::query_as::<_, UpstreamResult>(concat!(
-        upstream!(),
-        "SELECT t.key, t.agent, t.result->>'summary' AS summary
-         FROM tasks t JOIN upstream u ON u.id = t.id
-         ORDER BY t.priority, t.key"
-    ))
-    .bind(task_id)
+    // The project's graph is small: read it whole and walk it here, which costs two index
+    // lookups whatever the planner's statistics say (a recursive query did not).
+    let graph: Vec<GraphRow> = sqlx::query_as(
+        "SELECT t.id, t.key, t.agent, t.priority, t.result->>'summary' AS summary,
+                array(SELECT d.depends_on FROM task_dependencies d WHERE d.task_id = t.id) AS depends_on
+         FROM tasks t WHERE t.project_id = $1",
+    )
+    .bind(project_id)
     .fetch_all(pool)
     .await?;
-    let files = sqlx::query_as::<_, UpstreamFile>(concat!(
-        upstream!(),
+    let upstream_ids = upstream_of(task_id, &graph);
+    let mut upstream_rows: Vec<&GraphRow> = graph
+        .iter()
+        .filter(|row| upstream_ids.contains(&row.id))
+        .collect();
+    upstream_rows.sort_by(|a, b| (a.priority, &a.key).cmp(&(b.priority, &b.key)));
+    let upstream = upstream_rows
+        .into_iter()
+        .map(|row| UpstreamResult {
+            key: row.key.clone(),
+            agent: row.agent.clone(),
+            summary: row.summary.clone(),
+        })
+        .collect();
+    let ids: Vec<Uuid> = upstream_ids.into_iter().collect();
+    let files = sqlx::query_as::<_, UpstreamFile>(
         "SELECT DISTINCT ON (f.path) f.path, f.content, t.key AS task_key
-         FROM project_files f JOIN upstream u ON u.id = f.task_id JOIN tasks t ON t.id = f.task_id
-         WHERE f.project_id = $2
-         ORDER BY f.path, f.version DESC"
-    ))
-    .bind(task_id)
+         FROM project_files f JOIN tasks t ON t.id = f.task_id
+         WHERE f.project_id = $1 AND f.task_id = ANY($2)
+         ORDER BY f.path, f.version DESC",
+    )
     .bind(project_id)
+    .bind(&ids)
     .fetch_all(pool)
     .await?;
 
@@ -247,6 +261,43 @@ pub async fn context(pool: &PgPool, project_id: Uuid, task_id: Uuid) -> Result<T
         upstream,
         files,
     })
+}
+
+/// Why one attempt at a task failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct AttemptError {
+    pub attempt: i32,
+    pub error: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A task of a project's graph, for walking it.
+#[derive(sqlx::FromRow)]
+struct GraphRow {
+    id: Uuid,
+    key: String,
+    agent: String,
+    priority: i16,
+    summary: Option<String>,
+    depends_on: Vec<Uuid>,
+}
+
+/// Every task `task_id` depends on, directly or not.
+fn upstream_of(task_id: Uuid, graph: &[GraphRow]) -> HashSet<Uuid> {
+    let by_id: HashMap<Uuid, &GraphRow> = graph.iter().map(|row| (row.id, row)).collect();
+    let mut seen = HashSet::new();
+    let mut stack: Vec<Uuid> = by_id
+        .get(&task_id)
+        .map(|row| row.depends_on.clone())
+        .unwrap_or_default();
+    while let Some(id) = stack.pop() {
+        if seen.insert(id)
+            && let Some(row) = by_id.get(&id)
+        {
+            stack.extend(&row.depends_on);
+        }
+    }
+    seen
 }
 
 /// A task as stored, with the keys it depends on.
@@ -267,6 +318,8 @@ pub struct Task {
     pub max_attempts: i32,
     pub result: Option<Value>,
     pub error: Option<String>,
+    /// The error of each failed attempt, oldest first.
+    pub errors: Vec<AttemptError>,
     /// A reviewer's feedback from the last rejected approval.
     pub feedback: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -291,6 +344,7 @@ struct TaskRow {
     max_attempts: i32,
     result: Option<Value>,
     error: Option<String>,
+    errors: sqlx::types::Json<Vec<AttemptError>>,
     feedback: Option<String>,
     created_at: DateTime<Utc>,
     started_at: Option<DateTime<Utc>>,
@@ -314,7 +368,7 @@ pub async fn list_filtered(
                 coalesce(array_agg(dep.key ORDER BY dep.key) FILTER (WHERE dep.key IS NOT NULL),
                          '{}') AS depends_on,
                 t.priority, t.critical, t.estimated_minutes, t.attempt, t.max_attempts,
-                t.result, t.error, t.feedback, t.created_at, t.started_at, t.completed_at
+                t.result, t.error, t.errors, t.feedback, t.created_at, t.started_at, t.completed_at
          FROM tasks t
          LEFT JOIN task_dependencies d ON d.task_id = t.id
          LEFT JOIN tasks dep ON dep.id = d.depends_on
@@ -346,6 +400,7 @@ pub async fn list_filtered(
                 max_attempts: row.max_attempts,
                 result: row.result,
                 error: row.error,
+                errors: row.errors.0,
                 feedback: row.feedback,
                 created_at: row.created_at,
                 started_at: row.started_at,
@@ -362,28 +417,32 @@ pub async fn get(pool: &PgPool, project_id: Uuid, task_id: Uuid) -> Result<Optio
         .pop())
 }
 
-/// Extends the leases of `worker_id`'s running tasks among `task_ids`, in one statement.
-/// Returns how many were extended (fewer when some were cancelled or re-queued).
+/// The heartbeat of worker process `worker_id`, in one statement: extends the leases of its
+/// running tasks among `task_ids` and marks its sessions alive. Returns the tasks whose
+/// lease was extended; the others are no longer this worker's (their project was
+/// cancelled, or the lease expired and another process re-queued them).
 pub async fn heartbeat(
     pool: &PgPool,
     worker_id: &str,
     task_ids: &[Uuid],
     lease: Duration,
-) -> Result<u64> {
-    if task_ids.is_empty() {
-        return Ok(0);
-    }
-    let extended = sqlx::query(
-        "UPDATE tasks SET lease_expires_at = now() + make_interval(secs => $3)
-         WHERE id = ANY($1) AND worker_id = $2 AND status = 'running'",
+) -> Result<Vec<Uuid>> {
+    let extended: Vec<(Uuid,)> = sqlx::query_as(
+        "WITH extended AS (
+             UPDATE tasks SET lease_expires_at = now() + make_interval(secs => $3)
+             WHERE id = ANY($1) AND worker_id = $2 AND status = 'running'
+             RETURNING id
+         ), alive AS (
+             UPDATE agent_sessions SET heartbeat_at = now(), lease_secs = $3 WHERE worker_id = $2
+         )
+         SELECT id FROM extended",
     )
     .bind(task_ids)
     .bind(worker_id)
     .bind(lease.as_secs_f64())
-    .execute(pool)
-    .await?
-    .rows_affected();
-    Ok(extended)
+    .fetch_all(pool)
+    .await?;
+    Ok(extended.into_iter().map(|(id,)| id).collect())
 }
 
 /// Running tasks whose lease has expired: their worker stopped heartbeating (it crashed or

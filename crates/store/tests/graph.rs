@@ -73,7 +73,7 @@ async fn fullstack_after_analysis(pool: &PgPool) -> Uuid {
 }
 
 async fn claim_one(pool: &PgPool, key: &str) -> ClaimedTask {
-    let claimed = tasks::claim_ready(pool, "test-worker", 100, LEASE)
+    let claimed = tasks::claim_ready(pool, "test-worker", 100, LEASE, &[])
         .await
         .expect("claim");
     let found = claimed.iter().find(|t| t.key == key).cloned();
@@ -83,7 +83,7 @@ async fn claim_one(pool: &PgPool, key: &str) -> ClaimedTask {
 /// Claims and completes ready tasks until none is left, except `skip` which is failed.
 async fn drain(pool: &PgPool, fail_key: Option<&str>) {
     loop {
-        let claimed = tasks::claim_ready(pool, "drain", 100, LEASE)
+        let claimed = tasks::claim_ready(pool, "drain", 100, LEASE, &[])
             .await
             .expect("claim");
         if claimed.is_empty() {
@@ -179,7 +179,7 @@ async fn concurrent_claimers_never_get_the_same_task() {
         tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let batch = tasks::claim_ready(&pool, &format!("claimer-{c}"), 7, LEASE)
+                let batch = tasks::claim_ready(&pool, &format!("claimer-{c}"), 7, LEASE, &[])
                     .await
                     .expect("claim");
                 if batch.is_empty() {
@@ -206,7 +206,7 @@ async fn claims_take_the_best_priority_first() {
     let project_id = fullstack_after_analysis(&pool).await;
 
     // database_schema and environment_config (priority 1) before ui_components (2).
-    let first_two = tasks::claim_ready(&pool, "w", 2, LEASE)
+    let first_two = tasks::claim_ready(&pool, "w", 2, LEASE, &[])
         .await
         .expect("claim");
     let keys: HashSet<_> = first_two.iter().map(|t| t.key.as_str()).collect();
@@ -349,7 +349,7 @@ async fn a_failed_task_skips_its_dependents_and_the_rest_completes() {
 async fn a_failed_critical_task_fails_the_project_and_cancels_unstarted_work() {
     let pool = guild_testkit::database().await;
     let project_id = fullstack_after_analysis(&pool).await;
-    let ready = tasks::claim_ready(&pool, "w", 10, LEASE)
+    let ready = tasks::claim_ready(&pool, "w", 10, LEASE, &[])
         .await
         .expect("claim");
     let schema = ready
@@ -381,7 +381,7 @@ async fn a_failed_critical_task_fails_the_project_and_cancels_unstarted_work() {
         .await
         .expect("complete running task");
     assert!(
-        tasks::claim_ready(&pool, "w", 10, LEASE)
+        tasks::claim_ready(&pool, "w", 10, LEASE, &[])
             .await
             .expect("claim")
             .is_empty()
@@ -409,7 +409,7 @@ async fn a_retryable_failure_requeues_until_attempts_run_out() {
         TaskStatus::Ready
     );
     assert!(
-        tasks::claim_ready(&pool, "w", 10, LEASE)
+        tasks::claim_ready(&pool, "w", 10, LEASE, &[])
             .await
             .expect("claim")
             .is_empty()
@@ -530,7 +530,7 @@ async fn a_reader_following_event_ids_misses_nothing_under_concurrent_settlement
         })
         .collect();
     let project_id = create(&pool, &Plan::new(tasks).expect("plan")).await;
-    let claimed = tasks::claim_ready(&pool, "w", 100, LEASE)
+    let claimed = tasks::claim_ready(&pool, "w", 100, LEASE, &[])
         .await
         .expect("claim");
     assert_eq!(claimed.len(), 80);
@@ -594,7 +594,7 @@ async fn heartbeats_keep_leases_and_expired_ones_are_found() {
     let pool = guild_testkit::database().await;
     let project_id = create(&pool, &ProjectType::Fullstack.template()).await;
     // A claim whose lease is already over, as if its worker died at once.
-    let claimed = tasks::claim_ready(&pool, "dead-worker", 1, Duration::ZERO)
+    let claimed = tasks::claim_ready(&pool, "dead-worker", 1, Duration::ZERO, &[])
         .await
         .expect("claim");
     let expired = tasks::expired_leases(&pool, 10).await.expect("expired");
@@ -609,13 +609,13 @@ async fn heartbeats_keep_leases_and_expired_ones_are_found() {
         tasks::heartbeat(&pool, "someone-else", &ids, LEASE)
             .await
             .expect("beat"),
-        0
+        Vec::<uuid::Uuid>::new()
     );
     assert_eq!(
         tasks::heartbeat(&pool, "dead-worker", &ids, LEASE)
             .await
             .expect("beat"),
-        1
+        ids
     );
     assert!(
         tasks::expired_leases(&pool, 10)

@@ -9,6 +9,7 @@ use guild_store::tasks::{self, ClaimedTask};
 use guild_store::{StoreError, sessions};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::{Inner, WorkerEvent};
 
@@ -17,7 +18,13 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
 
 impl Inner {
     #[tracing::instrument(skip_all, fields(project_id = %task.project_id, task_id = %task.id, key = %task.key, agent = %task.agent, attempt = task.attempt))]
-    pub(crate) async fn execute(&self, task: ClaimedTask, slot: i32, abort: CancellationToken) {
+    pub(crate) async fn execute(
+        &self,
+        task: ClaimedTask,
+        slot: i32,
+        abort: CancellationToken,
+        cancel: CancellationToken,
+    ) {
         let started = Instant::now();
         self.emit(WorkerEvent::TaskStarted {
             project_id: task.project_id,
@@ -25,6 +32,7 @@ impl Inner {
             key: task.key.clone(),
             agent: task.agent,
             attempt: task.attempt,
+            at: started,
         });
         let session_id = match sessions::begin_task(
             &self.pool,
@@ -32,6 +40,7 @@ impl Inner {
             slot,
             task.agent,
             task.id,
+            self.config.lease,
         )
         .await
         {
@@ -49,6 +58,20 @@ impl Inner {
                     Ok(()) => tracing::info!("released at shutdown"),
                     Err(error) => tracing::warn!(%error, "releasing at shutdown failed; the lease will expire"),
                 }
+                return;
+            }
+            () = cancel.cancelled() => {
+                tracing::info!("the task is no longer ours (cancelled, or its lease was lost); its agent was stopped");
+                if let Some(session_id) = session_id
+                    && let Err(error) = sessions::clear_task(&self.pool, session_id).await
+                {
+                    tracing::warn!(%error, "clearing the agent session failed");
+                }
+                self.emit(WorkerEvent::TaskInterrupted {
+                    project_id: task.project_id,
+                    task_id: task.id,
+                    key: task.key.clone(),
+                });
                 return;
             }
         };
@@ -118,7 +141,8 @@ impl Inner {
     }
 
     /// Reads the context and runs the agent in a task of its own, so a panic becomes a
-    /// failed task. No connection is held while the agent runs.
+    /// failed task. No connection is held while the agent runs. Dropping the returned
+    /// future aborts the agent, and with it any model call in flight.
     async fn run_agent(&self, task: &ClaimedTask) -> Result<AgentOutcome, AgentError> {
         let context = tasks::context(&self.pool, task.project_id, task.id)
             .await
@@ -158,7 +182,8 @@ impl Inner {
                 .collect(),
         };
         let agent = self.agent.clone();
-        match tokio::spawn(async move { agent.run(&input).await }).await {
+        let running = AbortOnDropHandle::new(tokio::spawn(async move { agent.run(&input).await }));
+        match running.await {
             Ok(outcome) => outcome,
             Err(join_error) => Err(AgentError::permanent(format!(
                 "the agent crashed: {join_error}"
@@ -223,6 +248,7 @@ impl Inner {
             },
         )
         .await?;
+        let at = Instant::now();
         tracing::info!(
             files_written = settled.files_written,
             released = settled.released,
@@ -237,6 +263,7 @@ impl Inner {
             files_written: settled.files_written,
             tokens,
             duration,
+            at,
         });
         Ok(settled)
     }
@@ -256,10 +283,12 @@ fn llm_calls(calls: &[guild_agents::CallRecord]) -> Vec<LlmCall> {
         .collect()
 }
 
-/// `base × 2^(attempt-1)`, capped.
+/// Exponential backoff with jitter: `base × 2^(attempt-1)`, capped, then a random point in
+/// its upper half, so tasks that failed together (a provider outage) do not retry together.
 fn retry_delay(base: Duration, attempt: i32) -> Duration {
     let exponent = attempt.clamp(1, 16) as u32 - 1;
-    base.saturating_mul(1 << exponent).min(MAX_RETRY_DELAY)
+    let ceiling = base.saturating_mul(1 << exponent).min(MAX_RETRY_DELAY);
+    ceiling.mul_f64(0.5 + fastrand::f64() / 2.0)
 }
 
 #[cfg(test)]
@@ -267,10 +296,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retry_delay_doubles_and_is_capped() {
+    fn retry_delay_doubles_is_capped_and_jittered() {
         let base = Duration::from_secs(2);
-        assert_eq!(retry_delay(base, 1), Duration::from_secs(2));
-        assert_eq!(retry_delay(base, 3), Duration::from_secs(8));
-        assert_eq!(retry_delay(base, 30), MAX_RETRY_DELAY);
+        let within = |attempt, ceiling: Duration| {
+            let delays: Vec<Duration> = (0..200).map(|_| retry_delay(base, attempt)).collect();
+            assert!(
+                delays.iter().all(|d| *d >= ceiling / 2 && *d <= ceiling),
+                "attempt {attempt}: {delays:?} not within [{:?}, {ceiling:?}]",
+                ceiling / 2
+            );
+            // Jittered: not all the same.
+            assert!(delays.iter().any(|d| *d != delays[0]));
+        };
+        within(1, Duration::from_secs(2));
+        within(3, Duration::from_secs(8));
+        within(30, MAX_RETRY_DELAY);
     }
 }

@@ -8,9 +8,9 @@
 mod execute;
 mod maintain;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use guild_agents::Agent;
 use guild_core::{AgentKind, ProjectStatus};
@@ -36,6 +36,9 @@ pub struct WorkerConfig {
     pub retry_base_delay: Duration,
     /// On shutdown, how long running tasks may take to finish before they are released.
     pub shutdown_grace: Duration,
+    /// At most this many tasks of an agent kind run at once in this process; kinds not
+    /// listed are limited by the slots alone.
+    pub agent_caps: BTreeMap<AgentKind, usize>,
 }
 
 impl WorkerConfig {
@@ -48,6 +51,7 @@ impl WorkerConfig {
             poll_interval: Duration::from_secs(1),
             retry_base_delay: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(10),
+            agent_caps: BTreeMap::new(),
         }
     }
 }
@@ -62,6 +66,8 @@ pub enum WorkerEvent {
         key: String,
         agent: AgentKind,
         attempt: i32,
+        /// When the slot began the task (just after its claim).
+        at: Instant,
     },
     TaskCompleted {
         project_id: Uuid,
@@ -71,6 +77,8 @@ pub enum WorkerEvent {
         files_written: u64,
         tokens: u64,
         duration: Duration,
+        /// When the completion committed (its dependents were released at that moment).
+        at: Instant,
     },
     TaskFailed {
         project_id: Uuid,
@@ -79,6 +87,13 @@ pub enum WorkerEvent {
         agent: AgentKind,
         error: String,
         retrying: bool,
+    },
+    /// The task stopped being this worker's while its agent ran (the project was
+    /// cancelled, or its lease was lost), seen at a heartbeat: the agent was stopped.
+    TaskInterrupted {
+        project_id: Uuid,
+        task_id: Uuid,
+        key: String,
     },
     /// The task stopped being this worker's while it ran (the project was cancelled, or
     /// its lease was lost): its result was dropped.
@@ -115,7 +130,7 @@ struct Inner {
     /// Slot numbers not in use, for agent sessions.
     free_slot_ids: Mutex<Vec<i32>>,
     /// Tasks running in this process, whose leases the heartbeat extends.
-    running: Mutex<HashSet<Uuid>>,
+    running: Mutex<HashMap<Uuid, RunningTask>>,
     slot_freed: Notify,
 }
 
@@ -130,7 +145,7 @@ impl WorkerPool {
                 events,
                 slots: Arc::new(Semaphore::new(slots)),
                 free_slot_ids: Mutex::new((0..slots as i32).rev().collect()),
-                running: Mutex::new(HashSet::new()),
+                running: Mutex::new(HashMap::new()),
                 slot_freed: Notify::new(),
                 config,
             }),
@@ -165,11 +180,13 @@ impl WorkerPool {
             let free = inner.slots.available_permits();
             let mut slots_full = free == 0;
             if free > 0 {
+                let room = inner.agent_room();
                 match tasks::claim_ready(
                     &inner.pool,
                     &inner.config.worker_id,
                     free as i64,
                     inner.config.lease,
+                    &room,
                 )
                 .await
                 {
@@ -180,12 +197,19 @@ impl WorkerPool {
                                 .try_acquire_owned()
                                 .expect("a slot is free for every claimed task");
                             let slot = inner.take_slot_id();
-                            inner.running.lock().expect("running lock").insert(task.id);
+                            let cancel = CancellationToken::new();
+                            inner.running.lock().expect("running lock").insert(
+                                task.id,
+                                RunningTask {
+                                    agent: task.agent,
+                                    cancel: cancel.clone(),
+                                },
+                            );
                             let pool = self.clone();
                             let abort = abort.clone();
                             tracker.spawn(async move {
                                 let task_id = task.id;
-                                pool.inner.execute(task, slot, abort).await;
+                                pool.inner.execute(task, slot, abort, cancel).await;
                                 pool.inner
                                     .running
                                     .lock()
@@ -241,7 +265,30 @@ impl WorkerPool {
     }
 }
 
+/// A task running in this process.
+struct RunningTask {
+    agent: AgentKind,
+    /// Stops its agent: the task is no longer this worker's.
+    cancel: CancellationToken,
+}
+
 impl Inner {
+    /// How many more tasks of each capped agent kind may start now.
+    fn agent_room(&self) -> Vec<(AgentKind, u32)> {
+        if self.config.agent_caps.is_empty() {
+            return Vec::new();
+        }
+        let running = self.running.lock().expect("running lock");
+        self.config
+            .agent_caps
+            .iter()
+            .map(|(&agent, &cap)| {
+                let busy = running.values().filter(|t| t.agent == agent).count();
+                (agent, cap.saturating_sub(busy) as u32)
+            })
+            .collect()
+    }
+
     fn take_slot_id(&self) -> i32 {
         self.free_slot_ids
             .lock()

@@ -1,11 +1,13 @@
 //! Keeping leases: extending this process's, recovering those of processes that died.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use guild_store::StoreError;
 use guild_store::settle::{self, Failure};
 use guild_store::tasks;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::{Inner, WorkerEvent};
 
@@ -14,7 +16,8 @@ const RECOVER_BATCH: i64 = 100;
 
 impl Inner {
     /// Every third of the lease: extend the leases of the tasks running here in one
-    /// statement, then re-queue tasks whose lease expired elsewhere.
+    /// statement, stop the agents of those that are no longer ours (their project was
+    /// cancelled, or their lease was lost), then re-queue tasks whose lease expired elsewhere.
     pub(crate) async fn maintain(&self, shutdown: CancellationToken) {
         let every = (self.config.lease / 3).max(Duration::from_millis(100));
         loop {
@@ -26,10 +29,10 @@ impl Inner {
                 .running
                 .lock()
                 .expect("running lock")
-                .iter()
+                .keys()
                 .copied()
                 .collect();
-            if let Err(error) = tasks::heartbeat(
+            match tasks::heartbeat(
                 &self.pool,
                 &self.config.worker_id,
                 &running,
@@ -37,9 +40,21 @@ impl Inner {
             )
             .await
             {
-                tracing::warn!(%error, "extending leases failed");
+                Ok(extended) => self.stop_lost_tasks(&running, &extended),
+                Err(error) => tracing::warn!(%error, "extending leases failed"),
             }
             self.recover_expired_leases().await;
+        }
+    }
+
+    /// Cancels the agents of the tasks among `heartbeat` whose lease was not extended.
+    fn stop_lost_tasks(&self, heartbeat: &[Uuid], extended: &[Uuid]) {
+        let extended: HashSet<&Uuid> = extended.iter().collect();
+        let running = self.running.lock().expect("running lock");
+        for id in heartbeat.iter().filter(|id| !extended.contains(id)) {
+            if let Some(task) = running.get(id) {
+                task.cancel.cancel();
+            }
         }
     }
 
@@ -59,7 +74,7 @@ impl Inner {
                 .running
                 .lock()
                 .expect("running lock")
-                .contains(&task.id)
+                .contains_key(&task.id)
             {
                 continue; // ours and alive: the next heartbeat extends it
             }

@@ -435,7 +435,7 @@ async fn a_task_whose_worker_died_is_recovered_and_completes() {
     let pool = guild_testkit::database().await;
     let id = create(&pool, ProjectType::Frontend).await;
     // A worker claims the analysis and dies: its lease runs out and nobody heartbeats.
-    let ghost = tasks::claim_ready(&pool, "ghost", 1, Duration::ZERO)
+    let ghost = tasks::claim_ready(&pool, "ghost", 1, Duration::ZERO, &[])
         .await
         .expect("claim");
     assert_eq!(ghost[0].key, "requirements_analysis");

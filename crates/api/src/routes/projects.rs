@@ -81,6 +81,10 @@ pub struct ProjectOptions {
     /// Attempts per task before it fails for good (1 to 10).
     #[serde(default)]
     pub max_attempts: Option<u16>,
+    /// At most this many of the project's tasks run at once (1 to 1000); unset, as many
+    /// as the workers have slots for.
+    #[serde(default)]
+    pub max_parallel: Option<u16>,
 }
 
 fn is_valid_name(name: &str) -> bool {
@@ -150,6 +154,15 @@ fn validate(request: &CreateProject) -> Result<Plan> {
             return Err(ApiError::invalid(
                 "options.max_attempts",
                 "must be from 1 to 10",
+            ));
+        }
+        if options
+            .max_parallel
+            .is_some_and(|n| !(1..=1000).contains(&n))
+        {
+            return Err(ApiError::invalid(
+                "options.max_parallel",
+                "must be from 1 to 1000",
             ));
         }
     }

@@ -38,6 +38,8 @@ pub async fn list_sessions(State(state): State<AppState>) -> Result<axum::Json<S
                 tasks_failed: s.tasks_failed,
                 busy_ms: s.busy_ms,
                 last_activity_at: s.last_activity_at,
+                heartbeat_at: s.heartbeat_at,
+                stale: s.stale,
             })
             .collect(),
     }))

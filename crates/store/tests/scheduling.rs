@@ -1,0 +1,209 @@
+//! Who gets claimed: projects take turns, `max_parallel` and per-agent room are respected,
+//! and every failed attempt's error is kept.
+
+use std::time::Duration;
+
+use guild_core::{AgentKind, Plan, ProjectType, TaskSpec};
+use guild_store::settle::{self, Completion, Failure};
+use guild_store::tasks::{self, ClaimedTask};
+use guild_store::{PgPool, projects};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const LEASE: Duration = Duration::from_secs(30);
+
+/// `n` independent tasks of `agent`, keyed `{prefix}{i}`.
+fn independent(prefix: &str, n: usize, agent: AgentKind) -> Vec<TaskSpec> {
+    (0..n)
+        .map(|i| TaskSpec {
+            key: format!("{prefix}{i}"),
+            kind: "database_schema".into(),
+            agent,
+            description: "independent".into(),
+            depends_on: vec![],
+            priority: 1,
+            critical: false,
+            estimated_minutes: 1,
+        })
+        .collect()
+}
+
+async fn create(pool: &PgPool, tasks: Vec<TaskSpec>, options: Value) -> Uuid {
+    let plan = Plan::new(tasks).expect("plan");
+    projects::create(
+        pool,
+        projects::NewProject {
+            description: "A todo list app",
+            project_type: ProjectType::Fullstack,
+            technology_stack: None,
+            options,
+            plan: &plan,
+            max_attempts: 3,
+            idempotency: None,
+        },
+    )
+    .await
+    .expect("create")
+    .into_project()
+    .id
+}
+
+async fn claim(pool: &PgPool, limit: i64, room: &[(AgentKind, u32)]) -> Vec<ClaimedTask> {
+    tasks::claim_ready(pool, "w", limit, LEASE, room)
+        .await
+        .expect("claim")
+}
+
+fn count_of(claimed: &[ClaimedTask], project_id: Uuid) -> usize {
+    claimed
+        .iter()
+        .filter(|t| t.project_id == project_id)
+        .count()
+}
+
+async fn complete(pool: &PgPool, task: &ClaimedTask) {
+    settle::complete(
+        pool,
+        Completion {
+            project_id: task.project_id,
+            task_id: task.id,
+            attempt: task.attempt,
+            session_id: None,
+            duration_ms: 1,
+            result: json!({"summary": "done"}),
+            files: &[],
+            rejected_files: &[],
+            requirements: None,
+            llm_calls: &[],
+        },
+    )
+    .await
+    .expect("complete");
+}
+
+#[tokio::test]
+async fn a_large_project_does_not_starve_one_created_after_it() {
+    let pool = guild_testkit::database().await;
+    let large = create(&pool, independent("big", 50, AgentKind::Backend), json!({})).await;
+    let small_a = create(&pool, independent("a", 2, AgentKind::Backend), json!({})).await;
+    let small_b = create(&pool, independent("b", 1, AgentKind::Backend), json!({})).await;
+
+    // Four slots: every project's first task comes before any project's second.
+    let first = claim(&pool, 4, &[]).await;
+    assert_eq!(first.len(), 4);
+    assert_eq!(count_of(&first, large), 2, "{first:?}");
+    assert_eq!(count_of(&first, small_a), 1);
+    assert_eq!(count_of(&first, small_b), 1);
+    // Within a project, first come first served.
+    let big_keys: Vec<&str> = first
+        .iter()
+        .filter(|t| t.project_id == large)
+        .map(|t| t.key.as_str())
+        .collect();
+    assert!(big_keys.contains(&"big0"), "{big_keys:?}");
+
+    let second = claim(&pool, 2, &[]).await;
+    assert_eq!(count_of(&second, small_a), 1, "{second:?}");
+    assert_eq!(count_of(&second, large), 1);
+}
+
+#[tokio::test]
+async fn max_parallel_caps_the_running_tasks_of_a_project() {
+    let pool = guild_testkit::database().await;
+    let capped = create(
+        &pool,
+        independent("t", 6, AgentKind::Backend),
+        json!({"max_parallel": 2}),
+    )
+    .await;
+    let free = create(&pool, independent("u", 4, AgentKind::Backend), json!({})).await;
+
+    let claimed = claim(&pool, 100, &[]).await;
+    assert_eq!(count_of(&claimed, capped), 2, "{claimed:?}");
+    assert_eq!(count_of(&claimed, free), 4);
+    assert!(
+        claim(&pool, 100, &[]).await.is_empty(),
+        "the cap is reached"
+    );
+
+    // One finishes: one more may start.
+    let done = claimed
+        .iter()
+        .find(|t| t.project_id == capped)
+        .expect("one");
+    complete(&pool, done).await;
+    let next = claim(&pool, 100, &[]).await;
+    assert_eq!(count_of(&next, capped), 1, "{next:?}");
+    assert_eq!(next.len(), 1);
+}
+
+#[tokio::test]
+async fn agent_room_limits_each_kind_and_leaves_the_others_alone() {
+    let pool = guild_testkit::database().await;
+    let mut tasks = independent("r", 3, AgentKind::Reviewer);
+    tasks.extend(independent("f", 2, AgentKind::Frontend));
+    create(&pool, tasks, json!({})).await;
+
+    let claimed = claim(&pool, 100, &[(AgentKind::Reviewer, 1)]).await;
+    let reviewers = claimed
+        .iter()
+        .filter(|t| t.agent == AgentKind::Reviewer)
+        .count();
+    assert_eq!(reviewers, 1, "{claimed:?}");
+    assert_eq!(claimed.len(), 3, "both frontend tasks too");
+
+    // No room for reviewers: none is claimed even though two are ready.
+    assert!(
+        claim(&pool, 100, &[(AgentKind::Reviewer, 0)])
+            .await
+            .is_empty()
+    );
+    assert_eq!(claim(&pool, 100, &[]).await.len(), 2);
+}
+
+#[tokio::test]
+async fn every_failed_attempt_keeps_its_error() {
+    let pool = guild_testkit::database().await;
+    let project_id = create(&pool, independent("t", 1, AgentKind::Backend), json!({})).await;
+    for attempt in 1..=3 {
+        let task = claim(&pool, 1, &[]).await.pop().expect("ready");
+        assert_eq!(task.attempt, attempt);
+        let settled = settle::fail(
+            &pool,
+            Failure {
+                project_id,
+                task_id: task.id,
+                attempt,
+                session_id: None,
+                duration_ms: 1,
+                error: &format!("provider error number {attempt}"),
+                retryable: true,
+                retry_delay: Duration::ZERO,
+                llm_calls: &[],
+                raw_answer: None,
+            },
+        )
+        .await
+        .expect("fail");
+        assert_eq!(settled.retrying, attempt < 3);
+    }
+    let task = tasks::list(&pool, project_id)
+        .await
+        .expect("list")
+        .pop()
+        .expect("task");
+    assert_eq!(task.status, guild_core::TaskStatus::Failed);
+    let errors: Vec<(i32, &str)> = task
+        .errors
+        .iter()
+        .map(|e| (e.attempt, e.error.as_str()))
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            (1, "provider error number 1"),
+            (2, "provider error number 2"),
+            (3, "provider error number 3")
+        ]
+    );
+}
