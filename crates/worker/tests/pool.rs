@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use guild_agents::{Agent, AgentError, AgentOutcome, AgentSettings, Agents, TaskInput};
-use guild_core::{ProjectStatus, ProjectType, TaskStatus};
+use guild_core::{AgentKind, ProjectStatus, ProjectType, TaskStatus};
 use guild_llm::OfflineProvider;
 use guild_store::{PgPool, events, files, projects, sessions, tasks};
 use guild_worker::{WorkerConfig, WorkerEvent, WorkerPool};
@@ -348,6 +348,42 @@ async fn a_transient_failure_is_retried_and_completes_on_a_later_attempt() {
         retried,
         [json!("scripted failure 1"), json!("scripted failure 2")]
     );
+    let kept: Vec<&str> = schema.errors.iter().map(|e| e.error.as_str()).collect();
+    assert_eq!(kept, ["scripted failure 1", "scripted failure 2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_that_always_fails_ends_failed_after_its_attempts_with_every_error_kept() {
+    let pool = guild_testkit::database().await;
+    let id = create(&pool, ProjectType::Backend).await;
+    run_until_finished(
+        &pool,
+        fail_on("code_review", Mode::Always { retryable: true }),
+        2,
+        &[id],
+    )
+    .await;
+    let docs = tasks::list(&pool, id)
+        .await
+        .expect("tasks")
+        .into_iter()
+        .find(|t| t.key == "code_review")
+        .expect("review");
+    assert_eq!(docs.status, TaskStatus::Failed);
+    assert_eq!(docs.attempt, 3);
+    let kept: Vec<(i32, &str)> = docs
+        .errors
+        .iter()
+        .map(|e| (e.attempt, e.error.as_str()))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            (1, "scripted failure 1"),
+            (2, "scripted failure 2"),
+            (3, "scripted failure 3")
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -508,4 +544,197 @@ async fn a_task_whose_worker_died_is_recovered_and_completes() {
         late,
         Err(guild_store::StoreError::NotRunning { .. })
     ));
+}
+
+/// An agent that never answers, and says when it is stopped (dropped).
+struct Hangs {
+    started: tokio::sync::mpsc::UnboundedSender<String>,
+    stopped: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+/// Sends the key when dropped: the agent's future was abandoned.
+struct OnDrop(tokio::sync::mpsc::UnboundedSender<String>, String);
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(self.1.clone());
+    }
+}
+
+#[async_trait]
+impl Agent for Hangs {
+    async fn run(&self, input: &TaskInput) -> Result<AgentOutcome, AgentError> {
+        let _guard = OnDrop(self.stopped.clone(), input.key.clone());
+        let _ = self.started.send(input.key.clone());
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_project_stops_its_running_agents_at_the_next_heartbeat() {
+    let pool = guild_testkit::database().await;
+    let id = create(&pool, ProjectType::Fullstack).await;
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
+    let (stopped_tx, mut stopped) = tokio::sync::mpsc::unbounded_channel();
+    let agent = Arc::new(Hangs {
+        started: started_tx,
+        stopped: stopped_tx,
+    });
+    let config = WorkerConfig {
+        lease: Duration::from_millis(600),
+        ..config(4)
+    };
+    let mut running = start(&pool, agent, config);
+    assert_eq!(
+        started.recv().await.as_deref(),
+        Some("requirements_analysis")
+    );
+
+    let cancelled_at = std::time::Instant::now();
+    projects::cancel(&pool, id).await.expect("cancel");
+    let key = tokio::time::timeout(Duration::from_secs(20), stopped.recv())
+        .await
+        .expect("the agent is stopped");
+    assert_eq!(key.as_deref(), Some("requirements_analysis"));
+    // Within one heartbeat (a third of the lease), give or take scheduling.
+    let waited = cancelled_at.elapsed();
+    assert!(waited < Duration::from_secs(2), "stopped after {waited:?}");
+    loop {
+        match running.progress.recv().await.expect("events") {
+            WorkerEvent::TaskInterrupted { key, project_id, .. } => {
+                assert_eq!((key.as_str(), project_id), ("requirements_analysis", id));
+                break;
+            }
+            WorkerEvent::TaskCompleted { key, .. } => panic!("{key} completed after cancel"),
+            _ => {}
+        }
+    }
+    running.shutdown.cancel();
+    running
+        .handle
+        .await
+        .expect("pool task")
+        .expect("pool stops");
+
+    // Nothing of the project was claimed after it was cancelled, and no session is busy.
+    let log = events::list(&pool, id, 0, 1000).await.expect("events");
+    let cancelled = log
+        .iter()
+        .position(|e| e.kind == "project_cancelled")
+        .expect("project_cancelled");
+    assert!(
+        log[cancelled..].iter().all(|e| e.kind != "task_claimed"),
+        "{log:?}"
+    );
+    assert!(
+        tasks::list(&pool, id)
+            .await
+            .expect("tasks")
+            .iter()
+            .all(|t| t.status == TaskStatus::Cancelled)
+    );
+    let sessions = sessions::list(&pool).await.expect("sessions");
+    assert!(sessions.iter().all(|s| s.current_task_id.is_none()));
+}
+
+/// Runs the offline team and records the most tasks of each agent kind seen at once.
+struct Counting {
+    team: Agents,
+    now: std::sync::Mutex<std::collections::HashMap<AgentKind, usize>>,
+    most: std::sync::Mutex<std::collections::HashMap<AgentKind, usize>>,
+}
+
+#[async_trait]
+impl Agent for Counting {
+    async fn run(&self, input: &TaskInput) -> Result<AgentOutcome, AgentError> {
+        {
+            let mut now = self.now.lock().expect("lock");
+            let n = now.entry(input.agent).or_default();
+            *n += 1;
+            let mut most = self.most.lock().expect("lock");
+            let m = most.entry(input.agent).or_default();
+            *m = (*m).max(*n);
+        }
+        // Model latency, so that tasks overlap.
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        let outcome = self.team.run(input).await;
+        *self
+            .now
+            .lock()
+            .expect("lock")
+            .get_mut(&input.agent)
+            .expect("counted") -= 1;
+        outcome
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cap_per_agent_kind_is_respected_across_the_pool() {
+    let pool = guild_testkit::database().await;
+    let ids = [
+        create(&pool, ProjectType::Fullstack).await,
+        create(&pool, ProjectType::Fullstack).await,
+        create(&pool, ProjectType::Fullstack).await,
+    ];
+    let agent = Arc::new(Counting {
+        team: offline_team(),
+        now: Default::default(),
+        most: Default::default(),
+    });
+    let config = WorkerConfig {
+        agent_caps: [(AgentKind::Backend, 1)].into_iter().collect(),
+        ..config(8)
+    };
+    let Running {
+        mut progress,
+        shutdown,
+        handle,
+    } = start(&pool, agent.clone(), config);
+    let mut open = ids.to_vec();
+    while !open.is_empty() {
+        if let WorkerEvent::ProjectFinished { project_id, status } =
+            progress.recv().await.expect("events")
+        {
+            assert_eq!(status, ProjectStatus::Completed);
+            open.retain(|id| *id != project_id);
+        }
+    }
+    shutdown.cancel();
+    handle.await.expect("pool task").expect("pool stops");
+
+    let most = agent.most.lock().expect("lock").clone();
+    assert_eq!(most[&AgentKind::Backend], 1, "{most:?}");
+    // The other kinds were not held back: three projects' frontend tasks overlapped.
+    assert!(most[&AgentKind::Frontend] > 1, "{most:?}");
+}
+
+#[tokio::test]
+async fn sessions_of_a_worker_that_stopped_heartbeating_are_stale() {
+    let pool = guild_testkit::database().await;
+    create(&pool, ProjectType::Frontend).await;
+    let claimed = tasks::claim_ready(&pool, "alive", 2, Duration::from_secs(30), &[])
+        .await
+        .expect("claim");
+    let task = &claimed[0];
+    for worker in ["alive", "gone"] {
+        sessions::begin_task(&pool, worker, 0, task.agent, task.id, Duration::from_secs(30))
+            .await
+            .expect("session");
+    }
+    // Both last heartbeated an hour ago; then only `alive` heartbeats.
+    guild_store::sqlx::query("UPDATE agent_sessions SET heartbeat_at = now() - interval '1 hour'")
+        .execute(&pool)
+        .await
+        .expect("age the sessions");
+    tasks::heartbeat(&pool, "alive", &[task.id], Duration::from_secs(30))
+        .await
+        .expect("heartbeat");
+    let stale: Vec<(String, bool)> = sessions::list(&pool)
+        .await
+        .expect("sessions")
+        .into_iter()
+        .map(|s| (s.worker_id, s.stale))
+        .collect();
+    assert!(stale.contains(&("alive".to_owned(), false)), "{stale:?}");
+    assert!(stale.contains(&("gone".to_owned(), true)), "{stale:?}");
 }
