@@ -104,8 +104,8 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(what) => Self::NotFound(what),
             StoreError::Conflict(detail) => Self::Conflict(detail),
             StoreError::NotRunning { .. } => Self::Conflict("the task is no longer running".into()),
-            StoreError::Database(sqlx_error) if is_unavailable(&sqlx_error) => {
-                tracing::warn!(error = %sqlx_error, "database unavailable");
+            unavailable if unavailable.is_unavailable() => {
+                tracing::warn!(error = %unavailable, "database unavailable");
                 Self::Unavailable
             }
             other => {
@@ -114,14 +114,6 @@ impl From<StoreError> for ApiError {
             }
         }
     }
-}
-
-fn is_unavailable(error: &guild_store::sqlx::Error) -> bool {
-    use guild_store::sqlx::Error;
-    matches!(
-        error,
-        Error::PoolTimedOut | Error::PoolClosed | Error::Io(_) | Error::Tls(_)
-    )
 }
 
 impl IntoResponse for ApiError {

@@ -64,6 +64,7 @@ pub enum Storage {
 pub struct Cluster {
     data_dir: PathBuf,
     port: u16,
+    persistent: bool,
     /// The watchdog and the pipe it waits on; `None` for a server another process started.
     watchdog: Option<(Child, ChildStdin)>,
 }
@@ -109,6 +110,7 @@ impl Cluster {
             return Ok(Self {
                 data_dir,
                 port,
+                persistent: !ephemeral,
                 watchdog: None,
             });
         }
@@ -124,6 +126,7 @@ impl Cluster {
                     return Ok(Self {
                         data_dir,
                         port,
+                        persistent: !ephemeral,
                         watchdog: Some(watchdog),
                     });
                 }
@@ -146,6 +149,27 @@ impl Cluster {
     /// A connection URL for `database` as the `postgres` superuser.
     pub fn url(&self, database: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Stops the server as an operator would (a fast shutdown: sessions are cut), leaving
+    /// the cluster to be started again with [`Cluster::start_again`]. For fault tests.
+    pub fn stop_for_now(&self) -> Result<(), PgError> {
+        let binaries = Binaries::locate()?;
+        let run_as = RunAs::for_current_user()?;
+        run(run_as
+            .command(&binaries.pg_ctl)
+            .args(["stop", "--mode", "fast", "--wait", "--pgdata"])
+            .arg(&self.data_dir))?;
+        Ok(())
+    }
+
+    /// Starts a server stopped with [`Cluster::stop_for_now`] again, on the same port and
+    /// with the same settings, and waits until it accepts connections.
+    pub fn start_again(&self) -> Result<(), PgError> {
+        let binaries = Binaries::locate()?;
+        let run_as = RunAs::for_current_user()?;
+        let ephemeral = !self.persistent;
+        start_server(&binaries, &run_as, &self.data_dir, self.port, ephemeral)
     }
 
     /// Stops the server (a fast shutdown) and waits until it is down. A server this process

@@ -46,6 +46,27 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// The database could not be reached or went away (a restart, a network cut): the same
+    /// operation can succeed later.
+    pub fn is_unavailable(&self) -> bool {
+        let Self::Database(error) = self else {
+            return false;
+        };
+        match error {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => true,
+            // Connection exceptions (08) and operator intervention: shutdown, restart (57P).
+            sqlx::Error::Database(db) => db
+                .code()
+                .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+            _ => false,
+        }
+    }
+}
+
 /// The crate-wide result.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -53,7 +74,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(5))
         .connect(url)
         .await?;
     Ok(pool)

@@ -82,21 +82,21 @@ impl Inner {
             Err(error) => {
                 let retry_delay = retry_delay(self.config.retry_base_delay, task.attempt);
                 let calls = llm_calls(&error.calls);
-                let settled = settle::fail(
-                    &self.pool,
-                    Failure {
-                        project_id: task.project_id,
-                        task_id: task.id,
-                        attempt: task.attempt,
-                        session_id,
-                        duration_ms,
-                        error: &error.message,
-                        retryable: error.retryable,
-                        retry_delay,
-                        llm_calls: &calls,
-                        raw_answer: error.raw_answer.as_deref(),
-                    },
-                )
+                let failure = Failure {
+                    project_id: task.project_id,
+                    task_id: task.id,
+                    attempt: task.attempt,
+                    session_id,
+                    duration_ms,
+                    error: &error.message,
+                    retryable: error.retryable,
+                    retry_delay,
+                    llm_calls: &calls,
+                    raw_answer: error.raw_answer.as_deref(),
+                };
+                let settled = while_unavailable(self.config.lease, || {
+                    settle::fail(&self.pool, failure.clone())
+                })
                 .await;
                 if let Ok(settled) = &settled {
                     tracing::warn!(error = %error.message, retrying = settled.retrying, "task failed");
@@ -144,11 +144,13 @@ impl Inner {
     /// failed task. No connection is held while the agent runs. Dropping the returned
     /// future aborts the agent, and with it any model call in flight.
     async fn run_agent(&self, task: &ClaimedTask) -> Result<AgentOutcome, AgentError> {
-        let context = tasks::context(&self.pool, task.project_id, task.id)
-            .await
-            .map_err(|error| {
-                AgentError::retryable(format!("reading the task's context failed: {error}"))
-            })?;
+        let context = while_unavailable(self.config.lease, || {
+            tasks::context(&self.pool, task.project_id, task.id)
+        })
+        .await
+        .map_err(|error| {
+            AgentError::retryable(format!("reading the task's context failed: {error}"))
+        })?;
         let input = TaskInput {
             project_id: task.project_id.to_string(),
             task_id: task.id.to_string(),
@@ -232,21 +234,21 @@ impl Inner {
             "prompt_tokens": outcome.calls.iter().map(|c| u64::from(c.usage.prompt_tokens)).sum::<u64>(),
             "completion_tokens": outcome.calls.iter().map(|c| u64::from(c.usage.completion_tokens)).sum::<u64>(),
         });
-        let settled = settle::complete(
-            &self.pool,
-            Completion {
-                project_id: task.project_id,
-                task_id: task.id,
-                attempt: task.attempt,
-                session_id,
-                duration_ms: duration.as_millis() as i64,
-                result,
-                files: &files,
-                rejected_files: &rejected,
-                requirements: outcome.requirements.as_ref(),
-                llm_calls: &calls,
-            },
-        )
+        let completion = Completion {
+            project_id: task.project_id,
+            task_id: task.id,
+            attempt: task.attempt,
+            session_id,
+            duration_ms: duration.as_millis() as i64,
+            result,
+            files: &files,
+            rejected_files: &rejected,
+            requirements: outcome.requirements.as_ref(),
+            llm_calls: &calls,
+        };
+        let settled = while_unavailable(self.config.lease, || {
+            settle::complete(&self.pool, completion.clone())
+        })
         .await?;
         let at = Instant::now();
         tracing::info!(
@@ -281,6 +283,28 @@ fn llm_calls(calls: &[guild_agents::CallRecord]) -> Vec<LlmCall> {
             cost_usd: guild_llm::cost_usd(c.provider, &c.model, c.usage),
         })
         .collect()
+}
+
+/// Runs `op` again while the database is unavailable (a restart, a network cut), backing
+/// off, for at most `patience`: a finished task's result is worth waiting for. Settling is
+/// fenced, so a retry after a commit whose answer was lost is refused, not applied twice.
+async fn while_unavailable<T, F, Fut>(patience: Duration, mut op: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let deadline = Instant::now() + patience;
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match op().await {
+            Err(error) if error.is_unavailable() && Instant::now() + delay < deadline => {
+                tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "the database is unavailable; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Exponential backoff with jitter: `base × 2^(attempt-1)`, capped, then a random point in

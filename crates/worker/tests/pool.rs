@@ -601,7 +601,9 @@ async fn cancelling_a_project_stops_its_running_agents_at_the_next_heartbeat() {
     assert!(waited < Duration::from_secs(2), "stopped after {waited:?}");
     loop {
         match running.progress.recv().await.expect("events") {
-            WorkerEvent::TaskInterrupted { key, project_id, .. } => {
+            WorkerEvent::TaskInterrupted {
+                key, project_id, ..
+            } => {
                 assert_eq!((key.as_str(), project_id), ("requirements_analysis", id));
                 break;
             }
@@ -717,9 +719,16 @@ async fn sessions_of_a_worker_that_stopped_heartbeating_are_stale() {
         .expect("claim");
     let task = &claimed[0];
     for worker in ["alive", "gone"] {
-        sessions::begin_task(&pool, worker, 0, task.agent, task.id, Duration::from_secs(30))
-            .await
-            .expect("session");
+        sessions::begin_task(
+            &pool,
+            worker,
+            0,
+            task.agent,
+            task.id,
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("session");
     }
     // Both last heartbeated an hour ago; then only `alive` heartbeats.
     guild_store::sqlx::query("UPDATE agent_sessions SET heartbeat_at = now() - interval '1 hour'")
