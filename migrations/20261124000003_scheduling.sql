@@ -5,11 +5,14 @@ ALTER TABLE projects ADD COLUMN max_parallel integer
     GENERATED ALWAYS AS ((options->>'max_parallel')::integer) STORED
     CHECK (max_parallel IS NULL OR max_parallel >= 1);
 
--- Claims take ready tasks first come, first served across projects: by the time they became
--- ready (`run_after`: creation, release by their last dependency, or a retry's backoff), then
--- by priority among those released together.
+-- Claims take ready tasks in `queue_at` order. A task queues when it becomes ready, but the
+-- k-th of several tasks of one project that become ready together queues k seconds later:
+-- a project that releases a hundred tasks at once gets one place per second of the queue,
+-- and tasks of other projects that become ready meanwhile go in between. `run_after`
+-- (a retry's backoff) still says when a task may run at all.
+ALTER TABLE tasks ADD COLUMN queue_at timestamptz NOT NULL DEFAULT now();
 DROP INDEX tasks_ready_idx;
-CREATE INDEX tasks_ready_queue_idx ON tasks (run_after, priority) WHERE status = 'ready';
+CREATE INDEX tasks_ready_queue_idx ON tasks (queue_at, priority) WHERE status = 'ready';
 
 -- The error of each failed attempt, oldest first: [{attempt, error, at}].
 ALTER TABLE tasks ADD COLUMN errors jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(errors) = 'array');

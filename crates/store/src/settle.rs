@@ -236,7 +236,7 @@ pub async fn fail(pool: &PgPool, failure: Failure<'_>) -> Result<Settled> {
         sqlx::query(
             "UPDATE tasks
              SET status = 'ready', error = $2, lease_expires_at = NULL, worker_id = NULL,
-                 run_after = now() + make_interval(secs => $3),
+                 run_after = now() + make_interval(secs => $3), queue_at = now() + make_interval(secs => $3),
                  errors = errors || jsonb_build_array(jsonb_build_object(
                      'attempt', $4::int4, 'error', $2::text, 'at', now()))
              WHERE id = $1",
@@ -297,16 +297,25 @@ pub async fn fail(pool: &PgPool, failure: Failure<'_>) -> Result<Settled> {
 }
 
 /// Counts `task_id` as completed for each dependent and makes those with no pending
-/// dependency `ready` (they queue from now). Returns how many became ready.
+/// dependency `ready`: they queue from now, a second apart (see the scheduling migration).
+/// Returns how many became ready.
 pub(crate) async fn release_dependents(conn: &mut PgConnection, task_id: Uuid) -> Result<u64> {
     let (released,): (i64,) = sqlx::query_as(
-        "WITH released AS (
+        "WITH dependents AS (
+             SELECT t.id, t.pending_deps, t.priority, t.key
+             FROM task_dependencies d JOIN tasks t ON t.id = d.task_id
+             WHERE d.depends_on = $1 AND t.status = 'blocked'
+         ), turns AS (
+             SELECT id, row_number() OVER (ORDER BY priority, key) - 1 AS turn
+             FROM dependents WHERE pending_deps = 1
+         ), released AS (
              UPDATE tasks t
              SET pending_deps = t.pending_deps - 1,
                  status = CASE WHEN t.pending_deps = 1 THEN 'ready' ELSE 'blocked' END,
-                 run_after = now()
-             FROM task_dependencies d
-             WHERE d.depends_on = $1 AND t.id = d.task_id AND t.status = 'blocked'
+                 run_after = now(),
+                 queue_at = now() + coalesce(turns.turn, 0) * interval '1 second'
+             FROM dependents LEFT JOIN turns ON turns.id = dependents.id
+             WHERE t.id = dependents.id
              RETURNING t.status
          )
          SELECT count(*) FILTER (WHERE status = 'ready') FROM released",

@@ -58,9 +58,9 @@ impl TryFrom<ClaimedRow> for ClaimedTask {
 }
 
 /// Claims up to `limit` ready tasks for `worker_id`, with a lease of `lease`, in one
-/// statement. Projects take turns: every project's first ready task (by when it became
-/// ready, then priority) comes before any project's second, so one large project cannot
-/// starve the others. Each project's `max_parallel` and each agent kind's room in
+/// statement, in queue order (`queue_at`, then priority): a project's tasks that became
+/// ready together queue a second apart, so one large project cannot starve the others (see
+/// the scheduling migration). Each project's `max_parallel` and each agent kind's room in
 /// `agent_room` (kinds not listed are unlimited) are respected.
 ///
 /// The claimed tasks' project rows are locked with them, so the `task_claimed` events are
@@ -80,25 +80,20 @@ pub async fn claim_ready(
         .map(|(agent, n)| (agent.as_str().to_owned(), Value::from(*n)))
         .collect();
     let rows = sqlx::query_as::<_, ClaimedRow>(
-        "WITH queue AS (
-             SELECT id, project_id,
-                    row_number() OVER (PARTITION BY project_id ORDER BY run_after, priority) AS turn
-             FROM tasks
-             WHERE status = 'ready' AND run_after <= now()
-               AND coalesce(($4::jsonb ->> agent)::int, 1) > 0
-         ), candidates AS (
-             SELECT t.id, t.project_id, t.agent, t.run_after, t.priority, q.turn, p.max_parallel
-             FROM queue q JOIN tasks t ON t.id = q.id JOIN projects p ON p.id = q.project_id
-             WHERE t.status = 'ready'
+        "WITH candidates AS (
+             SELECT t.id, t.project_id, t.agent, t.queue_at, t.priority, p.max_parallel
+             FROM tasks t JOIN projects p ON p.id = t.project_id
+             WHERE t.status = 'ready' AND t.run_after <= now()
+               AND coalesce(($4::jsonb ->> t.agent)::int, 1) > 0
                AND (p.max_parallel IS NULL OR p.max_parallel >
                     (SELECT count(*) FROM tasks r WHERE r.project_id = t.project_id AND r.status = 'running'))
-             ORDER BY q.turn, t.run_after, t.priority
+             ORDER BY t.queue_at, t.priority
              LIMIT $1
              FOR NO KEY UPDATE OF t, p SKIP LOCKED
          ), ranked AS (
              SELECT c.*,
-                    row_number() OVER (PARTITION BY c.project_id ORDER BY c.run_after, c.priority) AS in_project,
-                    row_number() OVER (PARTITION BY c.agent ORDER BY c.run_after, c.priority) AS in_agent
+                    row_number() OVER (PARTITION BY c.project_id ORDER BY c.queue_at, c.priority) AS in_project,
+                    row_number() OVER (PARTITION BY c.agent ORDER BY c.queue_at, c.priority) AS in_agent
              FROM candidates c
          ), picked AS (
              SELECT r.id FROM ranked r
@@ -111,7 +106,7 @@ pub async fn claim_ready(
                  started_at = now(), lease_expires_at = now() + make_interval(secs => $3)
              FROM picked WHERE t.id = picked.id
              RETURNING t.id, t.project_id, t.key, t.kind, t.agent, t.description, t.attempt,
-                       t.max_attempts, t.critical, t.run_after, t.priority
+                       t.max_attempts, t.critical, t.queue_at, t.priority
          ), started AS (
              UPDATE projects SET status = 'running', started_at = now()
              WHERE id IN (SELECT project_id FROM claimed) AND status = 'pending'
@@ -119,7 +114,7 @@ pub async fn claim_ready(
              INSERT INTO events (project_id, task_id, kind, data)
              SELECT project_id, id, 'task_claimed',
                     jsonb_build_object('worker_id', $2::text, 'attempt', attempt)
-             FROM claimed ORDER BY run_after, priority
+             FROM claimed ORDER BY queue_at, priority
          )
          SELECT id, project_id, key, kind, agent, description, attempt, max_attempts, critical
          FROM claimed",
@@ -128,6 +123,9 @@ pub async fn claim_ready(
     .bind(worker_id)
     .bind(lease.as_secs_f64())
     .bind(Value::Object(room))
+    // Planned for each call with its limit: a cached generic plan cannot know the limit
+    // is small and sorts the whole ready set instead of reading the queue index in order.
+    .persistent(false)
     .fetch_all(pool)
     .await?;
     rows.into_iter().map(ClaimedTask::try_from).collect()
