@@ -33,22 +33,34 @@ pub(crate) async fn record(
     project_id: Uuid,
     events: &[NewEvent],
 ) -> Result<()> {
+    let events: Vec<(Uuid, NewEvent)> = events.iter().map(|e| (project_id, e.clone())).collect();
+    record_across(conn, &events).await
+}
+
+/// Records events of several projects in one statement, in the order given.
+pub(crate) async fn record_across(
+    conn: &mut PgConnection,
+    events: &[(Uuid, NewEvent)],
+) -> Result<()> {
     if events.is_empty() {
         return Ok(());
     }
-    let task_ids: Vec<Option<Uuid>> = events.iter().map(|e| e.task_id).collect();
-    let kinds: Vec<&str> = events.iter().map(|e| e.kind).collect();
-    let data: Vec<Value> = events.iter().map(|e| e.data.clone()).collect();
     sqlx::query(
         "INSERT INTO events (project_id, task_id, kind, data)
-         SELECT $1, e.task_id, e.kind, e.data
-         FROM unnest($2::uuid[], $3::text[], $4::jsonb[]) WITH ORDINALITY AS e(task_id, kind, data, n)
+         SELECT e.project_id, e.task_id, e.kind, e.data
+         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[])
+              WITH ORDINALITY AS e(project_id, task_id, kind, data, n)
          ORDER BY e.n",
     )
-    .bind(project_id)
-    .bind(task_ids)
-    .bind(kinds)
-    .bind(data)
+    .bind(events.iter().map(|(p, _)| *p).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, e)| e.task_id).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, e)| e.kind).collect::<Vec<_>>())
+    .bind(
+        events
+            .iter()
+            .map(|(_, e)| e.data.clone())
+            .collect::<Vec<_>>(),
+    )
     .execute(conn)
     .await?;
     Ok(())

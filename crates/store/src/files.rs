@@ -1,5 +1,7 @@
 //! Generated files: every version a task wrote, keyed by project, path and version.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -38,45 +40,52 @@ pub(crate) struct Writer<'a> {
     pub attempt: i32,
 }
 
-/// Stores `files` as new versions of their paths. Idempotent per task: a file whose
-/// content this task already stored at that path is not stored again. Returns how many
-/// versions were written.
+/// Stores each writer's files as new versions of their paths, in one statement. Idempotent
+/// per task: a file whose content this task already stored at that path is not stored
+/// again. Two writers of one path in the same call get consecutive versions. Returns how
+/// many versions each task wrote.
 pub(crate) async fn write_versions(
     conn: &mut PgConnection,
-    writer: Writer<'_>,
-    files: &[NewFile],
-) -> Result<u64> {
-    if files.is_empty() {
-        return Ok(0);
+    writes: &[(Writer<'_>, &[NewFile])],
+) -> Result<HashMap<Uuid, u64>> {
+    let rows: Vec<(&Writer<'_>, &NewFile)> = writes
+        .iter()
+        .flat_map(|(writer, files)| files.iter().map(move |file| (writer, file)))
+        .collect();
+    if rows.is_empty() {
+        return Ok(HashMap::new());
     }
-    let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
-    let contents: Vec<&str> = files.iter().map(|f| f.content.as_str()).collect();
-    let hashes: Vec<&str> = files.iter().map(|f| f.sha256.as_str()).collect();
-    let languages: Vec<Option<&str>> = files.iter().map(|f| f.language.as_deref()).collect();
-    let written = sqlx::query(
+    let written: Vec<(Uuid,)> = sqlx::query_as(
         "INSERT INTO project_files
              (project_id, path, version, content, sha256, size_bytes, language, task_id, agent, attempt)
-         SELECT $1, f.path,
+         SELECT f.project_id, f.path,
                 coalesce((SELECT max(version) FROM project_files pf
-                          WHERE pf.project_id = $1 AND pf.path = f.path), 0) + 1,
-                f.content, f.sha256, octet_length(f.content), f.language, $2, $3, $4
-         FROM unnest($5::text[], $6::text[], $7::text[], $8::text[]) AS f(path, content, sha256, language)
+                          WHERE pf.project_id = f.project_id AND pf.path = f.path), 0)
+                    + row_number() OVER (PARTITION BY f.project_id, f.path ORDER BY f.n),
+                f.content, f.sha256, octet_length(f.content), f.language, f.task_id, f.agent, f.attempt
+         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int4[],
+                     $5::text[], $6::text[], $7::text[], $8::text[])
+              WITH ORDINALITY AS f(project_id, task_id, agent, attempt, path, content, sha256, language, n)
          WHERE NOT EXISTS (SELECT 1 FROM project_files pf
-                           WHERE pf.project_id = $1 AND pf.path = f.path
-                             AND pf.task_id = $2 AND pf.sha256 = f.sha256)",
+                           WHERE pf.project_id = f.project_id AND pf.path = f.path
+                             AND pf.task_id = f.task_id AND pf.sha256 = f.sha256)
+         RETURNING task_id",
     )
-    .bind(writer.project_id)
-    .bind(writer.task_id)
-    .bind(writer.agent)
-    .bind(writer.attempt)
-    .bind(paths)
-    .bind(contents)
-    .bind(hashes)
-    .bind(languages)
-    .execute(conn)
-    .await?
-    .rows_affected();
-    Ok(written)
+    .bind(rows.iter().map(|(w, _)| w.project_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(w, _)| w.task_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(w, _)| w.agent).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(w, _)| w.attempt).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, f)| f.path.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, f)| f.content.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, f)| f.sha256.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, f)| f.language.as_deref()).collect::<Vec<_>>())
+    .fetch_all(conn)
+    .await?;
+    let mut counts = HashMap::new();
+    for (task_id,) in written {
+        *counts.entry(task_id).or_insert(0) += 1;
+    }
+    Ok(counts)
 }
 
 /// The latest version of every file of a project, by path.

@@ -53,7 +53,10 @@ pub async fn approve(pool: &PgPool, project_id: Uuid, task_id: Uuid) -> Result<S
         .bind(task_id)
         .execute(&mut *tx)
         .await?;
-    let released = release_dependents(&mut tx, task_id).await?;
+    let released = release_dependents(&mut tx, &[task_id])
+        .await?
+        .remove(&task_id)
+        .unwrap_or(0);
     events::record(
         &mut tx,
         project_id,

@@ -1,5 +1,7 @@
 //! Agent sessions: a worker's slot for one agent kind, and what it is doing.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use guild_core::AgentKind;
 use serde::Serialize;
@@ -26,37 +28,49 @@ pub struct Session {
     pub stale: bool,
 }
 
-/// Marks the slot's session for `agent` as working on `task_id` (creating the session on
-/// first use) and links the task to it. Returns the session id.
-pub async fn begin_task(
+/// A task starting in one of a worker's slots.
+#[derive(Debug, Clone, Copy)]
+pub struct SlotTask {
+    pub slot: i32,
+    pub agent: AgentKind,
+    pub task_id: Uuid,
+}
+
+/// Marks each slot's session for its task's agent as working on that task (creating the
+/// session on first use) and links the task to it, in one statement. Returns the session
+/// of each task.
+pub async fn begin_tasks(
     pool: &PgPool,
     worker_id: &str,
-    slot: i32,
-    agent: AgentKind,
-    task_id: Uuid,
+    starting: &[SlotTask],
     lease: std::time::Duration,
-) -> Result<Uuid> {
-    let (id,): (Uuid,) = sqlx::query_as(
+) -> Result<HashMap<Uuid, Uuid>> {
+    if starting.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let linked: Vec<(Uuid, Uuid)> = sqlx::query_as(
         "WITH session AS (
              INSERT INTO agent_sessions (id, worker_id, slot, agent, current_task_id, lease_secs)
-             VALUES ($1, $2, $3, $4, $5, $6)
+             SELECT s.id, $1, s.slot, s.agent, s.task_id, $6
+             FROM unnest($2::uuid[], $3::int4[], $4::text[], $5::uuid[]) AS s(id, slot, agent, task_id)
              ON CONFLICT (worker_id, slot, agent) DO UPDATE
                  SET current_task_id = EXCLUDED.current_task_id, last_activity_at = now(),
                      heartbeat_at = now(), lease_secs = EXCLUDED.lease_secs
-             RETURNING id
+             RETURNING id, current_task_id
          )
-         UPDATE tasks SET session_id = (SELECT id FROM session) WHERE id = $5
-         RETURNING session_id",
+         UPDATE tasks t SET session_id = session.id
+         FROM session WHERE t.id = session.current_task_id
+         RETURNING t.id, t.session_id",
     )
-    .bind(Uuid::now_v7())
     .bind(worker_id)
-    .bind(slot)
-    .bind(agent.as_str())
-    .bind(task_id)
+    .bind(starting.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
+    .bind(starting.iter().map(|s| s.slot).collect::<Vec<_>>())
+    .bind(starting.iter().map(|s| s.agent.as_str()).collect::<Vec<_>>())
+    .bind(starting.iter().map(|s| s.task_id).collect::<Vec<_>>())
     .bind(lease.as_secs_f64())
-    .fetch_one(pool)
+    .fetch_all(pool)
     .await?;
-    Ok(id)
+    Ok(linked.into_iter().collect())
 }
 
 /// The session's task stopped without settling (its project was cancelled, or its lease was

@@ -4,6 +4,7 @@
 //! Both are fenced: they apply only while the task is still `running` at the attempt the
 //! worker claimed, so a late result can never overwrite a newer attempt.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use guild_core::ProjectStatus;
@@ -99,103 +100,207 @@ pub struct Settled {
 
 /// Completes a running task: stores its result and files, records its events and usage,
 /// releases dependents whose dependencies are now all complete, and finishes the project
-/// when nothing is left to run.
+/// when nothing is left to run. [`complete_many`] for one task.
 pub async fn complete(pool: &PgPool, completion: Completion<'_>) -> Result<Settled> {
+    complete_many(pool, std::slice::from_ref(&completion))
+        .await?
+        .pop()
+        .expect("one outcome per completion")
+}
+
+/// Completes many running tasks (of any projects) in one transaction of a fixed number of
+/// statements, whatever their number: what a busy worker pool does with the results that
+/// finished while its last batch was being stored. Each task is fenced on its attempt: one
+/// that is no longer running at that attempt gets [`StoreError::NotRunning`] in its place
+/// of the answer, and the others complete.
+pub async fn complete_many(
+    pool: &PgPool,
+    completions: &[Completion<'_>],
+) -> Result<Vec<Result<Settled>>> {
+    if completions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut projects: Vec<Uuid> = completions.iter().map(|c| c.project_id).collect();
+    projects.sort_unstable();
+    projects.dedup();
+
     let mut tx = pool.begin().await?;
-    crate::projects::lock(&mut tx, completion.project_id).await?;
+    // Event order: the projects' locks first, in id order so that batches cannot deadlock.
+    sqlx::query("SELECT id FROM projects WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
+        .bind(&projects)
+        .execute(&mut *tx)
+        .await?;
     // A task the project listed in `options.require_approval` waits for a human with its
     // result stored; its dependents are released when it is approved.
-    let row: Option<(Uuid, String, String, String)> = sqlx::query_as(
+    let updated: Vec<(Uuid, String, String, String)> = sqlx::query_as(
         "UPDATE tasks t
          SET status = CASE WHEN p.options->'require_approval' ? t.key
                            THEN 'awaiting_approval' ELSE 'completed' END,
              completed_at = CASE WHEN p.options->'require_approval' ? t.key
                                  THEN NULL ELSE now() END,
-             result = $3, error = NULL, lease_expires_at = NULL
-         FROM projects p
-         WHERE t.id = $1 AND t.status = 'running' AND t.attempt = $2 AND p.id = t.project_id
-         RETURNING t.project_id, t.key, t.agent, t.status",
+             result = u.result, error = NULL, lease_expires_at = NULL
+         FROM unnest($1::uuid[], $2::int4[], $3::jsonb[]) AS u(id, attempt, result), projects p
+         WHERE t.id = u.id AND t.status = 'running' AND t.attempt = u.attempt
+           AND p.id = t.project_id
+         RETURNING t.id, t.key, t.agent, t.status",
     )
-    .bind(completion.task_id)
-    .bind(completion.attempt)
-    .bind(&completion.result)
-    .fetch_optional(&mut *tx)
+    .bind(completions.iter().map(|c| c.task_id).collect::<Vec<_>>())
+    .bind(completions.iter().map(|c| c.attempt).collect::<Vec<_>>())
+    .bind(
+        completions
+            .iter()
+            .map(|c| c.result.clone())
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(&mut *tx)
     .await?;
-    let Some((project_id, key, agent, status)) = row else {
-        return Err(StoreError::NotRunning {
-            task_id: completion.task_id,
-            attempt: completion.attempt,
-        });
-    };
-    let awaiting_approval = status == "awaiting_approval";
+    let updated: HashMap<Uuid, (String, String, bool)> = updated
+        .into_iter()
+        .map(|(id, key, agent, status)| (id, (key, agent, status == "awaiting_approval")))
+        .collect();
+    let done: Vec<&Completion<'_>> = completions
+        .iter()
+        .filter(|c| updated.contains_key(&c.task_id))
+        .collect();
 
-    let files_written = files::write_versions(
+    let written = files::write_versions(
         &mut tx,
-        Writer {
-            project_id,
-            task_id: completion.task_id,
-            agent: &agent,
-            attempt: completion.attempt,
-        },
-        completion.files,
+        &done
+            .iter()
+            .map(|c| {
+                (
+                    Writer {
+                        project_id: c.project_id,
+                        task_id: c.task_id,
+                        agent: &updated[&c.task_id].1,
+                        attempt: c.attempt,
+                    },
+                    c.files,
+                )
+            })
+            .collect::<Vec<_>>(),
     )
     .await?;
+    let completed: Vec<Uuid> = done
+        .iter()
+        .filter(|c| !updated[&c.task_id].2)
+        .map(|c| c.task_id)
+        .collect();
+    let released = release_dependents(&mut tx, &completed).await?;
 
-    let released = if awaiting_approval {
-        0
-    } else {
-        release_dependents(&mut tx, completion.task_id).await?
-    };
-
-    if let Some(requirements) = completion.requirements {
-        sqlx::query("UPDATE projects SET requirements = $2 WHERE id = $1")
-            .bind(project_id)
-            .bind(requirements)
-            .execute(&mut *tx)
-            .await?;
+    let analyses: Vec<(Uuid, &Value)> = done
+        .iter()
+        .filter_map(|c| c.requirements.map(|r| (c.project_id, r)))
+        .collect();
+    if !analyses.is_empty() {
+        sqlx::query(
+            "UPDATE projects p SET requirements = u.requirements
+             FROM unnest($1::uuid[], $2::jsonb[]) AS u(id, requirements) WHERE p.id = u.id",
+        )
+        .bind(analyses.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+        .bind(
+            analyses
+                .iter()
+                .map(|(_, r)| (*r).clone())
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *tx)
+        .await?;
     }
 
-    let mut log = vec![NewEvent {
-        task_id: Some(completion.task_id),
-        kind: if awaiting_approval {
-            "task_awaiting_approval"
-        } else {
-            "task_completed"
-        },
-        data: json!({
-            "key": key,
-            "agent": agent,
-            "attempt": completion.attempt,
-            "duration_ms": completion.duration_ms,
-            "files_written": files_written,
-            "released": released,
-        }),
-    }];
-    log.extend(completion.rejected_files.iter().map(|r| NewEvent {
-        task_id: Some(completion.task_id),
-        kind: "file_rejected",
-        data: json!({"path": r.path, "reason": r.reason, "attempt": completion.attempt}),
-    }));
-    log.extend(llm_call_events(completion.task_id, completion.llm_calls));
-    events::record(&mut tx, project_id, &log).await?;
-    add_usage(&mut tx, project_id, completion.llm_calls).await?;
-    end_session(&mut tx, completion.session_id, completion.duration_ms, true).await?;
-    let project_finished = finish_project_if_done(&mut tx, project_id).await?;
+    let mut log = Vec::new();
+    for c in &done {
+        let (key, agent, awaiting_approval) = &updated[&c.task_id];
+        let event = |kind, data| {
+            (
+                c.project_id,
+                NewEvent {
+                    task_id: Some(c.task_id),
+                    kind,
+                    data,
+                },
+            )
+        };
+        log.push(event(
+            if *awaiting_approval {
+                "task_awaiting_approval"
+            } else {
+                "task_completed"
+            },
+            json!({
+                "key": key,
+                "agent": agent,
+                "attempt": c.attempt,
+                "duration_ms": c.duration_ms,
+                "files_written": written.get(&c.task_id).copied().unwrap_or(0),
+                "released": released.get(&c.task_id).copied().unwrap_or(0),
+            }),
+        ));
+        log.extend(c.rejected_files.iter().map(|r| {
+            event(
+                "file_rejected",
+                json!({"path": r.path, "reason": r.reason, "attempt": c.attempt}),
+            )
+        }));
+        log.extend(
+            llm_call_events(c.task_id, c.llm_calls)
+                .into_iter()
+                .map(|e| (c.project_id, e)),
+        );
+    }
+    events::record_across(&mut tx, &log).await?;
+    add_usage(
+        &mut tx,
+        &done
+            .iter()
+            .map(|c| (c.project_id, c.llm_calls))
+            .collect::<Vec<_>>(),
+    )
+    .await?;
+    end_sessions(
+        &mut tx,
+        &done
+            .iter()
+            .filter_map(|c| c.session_id.map(|s| (s, c.duration_ms, true)))
+            .collect::<Vec<_>>(),
+    )
+    .await?;
+    let finished = finish_projects_if_done(&mut tx, &projects).await?;
     // Wake the workers even when nothing was released: a claim skips the tasks of a project
     // locked by a settling transaction, and this commit is when they can be claimed.
     notify_ready(&mut tx).await?;
     tx.commit().await?;
 
-    Ok(Settled {
-        project_id,
-        released,
-        files_written,
-        awaiting_approval,
-        retrying: false,
-        skipped: 0,
-        cancelled: 0,
-        project_finished,
-    })
+    // A project that ended is reported once, with the last of its tasks in the batch.
+    let last_of_project: HashMap<Uuid, usize> = completions
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| updated.contains_key(&c.task_id))
+        .map(|(i, c)| (c.project_id, i))
+        .collect();
+    Ok(completions
+        .iter()
+        .enumerate()
+        .map(|(i, c)| match updated.get(&c.task_id) {
+            None => Err(StoreError::NotRunning {
+                task_id: c.task_id,
+                attempt: c.attempt,
+            }),
+            Some((_, _, awaiting_approval)) => Ok(Settled {
+                project_id: c.project_id,
+                released: released.get(&c.task_id).copied().unwrap_or(0),
+                files_written: written.get(&c.task_id).copied().unwrap_or(0),
+                awaiting_approval: *awaiting_approval,
+                retrying: false,
+                skipped: 0,
+                cancelled: 0,
+                project_finished: finished
+                    .get(&c.project_id)
+                    .copied()
+                    .filter(|_| last_of_project[&c.project_id] == i),
+            }),
+        })
+        .collect())
 }
 
 /// Fails a running task's attempt. With attempts left and a retryable error it goes back to
@@ -286,8 +391,16 @@ pub async fn fail(pool: &PgPool, failure: Failure<'_>) -> Result<Settled> {
         }
     }
     events::record(&mut tx, project_id, &log).await?;
-    add_usage(&mut tx, project_id, failure.llm_calls).await?;
-    end_session(&mut tx, failure.session_id, failure.duration_ms, false).await?;
+    add_usage(&mut tx, &[(project_id, failure.llm_calls)]).await?;
+    end_sessions(
+        &mut tx,
+        &failure
+            .session_id
+            .map(|s| (s, failure.duration_ms, false))
+            .into_iter()
+            .collect::<Vec<_>>(),
+    )
+    .await?;
     if !retrying && !critical {
         settled.project_finished = finish_project_if_done(&mut tx, project_id).await?;
     }
@@ -296,34 +409,48 @@ pub async fn fail(pool: &PgPool, failure: Failure<'_>) -> Result<Settled> {
     Ok(settled)
 }
 
-/// Counts `task_id` as completed for each dependent and makes those with no pending
-/// dependency `ready`: they queue from now, a second apart (see the scheduling migration).
-/// Returns how many became ready.
-pub(crate) async fn release_dependents(conn: &mut PgConnection, task_id: Uuid) -> Result<u64> {
-    let (released,): (i64,) = sqlx::query_as(
-        "WITH dependents AS (
-             SELECT t.id, t.pending_deps, t.priority, t.key
-             FROM task_dependencies d JOIN tasks t ON t.id = d.task_id
-             WHERE d.depends_on = $1 AND t.status = 'blocked'
+/// Counts the tasks `completed` as completed for each of their dependents and makes those
+/// with no pending dependency left `ready`: they queue from now, a second apart within a
+/// project (see the scheduling migration). Returns, per completed task, how many of its
+/// dependents became ready.
+pub(crate) async fn release_dependents(
+    conn: &mut PgConnection,
+    completed: &[Uuid],
+) -> Result<HashMap<Uuid, u64>> {
+    if completed.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let released: Vec<(Uuid, i64)> = sqlx::query_as(
+        "WITH hits AS (
+             SELECT d.task_id AS id, count(*)::int4 AS n
+             FROM task_dependencies d WHERE d.depends_on = ANY($1)
+             GROUP BY d.task_id
+         ), dependents AS (
+             SELECT t.id, t.project_id, t.pending_deps, t.priority, t.key, h.n
+             FROM hits h JOIN tasks t ON t.id = h.id
+             WHERE t.status = 'blocked'
          ), turns AS (
-             SELECT id, row_number() OVER (ORDER BY priority, key) - 1 AS turn
-             FROM dependents WHERE pending_deps = 1
+             SELECT id, row_number() OVER (PARTITION BY project_id ORDER BY priority, key) - 1 AS turn
+             FROM dependents WHERE pending_deps = n
          ), released AS (
              UPDATE tasks t
-             SET pending_deps = t.pending_deps - 1,
-                 status = CASE WHEN t.pending_deps = 1 THEN 'ready' ELSE 'blocked' END,
+             SET pending_deps = t.pending_deps - d.n,
+                 status = CASE WHEN t.pending_deps = d.n THEN 'ready' ELSE 'blocked' END,
                  run_after = now(),
                  queue_at = now() + coalesce(turns.turn, 0) * interval '1 second'
-             FROM dependents LEFT JOIN turns ON turns.id = dependents.id
-             WHERE t.id = dependents.id
-             RETURNING t.status
+             FROM dependents d LEFT JOIN turns ON turns.id = d.id
+             WHERE t.id = d.id
+             RETURNING t.id, t.status
          )
-         SELECT count(*) FILTER (WHERE status = 'ready') FROM released",
+         SELECT e.depends_on, count(*)
+         FROM released r JOIN task_dependencies e ON e.task_id = r.id
+         WHERE r.status = 'ready' AND e.depends_on = ANY($1)
+         GROUP BY e.depends_on",
     )
-    .bind(task_id)
-    .fetch_one(&mut *conn)
+    .bind(completed)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(released as u64)
+    Ok(released.into_iter().map(|(id, n)| (id, n as u64)).collect())
 }
 
 fn llm_call_events(task_id: Uuid, calls: &[LlmCall]) -> Vec<NewEvent> {
@@ -344,51 +471,59 @@ fn llm_call_events(task_id: Uuid, calls: &[LlmCall]) -> Vec<NewEvent> {
         .collect()
 }
 
-/// Adds the calls' tokens and cost to the project's totals. One unknown cost makes the
+/// Adds the calls' tokens and cost to their projects' totals. One unknown cost makes a
 /// total unknown: a partial sum would understate what was spent.
-async fn add_usage(conn: &mut PgConnection, project_id: Uuid, calls: &[LlmCall]) -> Result<()> {
-    if calls.is_empty() {
+async fn add_usage(conn: &mut PgConnection, calls: &[(Uuid, &[LlmCall])]) -> Result<()> {
+    /// Prompt tokens, completion tokens, cost (unknown once any call's is).
+    type Usage = (i64, i64, Option<f64>);
+    let mut totals: HashMap<Uuid, Usage> = HashMap::new();
+    for (project_id, calls) in calls.iter().filter(|(_, calls)| !calls.is_empty()) {
+        let total = totals.entry(*project_id).or_insert((0, 0, Some(0.0)));
+        for call in *calls {
+            total.0 += call.prompt_tokens;
+            total.1 += call.completion_tokens;
+            total.2 = total.2.zip(call.cost_usd).map(|(a, b)| a + b);
+        }
+    }
+    if totals.is_empty() {
         return Ok(());
     }
-    let prompt: i64 = calls.iter().map(|c| c.prompt_tokens).sum();
-    let completion: i64 = calls.iter().map(|c| c.completion_tokens).sum();
-    let cost: Option<f64> = calls.iter().map(|c| c.cost_usd).sum();
+    let (ids, sums): (Vec<Uuid>, Vec<Usage>) = totals.into_iter().unzip();
     sqlx::query(
-        "UPDATE projects
-         SET prompt_tokens = prompt_tokens + $2,
-             completion_tokens = completion_tokens + $3,
-             cost_usd = CASE WHEN $4::float8 IS NULL THEN NULL
-                             ELSE coalesce(cost_usd, 0) + $4::float8::numeric END
-         WHERE id = $1",
+        "UPDATE projects p
+         SET prompt_tokens = p.prompt_tokens + u.prompt,
+             completion_tokens = p.completion_tokens + u.completion,
+             cost_usd = CASE WHEN u.cost IS NULL THEN NULL
+                             ELSE coalesce(p.cost_usd, 0) + u.cost::numeric END
+         FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::float8[])
+              AS u(id, prompt, completion, cost)
+         WHERE p.id = u.id",
     )
-    .bind(project_id)
-    .bind(prompt)
-    .bind(completion)
-    .bind(cost)
+    .bind(&ids)
+    .bind(sums.iter().map(|s| s.0).collect::<Vec<_>>())
+    .bind(sums.iter().map(|s| s.1).collect::<Vec<_>>())
+    .bind(sums.iter().map(|s| s.2).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(())
 }
 
-async fn end_session(
-    conn: &mut PgConnection,
-    session_id: Option<Uuid>,
-    duration_ms: i64,
-    completed: bool,
-) -> Result<()> {
-    let Some(session_id) = session_id else {
+/// Ends the sessions' current tasks: `(session, busy ms, completed)`.
+async fn end_sessions(conn: &mut PgConnection, ended: &[(Uuid, i64, bool)]) -> Result<()> {
+    if ended.is_empty() {
         return Ok(());
-    };
+    }
     sqlx::query(
-        "UPDATE agent_sessions
-         SET current_task_id = NULL, last_activity_at = now(), busy_ms = busy_ms + $2,
-             tasks_completed = tasks_completed + CASE WHEN $3 THEN 1 ELSE 0 END,
-             tasks_failed = tasks_failed + CASE WHEN $3 THEN 0 ELSE 1 END
-         WHERE id = $1",
+        "UPDATE agent_sessions s
+         SET current_task_id = NULL, last_activity_at = now(), busy_ms = s.busy_ms + u.ms,
+             tasks_completed = s.tasks_completed + CASE WHEN u.ok THEN 1 ELSE 0 END,
+             tasks_failed = s.tasks_failed + CASE WHEN u.ok THEN 0 ELSE 1 END
+         FROM unnest($1::uuid[], $2::int8[], $3::bool[]) AS u(id, ms, ok)
+         WHERE s.id = u.id",
     )
-    .bind(session_id)
-    .bind(duration_ms.max(0))
-    .bind(completed)
+    .bind(ended.iter().map(|e| e.0).collect::<Vec<_>>())
+    .bind(ended.iter().map(|e| e.1.max(0)).collect::<Vec<_>>())
+    .bind(ended.iter().map(|e| e.2).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(())
@@ -457,22 +592,24 @@ async fn fail_project(
     Ok(cancelled as u64)
 }
 
-/// Ends the project when none of its tasks can still run: `completed` when every task
-/// completed, `failed` (naming what did not) otherwise.
-pub(crate) async fn finish_project_if_done(
+/// Ends each of `projects` whose tasks can no longer run: `completed` when every task
+/// completed, `failed` (naming what did not) otherwise. Returns the projects it ended.
+pub(crate) async fn finish_projects_if_done(
     conn: &mut PgConnection,
-    project_id: Uuid,
-) -> Result<Option<ProjectStatus>> {
-    let status: Option<(String,)> = sqlx::query_as(
+    projects: &[Uuid],
+) -> Result<HashMap<Uuid, ProjectStatus>> {
+    let finished: Vec<(Uuid, String)> = sqlx::query_as(
         "WITH counts AS (
-             SELECT count(*) FILTER (WHERE status IN ('blocked', 'ready', 'running',
+             SELECT project_id,
+                    count(*) FILTER (WHERE status IN ('blocked', 'ready', 'running',
                                                       'awaiting_approval')) AS open,
                     count(*) FILTER (WHERE status <> 'completed') AS incomplete,
                     count(*) FILTER (WHERE status = 'failed') AS failed,
                     count(*) FILTER (WHERE status = 'skipped') AS skipped,
                     count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
                     count(*) AS total
-             FROM tasks WHERE project_id = $1
+             FROM tasks WHERE project_id = ANY($1)
+             GROUP BY project_id
          ), finished AS (
              UPDATE projects p
              SET status = CASE WHEN c.incomplete = 0 THEN 'completed' ELSE 'failed' END,
@@ -482,16 +619,30 @@ pub(crate) async fn finish_project_if_done(
                                           c.incomplete, c.total, c.failed, c.skipped, c.cancelled)
                          END
              FROM counts c
-             WHERE p.id = $1 AND p.status IN ('pending', 'running') AND c.open = 0
+             WHERE p.id = c.project_id AND p.status IN ('pending', 'running') AND c.open = 0
              RETURNING p.id, p.status, p.error
          ), logged AS (
              INSERT INTO events (project_id, kind, data)
-             SELECT id, 'project_' || status, jsonb_build_object('error', error) FROM finished
+             SELECT id, 'project_' || status, jsonb_build_object('error', error)
+             FROM finished ORDER BY id
          )
-         SELECT status FROM finished",
+         SELECT id, status FROM finished",
     )
-    .bind(project_id)
-    .fetch_optional(conn)
+    .bind(projects)
+    .fetch_all(conn)
     .await?;
-    status.map(|(s,)| parse(&s)).transpose()
+    finished
+        .into_iter()
+        .map(|(id, status)| Ok((id, parse(&status)?)))
+        .collect()
+}
+
+/// [`finish_projects_if_done`] for one project.
+pub(crate) async fn finish_project_if_done(
+    conn: &mut PgConnection,
+    project_id: Uuid,
+) -> Result<Option<ProjectStatus>> {
+    Ok(finish_projects_if_done(conn, &[project_id])
+        .await?
+        .remove(&project_id))
 }

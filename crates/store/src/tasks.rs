@@ -197,68 +197,119 @@ pub struct UpstreamFile {
 
 /// Reads the context of `task_id`: its project and everything upstream of it.
 pub async fn context(pool: &PgPool, project_id: Uuid, task_id: Uuid) -> Result<TaskContext> {
-    let (description, project_type, technology_stack, requirements, feedback): (
+    contexts(pool, &[(project_id, task_id)])
+        .await?
+        .remove(&task_id)
+        .ok_or(StoreError::NotFound("task"))
+}
+
+/// Reads the contexts of many tasks `(project_id, task_id)` in three queries, whatever
+/// their number: the tasks with their projects, the projects' graphs (small: walked here,
+/// which costs index lookups whatever the planner's statistics say), and the files written
+/// upstream. Tasks not found are missing from the answer.
+pub async fn contexts(pool: &PgPool, tasks: &[(Uuid, Uuid)]) -> Result<HashMap<Uuid, TaskContext>> {
+    if tasks.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let task_ids: Vec<Uuid> = tasks.iter().map(|(_, t)| *t).collect();
+    let mut project_ids: Vec<Uuid> = tasks.iter().map(|(p, _)| *p).collect();
+    project_ids.sort_unstable();
+    project_ids.dedup();
+
+    #[allow(clippy::type_complexity)]
+    let heads: Vec<(
+        Uuid,
         String,
         String,
         Option<String>,
         Option<Value>,
         Option<String>,
-    ) = sqlx::query_as(
-        "SELECT p.description, p.project_type, p.technology_stack, p.requirements, t.feedback
-         FROM projects p JOIN tasks t ON t.project_id = p.id
-         WHERE p.id = $1 AND t.id = $2",
+    )> = sqlx::query_as(
+        "SELECT t.id, p.description, p.project_type, p.technology_stack, p.requirements,
+                    t.feedback
+             FROM tasks t JOIN projects p ON p.id = t.project_id
+             WHERE t.id = ANY($1)",
     )
-    .bind(project_id)
-    .bind(task_id)
-    .fetch_optional(pool)
-    .await?
-    .ok_or(StoreError::NotFound("task"))?;
-
-    // The project's graph is small: read it whole and walk it here, which costs two index
-    // lookups whatever the planner's statistics say (a recursive query did not).
+    .bind(&task_ids)
+    .fetch_all(pool)
+    .await?;
     let graph: Vec<GraphRow> = sqlx::query_as(
         "SELECT t.id, t.key, t.agent, t.priority, t.result->>'summary' AS summary,
                 array(SELECT d.depends_on FROM task_dependencies d WHERE d.task_id = t.id) AS depends_on
-         FROM tasks t WHERE t.project_id = $1",
+         FROM tasks t WHERE t.project_id = ANY($1)",
     )
-    .bind(project_id)
+    .bind(&project_ids)
     .fetch_all(pool)
     .await?;
-    let upstream_ids = upstream_of(task_id, &graph);
-    let mut upstream_rows: Vec<&GraphRow> = graph
+    let by_id: HashMap<Uuid, &GraphRow> = graph.iter().map(|row| (row.id, row)).collect();
+    let upstream: HashMap<Uuid, HashSet<Uuid>> = task_ids
         .iter()
-        .filter(|row| upstream_ids.contains(&row.id))
+        .map(|id| (*id, upstream_of(*id, &by_id)))
         .collect();
-    upstream_rows.sort_by(|a, b| (a.priority, &a.key).cmp(&(b.priority, &b.key)));
-    let upstream = upstream_rows
+    let writers: Vec<Uuid> = upstream
+        .values()
+        .flatten()
+        .copied()
+        .collect::<HashSet<_>>()
         .into_iter()
-        .map(|row| UpstreamResult {
-            key: row.key.clone(),
-            agent: row.agent.clone(),
-            summary: row.summary.clone(),
-        })
         .collect();
-    let ids: Vec<Uuid> = upstream_ids.into_iter().collect();
-    let files = sqlx::query_as::<_, UpstreamFile>(
-        "SELECT DISTINCT ON (f.path) f.path, f.content, t.key AS task_key
+    // Every version the upstream tasks wrote; each task takes, per path, the latest one
+    // written by its own upstream.
+    let written: Vec<(Uuid, String, i32, String, String)> = sqlx::query_as(
+        "SELECT f.task_id, f.path, f.version, f.content, t.key
          FROM project_files f JOIN tasks t ON t.id = f.task_id
-         WHERE f.project_id = $1 AND f.task_id = ANY($2)
-         ORDER BY f.path, f.version DESC",
+         WHERE f.project_id = ANY($1) AND f.task_id = ANY($2)",
     )
-    .bind(project_id)
-    .bind(&ids)
+    .bind(&project_ids)
+    .bind(&writers)
     .fetch_all(pool)
     .await?;
 
-    Ok(TaskContext {
-        description,
-        project_type: parse(&project_type)?,
-        technology_stack,
-        requirements,
-        feedback,
-        upstream,
-        files,
-    })
+    heads
+        .into_iter()
+        .map(
+            |(task_id, description, project_type, technology_stack, requirements, feedback)| {
+                let ups = &upstream[&task_id];
+                let mut rows: Vec<&GraphRow> =
+                    ups.iter().filter_map(|id| by_id.get(id).copied()).collect();
+                rows.sort_by(|a, b| (a.priority, &a.key).cmp(&(b.priority, &b.key)));
+                let mut latest: HashMap<&str, &(Uuid, String, i32, String, String)> =
+                    HashMap::new();
+                for file in written.iter().filter(|f| ups.contains(&f.0)) {
+                    let newest = latest.entry(file.1.as_str()).or_insert(file);
+                    if file.2 > newest.2 {
+                        *newest = file;
+                    }
+                }
+                let mut files: Vec<UpstreamFile> = latest
+                    .into_values()
+                    .map(|(_, path, _, content, key)| UpstreamFile {
+                        path: path.clone(),
+                        content: content.clone(),
+                        task_key: key.clone(),
+                    })
+                    .collect();
+                files.sort_by(|a, b| a.path.cmp(&b.path));
+                let context = TaskContext {
+                    description,
+                    project_type: parse(&project_type)?,
+                    technology_stack,
+                    requirements,
+                    feedback,
+                    upstream: rows
+                        .into_iter()
+                        .map(|row| UpstreamResult {
+                            key: row.key.clone(),
+                            agent: row.agent.clone(),
+                            summary: row.summary.clone(),
+                        })
+                        .collect(),
+                    files,
+                };
+                Ok((task_id, context))
+            },
+        )
+        .collect()
 }
 
 /// Why one attempt at a task failed.
@@ -281,8 +332,7 @@ struct GraphRow {
 }
 
 /// Every task `task_id` depends on, directly or not.
-fn upstream_of(task_id: Uuid, graph: &[GraphRow]) -> HashSet<Uuid> {
-    let by_id: HashMap<Uuid, &GraphRow> = graph.iter().map(|row| (row.id, row)).collect();
+fn upstream_of(task_id: Uuid, by_id: &HashMap<Uuid, &GraphRow>) -> HashSet<Uuid> {
     let mut seen = HashSet::new();
     let mut stack: Vec<Uuid> = by_id
         .get(&task_id)

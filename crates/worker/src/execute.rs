@@ -1,17 +1,101 @@
-//! Running one claimed task in its slot: context, agent, settlement.
+//! Running claimed tasks: a batch's sessions and contexts are read together, then each task
+//! runs its agent in its slot, and its completion goes to the settler, which stores the
+//! completions that finished meanwhile in one transaction.
 
 use std::time::{Duration, Instant};
 
 use guild_agents::{AgentError, AgentOutcome, ContextFile, TaskInput, Upstream};
 use guild_store::files::NewFile;
-use guild_store::settle::{self, Completion, Failure, LlmCall, RejectedFile, Settled};
-use guild_store::tasks::{self, ClaimedTask};
-use guild_store::{StoreError, sessions};
+use guild_store::sessions::{self, SlotTask};
+use guild_store::settle::{self, Failure, LlmCall, RejectedFile, Settled};
+use guild_store::tasks::{self, ClaimedTask, TaskContext};
 use serde_json::json;
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::AbortOnDropHandle;
+use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 
-use crate::{Inner, WorkerEvent};
+use crate::settler::{OwnedCompletion, SettleError, Settlement, ToSettle, while_unavailable};
+use crate::{Inner, WorkerEvent, WorkerPool};
+
+/// A claimed task with its slot: the semaphore permit, the slot number for its session,
+/// and the token that stops its agent.
+pub(crate) struct Slotted {
+    pub task: ClaimedTask,
+    pub slot: i32,
+    pub permit: OwnedSemaphorePermit,
+    pub cancel: CancellationToken,
+}
+
+impl WorkerPool {
+    /// Starts a claimed batch: records its sessions and reads its contexts (one statement
+    /// each for the whole batch), then runs each task in a task of its own.
+    pub(crate) async fn start_batch(
+        &self,
+        batch: Vec<Slotted>,
+        abort: CancellationToken,
+        settler: mpsc::UnboundedSender<ToSettle>,
+        tracker: TaskTracker,
+    ) {
+        let inner = &self.inner;
+        let starting: Vec<SlotTask> = batch
+            .iter()
+            .map(|s| SlotTask {
+                slot: s.slot,
+                agent: s.task.agent,
+                task_id: s.task.id,
+            })
+            .collect();
+        let sessions = sessions::begin_tasks(
+            &inner.pool,
+            &inner.config.worker_id,
+            &starting,
+            inner.config.lease,
+        )
+        .await
+        .unwrap_or_else(|error| {
+            tracing::warn!(%error, "recording the agent sessions failed");
+            Default::default()
+        });
+        let keys: Vec<_> = batch
+            .iter()
+            .map(|s| (s.task.project_id, s.task.id))
+            .collect();
+        let mut contexts =
+            while_unavailable(inner.config.lease, || tasks::contexts(&inner.pool, &keys)).await;
+        for slotted in batch {
+            let context = match &mut contexts {
+                Ok(found) => found
+                    .remove(&slotted.task.id)
+                    .ok_or_else(|| "the task was deleted".to_owned()),
+                Err(error) => Err(format!("reading the task's context failed: {error}")),
+            };
+            let session_id = sessions.get(&slotted.task.id).copied();
+            let pool = self.clone();
+            let abort = abort.clone();
+            let settler = settler.clone();
+            tracker.spawn(async move {
+                let Slotted {
+                    task,
+                    slot,
+                    permit,
+                    cancel,
+                } = slotted;
+                let task_id = task.id;
+                pool.inner
+                    .execute(task, session_id, context, abort, cancel, settler)
+                    .await;
+                pool.inner
+                    .running
+                    .lock()
+                    .expect("running lock")
+                    .remove(&task_id);
+                pool.inner.return_slot_id(slot);
+                drop(permit);
+                pool.inner.slot_freed.notify_one();
+            });
+        }
+    }
+}
 
 /// The longest retry delay, whatever the attempt.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
@@ -21,9 +105,11 @@ impl Inner {
     pub(crate) async fn execute(
         &self,
         task: ClaimedTask,
-        slot: i32,
+        session_id: Option<uuid::Uuid>,
+        context: Result<TaskContext, String>,
         abort: CancellationToken,
         cancel: CancellationToken,
+        settler: mpsc::UnboundedSender<ToSettle>,
     ) {
         let started = Instant::now();
         self.emit(WorkerEvent::TaskStarted {
@@ -34,25 +120,8 @@ impl Inner {
             attempt: task.attempt,
             at: started,
         });
-        let session_id = match sessions::begin_task(
-            &self.pool,
-            &self.config.worker_id,
-            slot,
-            task.agent,
-            task.id,
-            self.config.lease,
-        )
-        .await
-        {
-            Ok(id) => Some(id),
-            Err(error) => {
-                tracing::warn!(%error, "recording the agent session failed");
-                None
-            }
-        };
-
         let outcome = tokio::select! {
-            outcome = self.run_agent(&task) => outcome,
+            outcome = self.run_agent(&task, context) => outcome,
             () = abort.cancelled() => {
                 match tasks::release(&self.pool, task.project_id, task.id, task.attempt).await {
                     Ok(()) => tracing::info!("released at shutdown"),
@@ -78,7 +147,10 @@ impl Inner {
         let duration = started.elapsed();
         let duration_ms = duration.as_millis() as i64;
         let settled = match outcome {
-            Ok(outcome) => self.complete(&task, session_id, duration, outcome).await,
+            Ok(outcome) => {
+                self.complete(&task, session_id, duration, outcome, &settler)
+                    .await
+            }
             Err(error) => {
                 let retry_delay = retry_delay(self.config.retry_base_delay, task.attempt);
                 let calls = llm_calls(&error.calls);
@@ -94,10 +166,11 @@ impl Inner {
                     llm_calls: &calls,
                     raw_answer: error.raw_answer.as_deref(),
                 };
-                let settled = while_unavailable(self.config.lease, || {
+                let settled: Settlement = while_unavailable(self.config.lease, || {
                     settle::fail(&self.pool, failure.clone())
                 })
-                .await;
+                .await
+                .map_err(Into::into);
                 if let Ok(settled) = &settled {
                     tracing::warn!(error = %error.message, retrying = settled.retrying, "task failed");
                     self.emit(WorkerEvent::TaskFailed {
@@ -124,7 +197,7 @@ impl Inner {
                 });
             }
             Ok(_) => {}
-            Err(StoreError::NotRunning { .. }) => {
+            Err(SettleError::NotRunning) => {
                 tracing::warn!(
                     "the task is no longer ours (lease lost or cancelled); its result is dropped"
                 );
@@ -134,23 +207,21 @@ impl Inner {
                     key: task.key.clone(),
                 });
             }
-            Err(error) => {
+            Err(SettleError::Failed(error)) => {
                 tracing::error!(%error, "settling the task failed; the lease will expire")
             }
         }
     }
 
-    /// Reads the context and runs the agent in a task of its own, so a panic becomes a
+    /// Runs the agent on the task's context in a task of its own, so a panic becomes a
     /// failed task. No connection is held while the agent runs. Dropping the returned
     /// future aborts the agent, and with it any model call in flight.
-    async fn run_agent(&self, task: &ClaimedTask) -> Result<AgentOutcome, AgentError> {
-        let context = while_unavailable(self.config.lease, || {
-            tasks::context(&self.pool, task.project_id, task.id)
-        })
-        .await
-        .map_err(|error| {
-            AgentError::retryable(format!("reading the task's context failed: {error}"))
-        })?;
+    async fn run_agent(
+        &self,
+        task: &ClaimedTask,
+        context: Result<TaskContext, String>,
+    ) -> Result<AgentOutcome, AgentError> {
+        let context = context.map_err(AgentError::retryable)?;
         let input = TaskInput {
             project_id: task.project_id.to_string(),
             task_id: task.id.to_string(),
@@ -199,7 +270,8 @@ impl Inner {
         session_id: Option<uuid::Uuid>,
         duration: Duration,
         outcome: AgentOutcome,
-    ) -> Result<Settled, StoreError> {
+        settler: &mpsc::UnboundedSender<ToSettle>,
+    ) -> Settlement {
         let files: Vec<NewFile> = outcome
             .files
             .iter()
@@ -234,22 +306,25 @@ impl Inner {
             "prompt_tokens": outcome.calls.iter().map(|c| u64::from(c.usage.prompt_tokens)).sum::<u64>(),
             "completion_tokens": outcome.calls.iter().map(|c| u64::from(c.usage.completion_tokens)).sum::<u64>(),
         });
-        let completion = Completion {
+        let (reply, answer) = oneshot::channel();
+        let completion = OwnedCompletion {
             project_id: task.project_id,
             task_id: task.id,
             attempt: task.attempt,
             session_id,
             duration_ms: duration.as_millis() as i64,
             result,
-            files: &files,
-            rejected_files: &rejected,
-            requirements: outcome.requirements.as_ref(),
-            llm_calls: &calls,
+            files,
+            rejected_files: rejected,
+            requirements: outcome.requirements,
+            llm_calls: calls,
         };
-        let settled = while_unavailable(self.config.lease, || {
-            settle::complete(&self.pool, completion.clone())
-        })
-        .await?;
+        if settler.send(ToSettle { completion, reply }).is_err() {
+            return Err(SettleError::Failed("the settler stopped".into()));
+        }
+        let settled = answer
+            .await
+            .unwrap_or_else(|_| Err(SettleError::Failed("the settler stopped".into())))?;
         let at = Instant::now();
         tracing::info!(
             files_written = settled.files_written,
@@ -283,28 +358,6 @@ fn llm_calls(calls: &[guild_agents::CallRecord]) -> Vec<LlmCall> {
             cost_usd: guild_llm::cost_usd(c.provider, &c.model, c.usage),
         })
         .collect()
-}
-
-/// Runs `op` again while the database is unavailable (a restart, a network cut), backing
-/// off, for at most `patience`: a finished task's result is worth waiting for. Settling is
-/// fenced, so a retry after a commit whose answer was lost is refused, not applied twice.
-async fn while_unavailable<T, F, Fut>(patience: Duration, mut op: F) -> Result<T, StoreError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, StoreError>>,
-{
-    let deadline = Instant::now() + patience;
-    let mut delay = Duration::from_millis(100);
-    loop {
-        match op().await {
-            Err(error) if error.is_unavailable() && Instant::now() + delay < deadline => {
-                tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "the database is unavailable; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-            other => return other,
-        }
-    }
 }
 
 /// Exponential backoff with jitter: `base × 2^(attempt-1)`, capped, then a random point in

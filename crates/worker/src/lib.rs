@@ -7,6 +7,9 @@
 
 mod execute;
 mod maintain;
+mod settler;
+
+use execute::Slotted;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -16,7 +19,7 @@ use guild_agents::Agent;
 use guild_core::{AgentKind, ProjectStatus};
 use guild_store::listener::ReadyListener;
 use guild_store::{PgPool, StoreError, tasks};
-use tokio::sync::{Notify, Semaphore, broadcast};
+use tokio::sync::{Notify, Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -169,6 +172,11 @@ impl WorkerPool {
         let mut listener = ReadyListener::connect(&inner.pool).await?;
         let tracker = TaskTracker::new();
         let abort = CancellationToken::new();
+        let (settler, incoming) = mpsc::unbounded_channel();
+        let settling = tokio::spawn({
+            let pool = self.clone();
+            async move { pool.inner.settle_completions(incoming).await }
+        });
         tracker.spawn({
             let pool = self.clone();
             let shutdown = shutdown.clone();
@@ -192,32 +200,17 @@ impl WorkerPool {
                 {
                     Ok(claimed) => {
                         slots_full = claimed.len() == free;
-                        for task in claimed {
-                            let permit = Arc::clone(&inner.slots)
-                                .try_acquire_owned()
-                                .expect("a slot is free for every claimed task");
-                            let slot = inner.take_slot_id();
-                            let cancel = CancellationToken::new();
-                            inner.running.lock().expect("running lock").insert(
-                                task.id,
-                                RunningTask {
-                                    agent: task.agent,
-                                    cancel: cancel.clone(),
-                                },
-                            );
+                        if !claimed.is_empty() {
+                            let batch: Vec<Slotted> = claimed
+                                .into_iter()
+                                .map(|task| inner.take_slot(task))
+                                .collect();
                             let pool = self.clone();
                             let abort = abort.clone();
+                            let settler = settler.clone();
+                            let spawner = tracker.clone();
                             tracker.spawn(async move {
-                                let task_id = task.id;
-                                pool.inner.execute(task, slot, abort, cancel).await;
-                                pool.inner
-                                    .running
-                                    .lock()
-                                    .expect("running lock")
-                                    .remove(&task_id);
-                                pool.inner.return_slot_id(slot);
-                                drop(permit);
-                                pool.inner.slot_freed.notify_one();
+                                pool.start_batch(batch, abort, settler, spawner).await
                             });
                         }
                     }
@@ -260,6 +253,11 @@ impl WorkerPool {
             abort.cancel();
             tracker.wait().await;
         }
+        // Every slot has its answer: the settler ends once its last sender is gone.
+        drop(settler);
+        if let Err(error) = settling.await {
+            tracing::error!(%error, "the settler crashed");
+        }
         tracing::info!(worker_id = %inner.config.worker_id, "worker pool stopped");
         Ok(())
     }
@@ -273,6 +271,29 @@ struct RunningTask {
 }
 
 impl Inner {
+    /// Takes a slot for a claimed task: its permit (one is free for every claimed task),
+    /// a slot number, and a cancellation token registered with the running tasks.
+    fn take_slot(&self, task: tasks::ClaimedTask) -> Slotted {
+        let permit = Arc::clone(&self.slots)
+            .try_acquire_owned()
+            .expect("a slot is free for every claimed task");
+        let slot = self.take_slot_id();
+        let cancel = CancellationToken::new();
+        self.running.lock().expect("running lock").insert(
+            task.id,
+            RunningTask {
+                agent: task.agent,
+                cancel: cancel.clone(),
+            },
+        );
+        Slotted {
+            task,
+            slot,
+            permit,
+            cancel,
+        }
+    }
+
     /// How many more tasks of each capped agent kind may start now.
     fn agent_room(&self) -> Vec<(AgentKind, u32)> {
         if self.config.agent_caps.is_empty() {

@@ -719,16 +719,14 @@ async fn sessions_of_a_worker_that_stopped_heartbeating_are_stale() {
         .expect("claim");
     let task = &claimed[0];
     for worker in ["alive", "gone"] {
-        sessions::begin_task(
-            &pool,
-            worker,
-            0,
-            task.agent,
-            task.id,
-            Duration::from_secs(30),
-        )
-        .await
-        .expect("session");
+        let starting = [sessions::SlotTask {
+            slot: 0,
+            agent: task.agent,
+            task_id: task.id,
+        }];
+        sessions::begin_tasks(&pool, worker, &starting, Duration::from_secs(30))
+            .await
+            .expect("session");
     }
     // Both last heartbeated an hour ago; then only `alive` heartbeats.
     guild_store::sqlx::query("UPDATE agent_sessions SET heartbeat_at = now() - interval '1 hour'")
