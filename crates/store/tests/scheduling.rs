@@ -207,3 +207,80 @@ async fn every_failed_attempt_keeps_its_error() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_batch_of_completions_settles_together_and_fences_each_task() {
+    let pool = guild_testkit::database().await;
+    // `join0` waits for `left0` and `right0`; both complete in the same batch.
+    let mut specs = independent("left", 1, AgentKind::Backend);
+    specs.extend(independent("right", 1, AgentKind::Frontend));
+    let mut join = independent("join", 1, AgentKind::Reviewer);
+    join[0].depends_on = vec!["left0".into(), "right0".into()];
+    specs.extend(join);
+    let project_id = create(&pool, specs, json!({})).await;
+    create(&pool, independent("solo", 1, AgentKind::Devops), json!({})).await;
+    let claimed = claim(&pool, 10, &[]).await;
+    assert_eq!(claimed.len(), 3);
+    let by_key = |key: &str| claimed.iter().find(|t| t.key == key).expect(key);
+    let (left, right, solo) = (by_key("left0"), by_key("right0"), by_key("solo0"));
+
+    let file = |content: &str| guild_store::files::NewFile {
+        path: "src/shared.ts".into(),
+        content: content.into(),
+        sha256: format!("{:0>64}", content.len()),
+        language: Some("typescript".into()),
+    };
+    let left_files = [file("left")];
+    let right_files = [file("right!")];
+    let completion = |task: &ClaimedTask, files| Completion {
+        project_id: task.project_id,
+        task_id: task.id,
+        attempt: task.attempt,
+        session_id: None,
+        duration_ms: 1,
+        result: json!({"summary": task.key}),
+        files,
+        rejected_files: &[],
+        requirements: None,
+        llm_calls: &[],
+    };
+    // A stale completion of `solo` (an attempt it is not at) is refused; the rest settle.
+    let stale = Completion {
+        attempt: solo.attempt + 1,
+        ..completion(solo, &[])
+    };
+    let outcomes = settle::complete_many(
+        &pool,
+        &[
+            completion(left, &left_files),
+            completion(right, &right_files),
+            stale,
+        ],
+    )
+    .await
+    .expect("batch");
+    assert!(matches!(
+        outcomes[2],
+        Err(guild_store::StoreError::NotRunning { .. })
+    ));
+    let settled: Vec<_> = outcomes[..2]
+        .iter()
+        .map(|o| o.as_ref().expect("settled"))
+        .collect();
+    // `join` had two pending dependencies; both completed in this batch, so it is ready.
+    assert_eq!(settled[0].released + settled[1].released, 2, "{settled:?}");
+    let ready = claim(&pool, 10, &[]).await;
+    assert_eq!(
+        ready.iter().map(|t| t.key.as_str()).collect::<Vec<_>>(),
+        ["join0"]
+    );
+    // Two writers of one path in one batch get consecutive versions.
+    let versions: Vec<(i32, String)> = guild_store::sqlx::query_as(
+        "SELECT version, content FROM project_files WHERE project_id = $1 ORDER BY version",
+    )
+    .bind(project_id)
+    .fetch_all(&pool)
+    .await
+    .expect("files");
+    assert_eq!(versions, [(1, "left".into()), (2, "right!".into())]);
+}

@@ -175,7 +175,7 @@ impl WorkerPool {
         let (settler, incoming) = mpsc::unbounded_channel();
         let settling = tokio::spawn({
             let pool = self.clone();
-            async move { pool.inner.settle_completions(incoming).await }
+            async move { pool.settle_completions(incoming).await }
         });
         tracker.spawn({
             let pool = self.clone();

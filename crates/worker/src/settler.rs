@@ -1,5 +1,5 @@
 //! The settler: stores completions in batches. Slots hand their completions over and wait
-//! for the answer; while one batch is being stored, the next one gathers, so a busy pool
+//! for the answer; while batches are being stored, the next one gathers, so a busy pool
 //! settles many tasks per transaction and an idle one settles each at once.
 
 use std::time::{Duration, Instant};
@@ -8,13 +8,19 @@ use guild_store::StoreError;
 use guild_store::files::NewFile;
 use guild_store::settle::{self, Completion, LlmCall, RejectedFile, Settled};
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
-use crate::Inner;
+use crate::{Inner, WorkerPool};
 
 /// Completions stored in one transaction, at most.
 const MAX_BATCH: usize = 64;
+
+/// Batches being stored at once.
+const BATCHES_IN_FLIGHT: usize = 3;
 
 /// A completed task's outcome, owned, on its way to the settler.
 pub(crate) struct OwnedCompletion {
@@ -73,31 +79,55 @@ pub(crate) struct ToSettle {
     pub reply: oneshot::Sender<Settlement>,
 }
 
-impl Inner {
-    /// Stores completions as they come, every one that arrived since the last batch in one
-    /// transaction. Runs until every sender is gone.
+impl WorkerPool {
+    /// Stores completions as they come: every one that arrived since the last batch went
+    /// out, in one transaction, with a few transactions in flight at once (batches lock
+    /// their projects in id order, so they cannot deadlock). Runs until every sender is gone
+    /// and the last batch is stored.
     pub(crate) async fn settle_completions(&self, mut incoming: mpsc::UnboundedReceiver<ToSettle>) {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        while incoming.recv_many(&mut batch, MAX_BATCH).await > 0 {
-            let completions: Vec<Completion<'_>> =
-                batch.iter().map(|c| c.completion.as_completion()).collect();
-            let stored = while_unavailable(self.config.lease, || {
-                settle::complete_many(&self.pool, &completions)
-            })
-            .await;
-            drop(completions);
-            match stored {
-                Ok(outcomes) => {
-                    for (item, outcome) in batch.drain(..).zip(outcomes) {
-                        // A slot that stopped waiting (shutdown) does not need the answer.
-                        let _ = item.reply.send(outcome.map_err(SettleError::from));
-                    }
+        let in_flight = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+        let storing = TaskTracker::new();
+        loop {
+            let permit = Arc::clone(&in_flight)
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            if incoming.recv_many(&mut batch, MAX_BATCH).await == 0 {
+                break;
+            }
+            let pool = self.clone();
+            storing.spawn(async move {
+                pool.inner.store_batch(batch).await;
+                drop(permit);
+            });
+        }
+        storing.close();
+        storing.wait().await;
+    }
+}
+
+impl Inner {
+    /// Stores one batch and answers each of its slots.
+    async fn store_batch(&self, batch: Vec<ToSettle>) {
+        let completions: Vec<Completion<'_>> =
+            batch.iter().map(|c| c.completion.as_completion()).collect();
+        let stored = while_unavailable(self.config.lease, || {
+            settle::complete_many(&self.pool, &completions)
+        })
+        .await;
+        drop(completions);
+        match stored {
+            Ok(outcomes) => {
+                for (item, outcome) in batch.into_iter().zip(outcomes) {
+                    // A slot that stopped waiting (shutdown) does not need the answer.
+                    let _ = item.reply.send(outcome.map_err(SettleError::from));
                 }
-                Err(error) => {
-                    let error = SettleError::from(error);
-                    for item in batch.drain(..) {
-                        let _ = item.reply.send(Err(error.clone()));
-                    }
+            }
+            Err(error) => {
+                let error = SettleError::from(error);
+                for item in batch {
+                    let _ = item.reply.send(Err(error.clone()));
                 }
             }
         }
