@@ -207,6 +207,8 @@ async fn bad_requests_get_the_right_problem_and_store_nothing() {
     let unknown_dep = json!({"description": "x", "workflow": [{"key": "a", "agent": "backend", "depends_on": ["ghost"]}]});
     let duplicate = json!({"description": "x", "workflow": [{"key": "a", "agent": "backend"}, {"key": "a", "agent": "frontend"}]});
     let approval = json!({"description": "x", "options": {"require_approval": ["nope"]}});
+    let parallel = json!({"description": "x", "options": {"max_parallel": 0}});
+    let attempts = json!({"description": "x", "workflow": [{"key": "a", "agent": "backend", "max_attempts": 11}]});
     let cases: Vec<(reqwest::Response, u16, &str)> = vec![
         (
             raw("{\"description\":", Some("application/json"))
@@ -283,6 +285,16 @@ async fn bad_requests_get_the_right_problem_and_store_nothing() {
             server.post("/projects", approval).await,
             422,
             "options.require_approval",
+        ),
+        (
+            server.post("/projects", parallel).await,
+            422,
+            "options.max_parallel",
+        ),
+        (
+            server.post("/projects", attempts).await,
+            422,
+            "workflow[0].max_attempts",
         ),
         (server.get("/projects/not-a-uuid").await, 400, "not-a-uuid"),
         (

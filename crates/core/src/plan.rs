@@ -25,6 +25,8 @@ pub struct TaskSpec {
     pub critical: bool,
     /// The planner's estimate, used for the plan's durations.
     pub estimated_minutes: u32,
+    /// Attempts this task gets before it fails for good; `None`: the project's.
+    pub max_attempts: Option<u16>,
 }
 
 /// Why a graph cannot be run. Each variant names the offending keys.
@@ -289,6 +291,7 @@ mod tests {
             priority: 1,
             critical: false,
             estimated_minutes: minutes,
+            max_attempts: None,
         }
     }
 

@@ -155,6 +155,7 @@ impl ProjectType {
                     priority: e.priority,
                     critical: self.critical_tasks().contains(&e.key),
                     estimated_minutes: e.minutes,
+                    max_attempts: None,
                 }
             })
             .collect();

@@ -234,13 +234,14 @@ async fn insert(pool: &PgPool, new: &NewProject<'_>) -> Result<Project> {
         "INSERT INTO tasks (id, project_id, key, kind, agent, description, priority, critical,
                             estimated_minutes, pending_deps, status, max_attempts, queue_at)
          SELECT t.id, $1, t.key, t.kind, t.agent, t.description, t.priority, t.critical,
-                t.minutes, t.pending, t.status, $12,
+                t.minutes, t.pending, t.status, coalesce(t.max_attempts, $12),
                 -- Tasks ready together queue a second apart (see the scheduling migration).
                 now() + (row_number() OVER (PARTITION BY t.status ORDER BY t.priority, t.key) - 1)
                         * interval '1 second'
          FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int2[],
-                     $8::bool[], $9::int4[], $10::int4[], $11::text[])
-              AS t(id, key, kind, agent, description, priority, critical, minutes, pending, status)",
+                     $8::bool[], $9::int4[], $10::int4[], $11::text[], $13::int4[])
+              AS t(id, key, kind, agent, description, priority, critical, minutes, pending, status,
+                   max_attempts)",
     )
     .bind(project_id)
     .bind(&ids)
@@ -254,6 +255,12 @@ async fn insert(pool: &PgPool, new: &NewProject<'_>) -> Result<Project> {
     .bind(pending)
     .bind(statuses)
     .bind(new.max_attempts)
+    .bind(
+        tasks
+            .iter()
+            .map(|t| t.max_attempts.map(i32::from))
+            .collect::<Vec<_>>(),
+    )
     .execute(&mut *tx)
     .await?;
 

@@ -169,6 +169,7 @@ async fn concurrent_claimers_never_get_the_same_task() {
             priority: (i % 5) as i16,
             critical: false,
             estimated_minutes: 1,
+            max_attempts: None,
         })
         .collect();
     let plan = Plan::new(tasks).expect("plan");
@@ -527,6 +528,7 @@ async fn a_reader_following_event_ids_misses_nothing_under_concurrent_settlement
             priority: 1,
             critical: false,
             estimated_minutes: 1,
+            max_attempts: None,
         })
         .collect();
     let project_id = create(&pool, &Plan::new(tasks).expect("plan")).await;

@@ -24,6 +24,7 @@ fn independent(prefix: &str, n: usize, agent: AgentKind) -> Vec<TaskSpec> {
             priority: 1,
             critical: false,
             estimated_minutes: 1,
+            max_attempts: None,
         })
         .collect()
 }
@@ -283,4 +284,19 @@ async fn a_batch_of_completions_settles_together_and_fences_each_task() {
     .await
     .expect("files");
     assert_eq!(versions, [(1, "left".into()), (2, "right!".into())]);
+}
+
+#[tokio::test]
+async fn a_task_of_a_plan_may_have_its_own_attempt_budget() {
+    let pool = guild_testkit::database().await;
+    let mut specs = independent("t", 2, AgentKind::Backend);
+    specs[0].max_attempts = Some(1);
+    let project_id = create(&pool, specs, json!({})).await;
+    let budgets: Vec<(String, i32)> = tasks::list(&pool, project_id)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|t| (t.key, t.max_attempts))
+        .collect();
+    assert_eq!(budgets, [("t0".to_owned(), 1), ("t1".to_owned(), 3)]);
 }

@@ -69,6 +69,10 @@ pub struct WorkflowTask {
     /// Default 30.
     #[serde(default)]
     pub estimated_minutes: Option<u32>,
+    /// Attempts this task gets before it fails for good (1 to 10); the project's when
+    /// absent.
+    #[serde(default)]
+    pub max_attempts: Option<u16>,
 }
 
 /// Options of a project.
@@ -200,6 +204,12 @@ fn custom_plan(workflow: &[WorkflowTask]) -> Result<Plan> {
                 reason: "must be at most 2000 characters".into(),
             });
         }
+        if task.max_attempts.is_some_and(|n| !(1..=10).contains(&n)) {
+            errors.push(FieldError {
+                field: format!("workflow[{i}].max_attempts"),
+                reason: "must be from 1 to 10".into(),
+            });
+        }
         if task.estimated_minutes.is_some_and(|m| m > 100_000) {
             errors.push(FieldError {
                 field: format!("workflow[{i}].estimated_minutes"),
@@ -229,6 +239,7 @@ fn custom_plan(workflow: &[WorkflowTask]) -> Result<Plan> {
             priority: t.priority.unwrap_or(3),
             critical: t.critical.unwrap_or(false),
             estimated_minutes: t.estimated_minutes.unwrap_or(30),
+            max_attempts: t.max_attempts,
         })
         .collect();
     Plan::new(specs).map_err(|error| ApiError::Validation {
@@ -272,6 +283,7 @@ pub(crate) fn plan_of(tasks: &[Task]) -> Result<Plan> {
             priority: t.priority,
             critical: t.critical,
             estimated_minutes: t.estimated_minutes.max(0) as u32,
+            max_attempts: u16::try_from(t.max_attempts).ok(),
         })
         .collect();
     Plan::new(specs).map_err(|error| {
