@@ -170,7 +170,7 @@ pub struct BenchArgs {
     pub projects: u32,
 
     /// Task slots of the throughput runs.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub slots: u32,
 
     /// Fullstack projects of the overhead run, which gets a slot for every task that can

@@ -288,3 +288,48 @@ fn a_reader_that_goes_away_does_not_stop_the_run() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(out.join("db/schema.sql").is_file());
 }
+
+#[tokio::test]
+async fn bench_runs_its_three_measurements_and_ends_with_one_json_object() {
+    let url = guild_testkit::database_url().await;
+    let output = guild()
+        .env("DATABASE_URL", &url)
+        .args([
+            "bench",
+            "--projects",
+            "4",
+            "--slots",
+            "4",
+            "--makespan-projects",
+            "2",
+            "--latency-ms",
+            "20",
+        ])
+        .output()
+        .expect("guild runs");
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    let last = stdout.lines().last().expect("output");
+    let figures: serde_json::Value = serde_json::from_str(last).expect("the last line is JSON");
+    for key in [
+        "tasks_per_s",
+        "scheduler_tasks_per_s",
+        "release_latency_p50_ms",
+        "release_latency_p99_ms",
+        "makespan_ratio",
+        "peak_rss_mb",
+    ] {
+        let value = figures[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} in {last}"));
+        assert!(value >= 0.0, "{key} = {value}");
+    }
+    for key in ["tasks_per_s", "scheduler_tasks_per_s", "peak_rss_mb"] {
+        assert!(figures[key].as_f64().expect(key) > 0.0, "{key} in {last}");
+    }
+    // Two fullstack projects of 7 phases at 20 ms per call cannot beat 140 ms.
+    assert!(
+        figures["makespan_ratio"].as_f64().expect("ratio") >= 1.0,
+        "{last}"
+    );
+}
