@@ -54,8 +54,9 @@ async fn a_worker_killed_mid_task_loses_nothing_and_repeats_nothing() {
         ("GUILD_OFFLINE_LATENCY_MS", "300"),
         ("GUILD_LEASE_SECS", "2"),
     ];
+    // The doomed worker runs alone until it holds a task; it is killed, then the survivor
+    // starts and recovers what it held.
     let (doomed, doomed_id) = worker(&url, "3", &slow);
-    let (survivor, _) = worker(&url, "3", &slow);
 
     let mut ids = Vec::new();
     for _ in 0..3 {
@@ -68,26 +69,19 @@ async fn a_worker_killed_mid_task_loses_nothing_and_repeats_nothing() {
             .await,
         );
     }
-    // Once the doomed worker holds a task, kill it without warning.
-    let mut held = None;
-    while held.is_none() {
-        for id in &ids {
-            let seen = events_until(&client, &base, id, |seen| {
-                seen.contains("event: task_claimed")
-            })
-            .await;
-            if seen.contains(&doomed_id) {
-                held = Some(id.clone());
-                break;
-            }
-        }
-    }
+    let held = ids[0].clone();
+    let claimed = events_until(&client, &base, &held, |seen| {
+        seen.contains("event: task_claimed")
+    })
+    .await;
+    assert!(claimed.contains(&doomed_id), "{claimed}");
     doomed.kill();
+    let (survivor, _) = worker(&url, "3", &slow);
 
     for id in &ids {
         completes(&client, &base, id).await;
     }
-    let recovered = events_to_the_end(&client, &base, held.as_ref().expect("held")).await;
+    let recovered = events_to_the_end(&client, &base, &held).await;
     assert!(recovered.contains("lease expired"), "{recovered}");
     completed_exactly_once(&url, &ids, 15).await;
     survivor.terminate();

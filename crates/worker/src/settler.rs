@@ -118,6 +118,15 @@ impl Inner {
         .await;
         drop(completions);
         match stored {
+            // One completion the database refuses must not fail the others with it.
+            Err(error) if batch.len() > 1 && !error.is_unavailable() => {
+                tracing::warn!(%error, size = batch.len(), "storing a batch failed; storing its completions one by one");
+                for item in batch {
+                    let outcome =
+                        settle::complete(&self.pool, item.completion.as_completion()).await;
+                    let _ = item.reply.send(outcome.map_err(SettleError::from));
+                }
+            }
             Ok(outcomes) => {
                 for (item, outcome) in batch.into_iter().zip(outcomes) {
                     // A slot that stopped waiting (shutdown) does not need the answer.

@@ -596,9 +596,10 @@ async fn cancelling_a_project_stops_its_running_agents_at_the_next_heartbeat() {
         .await
         .expect("the agent is stopped");
     assert_eq!(key.as_deref(), Some("requirements_analysis"));
-    // Within one heartbeat (a third of the lease), give or take scheduling.
+    // Within one heartbeat (a third of the lease, 200 ms), give or take a busy machine; an
+    // agent nobody stops would hang forever.
     let waited = cancelled_at.elapsed();
-    assert!(waited < Duration::from_secs(2), "stopped after {waited:?}");
+    assert!(waited < Duration::from_secs(5), "stopped after {waited:?}");
     loop {
         match running.progress.recv().await.expect("events") {
             WorkerEvent::TaskInterrupted {

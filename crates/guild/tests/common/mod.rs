@@ -153,25 +153,31 @@ pub async fn completes(client: &reqwest::Client, base: &str, id: &str) -> String
     events
 }
 
-/// Reads the project's event stream until `found` says the text so far has what it needs.
+/// Reads the project's event stream until `found` says the text so far has what it needs
+/// (within two minutes: a test fails rather than hangs).
 pub async fn events_until(
     client: &reqwest::Client,
     base: &str,
     id: &str,
     found: impl Fn(&str) -> bool,
 ) -> String {
-    let mut stream = client
-        .get(format!("{base}/projects/{id}/events"))
-        .header("accept", "text/event-stream")
-        .send()
+    let read = async {
+        let mut stream = client
+            .get(format!("{base}/projects/{id}/events"))
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .expect("stream");
+        let mut seen = String::new();
+        while !found(&seen) {
+            let chunk = stream.chunk().await.expect("chunk").expect("more");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        seen
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(120), read)
         .await
-        .expect("stream");
-    let mut seen = String::new();
-    while !found(&seen) {
-        let chunk = stream.chunk().await.expect("chunk").expect("more");
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
-    seen
+        .expect("the awaited event arrives")
 }
 
 /// GET a JSON document.
