@@ -208,7 +208,13 @@ pub async fn complete_many(
         .await?;
     }
 
-    let mut log = Vec::new();
+    // A late result (the task was re-queued after its lease expired, or cancelled) is not
+    // stored, but its arrival is.
+    let mut log: Vec<(Uuid, NewEvent)> = completions
+        .iter()
+        .filter(|c| !updated.contains_key(&c.task_id))
+        .map(|c| (c.project_id, result_dropped(c.task_id, c.attempt)))
+        .collect();
     for c in &done {
         let (key, agent, awaiting_approval) = &updated[&c.task_id];
         let event = |kind, data| {
@@ -451,6 +457,33 @@ pub(crate) async fn release_dependents(
     .fetch_all(&mut *conn)
     .await?;
     Ok(released.into_iter().map(|(id, n)| (id, n as u64)).collect())
+}
+
+/// Records that a worker's late failure of `task_id` at `attempt` was refused by the fence
+/// (a late success is recorded by [`complete_many`] itself).
+pub async fn record_dropped_result(
+    pool: &PgPool,
+    project_id: Uuid,
+    task_id: Uuid,
+    attempt: i32,
+) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    crate::projects::lock(&mut tx, project_id).await?;
+    events::record(&mut tx, project_id, &[result_dropped(task_id, attempt)]).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The event of a late result: the task is no longer running at `attempt`.
+fn result_dropped(task_id: Uuid, attempt: i32) -> NewEvent {
+    NewEvent {
+        task_id: Some(task_id),
+        kind: "result_dropped",
+        data: json!({
+            "attempt": attempt,
+            "reason": "the task was no longer running at this attempt (its lease expired or it was cancelled)",
+        }),
+    }
 }
 
 fn llm_call_events(task_id: Uuid, calls: &[LlmCall]) -> Vec<NewEvent> {

@@ -171,6 +171,17 @@ impl Inner {
                 })
                 .await
                 .map_err(Into::into);
+                if settled == Err(SettleError::NotRunning)
+                    && let Err(error) = settle::record_dropped_result(
+                        &self.pool,
+                        task.project_id,
+                        task.id,
+                        task.attempt,
+                    )
+                    .await
+                {
+                    tracing::warn!(%error, "recording the dropped result failed");
+                }
                 if let Ok(settled) = &settled {
                     tracing::warn!(error = %error.message, retrying = settled.retrying, "task failed");
                     self.emit(WorkerEvent::TaskFailed {
