@@ -1,9 +1,12 @@
 //! Guild's worker pool: a claim loop feeding a fixed number of task slots.
 //!
 //! The loop claims as many ready tasks as it has free slots in one statement, then waits
-//! for a `NOTIFY` hint, a freed slot, or the polling backstop. Each task runs in its own
-//! slot: read the context, run the agent (no connection held), settle the outcome in one
-//! transaction. An agent that panics fails its task, not the pool.
+//! for a `NOTIFY` hint, a freed slot, or the polling backstop. A claimed batch records its
+//! sessions and reads its contexts together; then each task runs its agent in its own slot
+//! (no connection held) and hands its completion to the settler, which stores the
+//! completions that arrived meanwhile in one transaction. A failure is settled by its slot.
+//! An agent that panics fails its task, not the pool; a heartbeat keeps the leases and
+//! stops the agents of tasks that are no longer this process's.
 
 mod execute;
 mod maintain;

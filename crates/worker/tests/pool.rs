@@ -648,7 +648,8 @@ async fn cancelling_a_project_stops_its_running_agents_at_the_next_heartbeat() {
     assert!(sessions.iter().all(|s| s.current_task_id.is_none()));
 }
 
-/// Runs the offline team and records the most tasks of each agent kind seen at once.
+/// Runs the offline team (whose provider models a model's latency, so tasks overlap) and
+/// records the most tasks of each agent kind seen at once.
 struct Counting {
     team: Agents,
     now: std::sync::Mutex<std::collections::HashMap<AgentKind, usize>>,
@@ -666,8 +667,6 @@ impl Agent for Counting {
             let m = most.entry(input.agent).or_default();
             *m = (*m).max(*n);
         }
-        // Model latency, so that tasks overlap.
-        tokio::time::sleep(Duration::from_millis(40)).await;
         let outcome = self.team.run(input).await;
         *self
             .now
@@ -688,7 +687,10 @@ async fn a_cap_per_agent_kind_is_respected_across_the_pool() {
         create(&pool, ProjectType::Fullstack).await,
     ];
     let agent = Arc::new(Counting {
-        team: offline_team(),
+        team: Agents::new(
+            Arc::new(OfflineProvider::new(Duration::from_millis(40))),
+            AgentSettings::default(),
+        ),
         now: Default::default(),
         most: Default::default(),
     });
