@@ -48,7 +48,7 @@ async fn completed_exactly_once(url: &str, ids: &[String], tasks_per_project: i6
 #[tokio::test]
 async fn a_worker_killed_mid_task_loses_nothing_and_repeats_nothing() {
     let url = guild_testkit::database_url().await;
-    let client = reqwest::Client::new();
+    let client = guild_testkit::http_client();
     let (api, base) = serve(Database::Url(&url), "0", &[]);
     let slow = [
         ("GUILD_OFFLINE_LATENCY_MS", "300"),
@@ -91,7 +91,7 @@ async fn a_worker_killed_mid_task_loses_nothing_and_repeats_nothing() {
 #[tokio::test]
 async fn a_worker_stopped_with_sigterm_hands_its_tasks_over_at_once() {
     let url = guild_testkit::database_url().await;
-    let client = reqwest::Client::new();
+    let client = guild_testkit::http_client();
     let (api, base) = serve(Database::Url(&url), "0", &[]);
     // The first worker answers slowly, with a lease far longer than the test may take.
     let (stopping, stopping_id) = worker(
@@ -140,7 +140,7 @@ async fn the_database_restarting_mid_run_loses_nothing() {
         .expect("join")
         .expect("PostgreSQL starts");
     let url = cluster.url("postgres");
-    let client = reqwest::Client::new();
+    let client = guild_testkit::http_client();
     let (server, base) = serve(
         Database::Url(&url),
         "4",

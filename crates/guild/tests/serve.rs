@@ -14,7 +14,7 @@ async fn serve_runs_a_project_over_http_and_stops_cleanly_on_sigterm() {
     let data_dir = dir.path().join("pg");
     let (server, base) = serve(Database::Private(&data_dir), "2", &[]);
 
-    let client = reqwest::Client::new();
+    let client = guild_testkit::http_client();
     let id = create(
         &client,
         &base,
@@ -38,7 +38,7 @@ async fn serve_runs_a_project_over_http_and_stops_cleanly_on_sigterm() {
 #[tokio::test]
 async fn tasks_of_a_killed_server_are_recovered_by_another_one() {
     let url = guild_testkit::database_url().await;
-    let client = reqwest::Client::new();
+    let client = guild_testkit::http_client();
     // A: slow answers and a short lease.
     let (a, a_base) = serve(
         Database::Url(&url),
@@ -75,7 +75,7 @@ async fn tasks_of_a_killed_server_are_recovered_by_another_one() {
 #[tokio::test]
 async fn worker_processes_run_the_projects_of_an_api_only_server() {
     let url = guild_testkit::database_url().await;
-    let client = reqwest::Client::new();
+    let client = guild_testkit::http_client();
     let (api, base) = serve(Database::Url(&url), "0", &[]);
     let workers: Vec<_> = (0..2).map(|_| worker(&url, "2", &[]).0).collect();
 

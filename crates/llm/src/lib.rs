@@ -1,16 +1,35 @@
-//! Guild's LLM layer: one client trait every provider implements, and the providers.
+//! Guild's LLM layer: one client trait every provider implements, the providers, and what
+//! every call needs around it.
 //!
-//! The offline provider needs no network and answers deterministically; it is the default
-//! when no provider is configured.
+//! - [`offline`]: deterministic answers with no network; the default when no provider is
+//!   configured.
+//! - [`openai`] (any OpenAI-compatible chat completions server) and [`anthropic`]
+//!   (the Messages API) over HTTP.
+//! - [`guard`]: retries with backoff and `Retry-After`, and the process-wide limits
+//!   (concurrency, requests and tokens per minute) around any provider.
+//! - [`prices`]: what a call cost; [`routing`]: which model a task asks.
 
+pub mod anthropic;
+pub mod guard;
+mod http;
 pub mod offline;
+pub mod openai;
+pub mod prices;
+pub mod routing;
 
+use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use anthropic::AnthropicProvider;
+pub use guard::{Guarded, Limits, RetryPolicy};
+pub use http::{HttpSettings, install_crypto};
 pub use offline::OfflineProvider;
+pub use openai::OpenAiProvider;
+pub use prices::{Price, PriceTable};
+pub use routing::ModelRoutes;
 
 /// Who said a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,29 +105,83 @@ pub struct LlmResponse {
     pub usage: Usage,
 }
 
-/// Why a call failed. Messages never contain credentials.
+/// Why a call failed. Messages never contain credentials: providers redact their key from
+/// anything a server sends back.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LlmError {
     #[error("transport error: {0}")]
     Transport(String),
     #[error("timed out after {0:?}")]
     Timeout(Duration),
-    #[error("rate limited by the provider")]
+    #[error("rate limited by the provider{}", retry_after.map(|d| format!(" (retry after {d:?})")).unwrap_or_default())]
     RateLimited { retry_after: Option<Duration> },
+    /// The provider refused the credentials (401 or 403): no retry can succeed.
+    #[error("the provider refused the API key ({status}); check the {variable} setting")]
+    Unauthorized { status: u16, variable: &'static str },
     #[error("provider error {status}: {message}")]
     Provider { status: u16, message: String },
+    /// The provider answered 2xx with a body that is not its documented shape.
+    #[error("unreadable answer from the provider: {0}")]
+    BadResponse(String),
     #[error("request refused: {0}")]
     Refused(String),
 }
 
 impl LlmError {
-    /// Whether the same call could succeed if made again later.
+    /// Whether the same call could succeed if made again later: transport failures,
+    /// timeouts, rate limits, 5xx and 408/409 answers, and unreadable answers.
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Transport(_) | Self::Timeout(_) | Self::RateLimited { .. } => true,
-            Self::Provider { status, .. } => *status >= 500,
-            Self::Refused(_) => false,
+            Self::BadResponse(_) => true,
+            Self::Provider { status, .. } => *status >= 500 || matches!(status, 408 | 409),
+            Self::Unauthorized { .. } | Self::Refused(_) => false,
         }
+    }
+
+    /// How long the provider asked us to wait before the next call, if it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// A credential: shown as `***` by `Debug` and `Display`, so it cannot leak into a log line
+/// or an error by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The credential itself, for the request header that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// `text` with every occurrence of the credential replaced by `***`.
+    pub fn redact(&self, text: &str) -> String {
+        if self.0.is_empty() {
+            text.to_owned()
+        } else {
+            text.replace(&self.0, "***")
+        }
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
     }
 }
 
@@ -121,14 +194,53 @@ pub trait LlmClient: Send + Sync {
     /// The model used when a request does not name one.
     fn default_model(&self) -> &str;
 
+    /// What answers depend on besides the request: the provider and, for HTTP providers,
+    /// the server. Part of the response cache's key.
+    fn identity(&self) -> String {
+        self.provider().to_owned()
+    }
+
     /// Sends one request and waits for the whole answer.
     async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError>;
 }
 
-/// What a call cost in US dollars, when the model's price is known. The offline provider
-/// is free; other providers' prices come with their price table.
-pub fn cost_usd(provider: &str, _model: &str, _usage: Usage) -> Option<f64> {
-    (provider == "offline").then_some(0.0)
+impl LlmRequest {
+    /// The most tokens the call can use: its prompt (estimated) and its whole completion
+    /// allowance. Budgets and the tokens-per-minute limit count this before the call.
+    pub fn worst_case_tokens(&self) -> u32 {
+        let prompt = estimate_tokens(&self.system)
+            + self
+                .messages
+                .iter()
+                .map(|m| estimate_tokens(&m.content))
+                .sum::<u32>();
+        prompt.saturating_add(self.max_tokens)
+    }
+
+    /// The worst case split as usage, for pricing it.
+    pub fn worst_case_usage(&self) -> Usage {
+        Usage {
+            prompt_tokens: self.worst_case_tokens() - self.max_tokens,
+            completion_tokens: self.max_tokens,
+        }
+    }
+
+    /// The response cache's key: a SHA-256 of everything the answer depends on (the
+    /// provider's identity, model, system prompt, messages and parameters), never the
+    /// credentials or the call's purpose.
+    pub fn cache_key(&self, identity: &str) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let canonical = serde_json::json!({
+            "identity": identity,
+            "model": self.model,
+            "system": self.system,
+            "messages": self.messages,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "json": self.json,
+        });
+        Sha256::digest(canonical.to_string().as_bytes()).into()
+    }
 }
 
 /// A rough token count for text, about four characters a token, as providers bill English
@@ -168,5 +280,49 @@ mod tests {
             .is_retryable()
         );
         assert!(!LlmError::Refused("budget".into()).is_retryable());
+        assert!(
+            !LlmError::Unauthorized {
+                status: 401,
+                variable: "OPENAI_API_KEY"
+            }
+            .is_retryable()
+        );
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let key = Secret::new("sk-live-123");
+        assert_eq!(format!("{key:?} {key}"), "*** ***");
+        assert_eq!(
+            key.redact("Incorrect API key provided: sk-live-123."),
+            "Incorrect API key provided: ***."
+        );
+    }
+
+    #[test]
+    fn the_cache_key_depends_on_what_the_answer_depends_on() {
+        let request = LlmRequest {
+            model: "m".into(),
+            system: "s".into(),
+            messages: vec![Message::user("hello")],
+            temperature: 0.0,
+            max_tokens: 100,
+            json: false,
+            purpose: CallPurpose::default(),
+        };
+        let mut other_purpose = request.clone();
+        other_purpose.purpose.task_id = "another task".into();
+        assert_eq!(
+            request.cache_key("openai"),
+            other_purpose.cache_key("openai")
+        );
+        let mut other_message = request.clone();
+        other_message.messages[0].content = "hello!".into();
+        assert_ne!(
+            request.cache_key("openai"),
+            other_message.cache_key("openai")
+        );
+        assert_ne!(request.cache_key("openai"), request.cache_key("anthropic"));
+        assert_eq!(request.worst_case_tokens(), 1 + 2 + 100);
     }
 }

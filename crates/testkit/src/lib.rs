@@ -101,3 +101,10 @@ pub async fn database_url() -> String {
         None => base.clone(),
     }
 }
+
+/// An HTTP client for tests that talk to a server. The TLS stack needs its cryptography
+/// installed before any client is built.
+pub fn http_client() -> reqwest::Client {
+    guild_llm::install_crypto();
+    guild_testkit::http_client()
+}

@@ -98,7 +98,7 @@ pub async fn start(options: Options) -> Server {
     });
     Server {
         base,
-        client: reqwest::Client::new(),
+        client: guild_testkit::http_client(),
         pool,
         worker_events,
         shutdown,

@@ -1,0 +1,156 @@
+//! OpenAI-compatible chat completions (`POST {base}/chat/completions`): OpenAI itself, and
+//! the servers that speak its wire format (Ollama, vLLM, llama.cpp's server, LiteLLM).
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::http::{self, HttpSettings};
+use crate::{LlmClient, LlmError, LlmRequest, LlmResponse, Secret, Usage};
+
+/// The default server.
+pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+/// The model used when none is configured.
+pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
+/// The variable the key comes from, named in errors about it.
+pub const KEY_VARIABLE: &str = "OPENAI_API_KEY";
+
+#[derive(Debug)]
+pub struct OpenAiProvider {
+    http: reqwest::Client,
+    settings: HttpSettings,
+    base_url: String,
+    key: Secret,
+    default_model: String,
+}
+
+impl OpenAiProvider {
+    /// A provider for the server at `base_url` (for example `http://localhost:11434/v1`
+    /// for Ollama), answering with `default_model` when a request names none.
+    pub fn new(base_url: &str, key: Secret, default_model: &str, settings: HttpSettings) -> Self {
+        Self {
+            http: http::client(&settings),
+            settings,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            key,
+            default_model: default_model.to_owned(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ChatRequest<'a> {
+    model: &'a str,
+    messages: Vec<ChatMessage<'a>>,
+    temperature: f32,
+    max_tokens: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<ResponseFormat>,
+}
+
+#[derive(Serialize)]
+struct ChatMessage<'a> {
+    role: &'a str,
+    content: &'a str,
+}
+
+#[derive(Serialize)]
+struct ResponseFormat {
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Deserialize)]
+struct ChatResponse {
+    #[serde(default)]
+    model: Option<String>,
+    choices: Vec<Choice>,
+    #[serde(default)]
+    usage: Option<ChatUsage>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    message: AnswerMessage,
+}
+
+#[derive(Deserialize)]
+struct AnswerMessage {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChatUsage {
+    prompt_tokens: u32,
+    completion_tokens: u32,
+}
+
+#[async_trait]
+impl LlmClient for OpenAiProvider {
+    fn provider(&self) -> &'static str {
+        "openai"
+    }
+
+    fn default_model(&self) -> &str {
+        &self.default_model
+    }
+
+    fn identity(&self) -> String {
+        format!("openai@{}", self.base_url)
+    }
+
+    async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
+        let mut messages = Vec::with_capacity(request.messages.len() + 1);
+        if !request.system.is_empty() {
+            messages.push(ChatMessage {
+                role: "system",
+                content: &request.system,
+            });
+        }
+        messages.extend(request.messages.iter().map(|m| ChatMessage {
+            role: match m.role {
+                crate::Role::User => "user",
+                crate::Role::Assistant => "assistant",
+            },
+            content: &m.content,
+        }));
+        let body = ChatRequest {
+            model: &request.model,
+            messages,
+            temperature: request.temperature,
+            max_tokens: request.max_tokens,
+            response_format: request.json.then_some(ResponseFormat {
+                kind: "json_object",
+            }),
+        };
+        let call = self
+            .http
+            .post(http::endpoint(&self.base_url, "chat/completions"))
+            .bearer_auth(self.key.expose())
+            .json(&body);
+        let answer: ChatResponse =
+            http::send(call, &self.key, KEY_VARIABLE, self.settings.timeout).await?;
+        let content = answer
+            .choices
+            .into_iter()
+            .next()
+            .and_then(|c| c.message.content)
+            .ok_or_else(|| LlmError::BadResponse("the answer has no message content".into()))?;
+        let usage = match answer.usage {
+            Some(u) => Usage {
+                prompt_tokens: u.prompt_tokens,
+                completion_tokens: u.completion_tokens,
+            },
+            // Some servers leave usage out: estimate it rather than call the call free.
+            None => Usage {
+                prompt_tokens: request.worst_case_tokens() - request.max_tokens,
+                completion_tokens: crate::estimate_tokens(&content),
+            },
+        };
+        Ok(LlmResponse {
+            content,
+            model: answer.model.unwrap_or_else(|| request.model.clone()),
+            usage,
+        })
+    }
+}

@@ -1,0 +1,457 @@
+//! The HTTP providers against fake servers speaking each provider's wire format, with the
+//! retry policy and limits of [`Guarded`] around them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use guild_llm::{
+    AnthropicProvider, CallPurpose, Guarded, HttpSettings, Limits, LlmClient, LlmError, LlmRequest,
+    LlmResponse, Message, OpenAiProvider, RetryPolicy, Secret, Usage,
+};
+use serde_json::{Value, json};
+use wiremock::matchers::{body_partial_json, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const KEY: &str = "sk-test-0123456789-secret";
+
+fn request(json: bool) -> LlmRequest {
+    LlmRequest {
+        model: "gpt-4o-mini".into(),
+        system: "You are a backend engineer.".into(),
+        messages: vec![Message::user("Write the schema.")],
+        temperature: 0.0,
+        max_tokens: 500,
+        json,
+        purpose: CallPurpose::default(),
+    }
+}
+
+fn quick_retries(max_retries: usize) -> RetryPolicy {
+    RetryPolicy {
+        max_retries,
+        min_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(50),
+        max_retry_after: Duration::from_secs(30),
+    }
+}
+
+fn openai(server: &MockServer, timeout: Duration) -> Arc<dyn LlmClient> {
+    Arc::new(OpenAiProvider::new(
+        &format!("{}/v1", server.uri()),
+        Secret::new(KEY),
+        "gpt-4o-mini",
+        HttpSettings {
+            connect_timeout: Duration::from_secs(5),
+            timeout,
+        },
+    ))
+}
+
+fn guarded(inner: Arc<dyn LlmClient>, retries: usize) -> Guarded {
+    Guarded::new(inner, &Limits::default(), quick_retries(retries))
+}
+
+fn chat_answer(content: &str) -> Value {
+    json!({
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "model": "gpt-4o-mini-2024-07-18",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49}
+    })
+}
+
+fn openai_error(message: &str, kind: &str) -> Value {
+    json!({"error": {"message": message, "type": kind, "param": null, "code": null}})
+}
+
+#[tokio::test]
+async fn openai_sends_the_wire_format_and_reads_the_answer() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .and(header("authorization", format!("Bearer {KEY}").as_str()))
+        .and(body_partial_json(json!({
+            "model": "gpt-4o-mini",
+            "messages": [
+                {"role": "system", "content": "You are a backend engineer."},
+                {"role": "user", "content": "Write the schema."}
+            ],
+            "temperature": 0.0,
+            "max_tokens": 500,
+            "response_format": {"type": "json_object"}
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(chat_answer("{\"ok\": true}")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let answer = openai(&server, Duration::from_secs(5))
+        .complete(&request(true))
+        .await
+        .expect("answers");
+    assert_eq!(answer.content, "{\"ok\": true}");
+    assert_eq!(answer.model, "gpt-4o-mini-2024-07-18");
+    assert_eq!(
+        answer.usage,
+        Usage {
+            prompt_tokens: 42,
+            completion_tokens: 7
+        }
+    );
+}
+
+#[tokio::test]
+async fn anthropic_sends_the_wire_format_and_reads_the_answer() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(header("x-api-key", KEY))
+        .and(header("anthropic-version", "2023-06-01"))
+        .and(body_partial_json(json!({
+            "model": "claude-sonnet-4-5",
+            "system": "You are a backend engineer.",
+            "messages": [{"role": "user", "content": "Write the schema."}],
+            "max_tokens": 500
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "msg_1", "type": "message", "role": "assistant",
+            "model": "claude-sonnet-4-5-20250929",
+            "content": [{"type": "text", "text": "Here "}, {"type": "text", "text": "it is."}],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": 30, "output_tokens": 5}
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let provider = AnthropicProvider::new(
+        &server.uri(),
+        Secret::new(KEY),
+        "claude-sonnet-4-5",
+        HttpSettings::default(),
+    );
+    let mut call = request(false);
+    call.model = "claude-sonnet-4-5".into();
+    let answer = provider.complete(&call).await.expect("answers");
+    assert_eq!(answer.content, "Here it is.");
+    assert_eq!(answer.model, "claude-sonnet-4-5-20250929");
+    assert_eq!(answer.usage.prompt_tokens, 30);
+    assert_eq!(answer.usage.completion_tokens, 5);
+}
+
+#[tokio::test]
+async fn a_429_is_waited_out_for_its_retry_after_then_succeeds() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "1")
+                .set_body_json(openai_error(
+                    "Rate limit reached for gpt-4o-mini",
+                    "requests",
+                )),
+        )
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(chat_answer("done")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let started = Instant::now();
+    let answer = guarded(openai(&server, Duration::from_secs(5)), 3)
+        .complete(&request(false))
+        .await
+        .expect("succeeds after the wait");
+    assert_eq!(answer.content, "done");
+    // The backoff alone would have waited at most 50 ms.
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "waited only {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn anthropic_overload_with_an_http_date_is_retried() {
+    let server = MockServer::start().await;
+    let now = chrono::Utc::now()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(529)
+                .insert_header("retry-after", now.as_str())
+                .set_body_json(json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})),
+        )
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "model": "claude-sonnet-4-5", "content": [{"type": "text", "text": "ok"}],
+            "usage": {"input_tokens": 1, "output_tokens": 1}
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let provider = Arc::new(AnthropicProvider::new(
+        &server.uri(),
+        Secret::new(KEY),
+        "claude-sonnet-4-5",
+        HttpSettings::default(),
+    ));
+    let answer = guarded(provider, 2).complete(&request(false)).await;
+    assert_eq!(answer.expect("retried").content, "ok");
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_until_the_budget_is_spent() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(500)
+                .set_body_json(openai_error("The server had an error", "server_error")),
+        )
+        .expect(3)
+        .mount(&server)
+        .await;
+    let error = guarded(openai(&server, Duration::from_secs(5)), 2)
+        .complete(&request(false))
+        .await
+        .expect_err("fails");
+    assert_eq!(
+        error,
+        LlmError::Provider {
+            status: 500,
+            message: "The server had an error".into()
+        }
+    );
+    assert!(error.is_retryable(), "the task may still try again later");
+}
+
+#[tokio::test]
+async fn a_slow_server_times_out_and_the_timeout_is_retried() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(chat_answer("late"))
+                .set_delay(Duration::from_secs(5)),
+        )
+        .expect(2)
+        .mount(&server)
+        .await;
+    let error = guarded(openai(&server, Duration::from_millis(200)), 1)
+        .complete(&request(false))
+        .await
+        .expect_err("times out");
+    assert_eq!(error, LlmError::Timeout(Duration::from_millis(200)));
+}
+
+#[tokio::test]
+async fn a_bad_key_fails_at_once_without_the_key_in_the_error() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(openai_error(
+            &format!("Incorrect API key provided: {KEY}. You can find your API key at https://platform.openai.com/account/api-keys."),
+            "invalid_request_error",
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let error = guarded(openai(&server, Duration::from_secs(5)), 4)
+        .complete(&request(false))
+        .await
+        .expect_err("refused");
+    assert!(!error.is_retryable());
+    let text = format!("{error} {error:?}");
+    assert!(
+        !text.contains(KEY) && !text.contains("0123456789"),
+        "{text}"
+    );
+    assert!(text.contains("OPENAI_API_KEY"), "{text}");
+}
+
+#[tokio::test]
+async fn a_request_the_provider_rejects_is_not_retried_and_says_why() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "type": "error",
+            "error": {"type": "invalid_request_error", "message": "max_tokens: 500000 > 64000, the maximum for this model"}
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let provider = Arc::new(AnthropicProvider::new(
+        &server.uri(),
+        Secret::new(KEY),
+        "claude-sonnet-4-5",
+        HttpSettings::default(),
+    ));
+    let error = guarded(provider, 4)
+        .complete(&request(false))
+        .await
+        .expect_err("rejected");
+    assert_eq!(
+        error.to_string(),
+        "provider error 400: max_tokens: 500000 > 64000, the maximum for this model"
+    );
+}
+
+#[tokio::test]
+async fn an_unreadable_answer_is_a_clear_error() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("<html>gateway</html>"))
+        .mount(&server)
+        .await;
+    let error = openai(&server, Duration::from_secs(5))
+        .complete(&request(false))
+        .await
+        .expect_err("unreadable");
+    assert!(matches!(error, LlmError::BadResponse(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_a_retryable_transport_error() {
+    // A port nothing listens on: bind one, then free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let provider = Arc::new(OpenAiProvider::new(
+        &format!("http://127.0.0.1:{port}/v1"),
+        Secret::new(KEY),
+        "gpt-4o-mini",
+        HttpSettings::default(),
+    ));
+    let error = guarded(provider, 1)
+        .complete(&request(false))
+        .await
+        .expect_err("no server");
+    assert!(matches!(error, LlmError::Transport(_)), "{error:?}");
+    assert!(error.is_retryable());
+}
+
+/// A provider that answers at once and counts the calls in flight.
+#[derive(Default)]
+struct Counting {
+    in_flight: AtomicUsize,
+    most: AtomicUsize,
+    calls: AtomicUsize,
+    release: tokio::sync::Notify,
+    hold: bool,
+}
+
+#[async_trait]
+impl LlmClient for Counting {
+    fn provider(&self) -> &'static str {
+        "counting"
+    }
+
+    fn default_model(&self) -> &str {
+        "m"
+    }
+
+    async fn complete(&self, _request: &LlmRequest) -> Result<LlmResponse, LlmError> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.hold {
+            self.release.notified().await;
+        } else {
+            tokio::task::yield_now().await;
+        }
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        Ok(LlmResponse {
+            content: String::new(),
+            model: "m".into(),
+            usage: Usage::default(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_concurrency_cap_makes_calls_wait_their_turn() {
+    let counting = Arc::new(Counting {
+        hold: true,
+        ..Counting::default()
+    });
+    let limits = Limits {
+        max_concurrency: Some(2),
+        ..Limits::default()
+    };
+    let guard = Arc::new(Guarded::new(
+        counting.clone(),
+        &limits,
+        RetryPolicy::default(),
+    ));
+    let calls: Vec<_> = (0..5)
+        .map(|_| {
+            let guard = guard.clone();
+            tokio::spawn(async move { guard.complete(&request(false)).await })
+        })
+        .collect();
+    // Release the held calls one at a time until all five ran.
+    while counting.calls.load(Ordering::SeqCst) < 5 || counting.in_flight.load(Ordering::SeqCst) > 0
+    {
+        counting.release.notify_one();
+        tokio::task::yield_now().await;
+    }
+    for call in calls {
+        call.await.expect("joins").expect("every call succeeds");
+    }
+    assert_eq!(counting.most.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn requests_and_tokens_per_minute_wait_rather_than_fail() {
+    // 120 requests a minute: a burst of 120, then one every 500 ms.
+    let counting = Arc::new(Counting::default());
+    let limits = Limits {
+        requests_per_minute: std::num::NonZeroU32::new(120),
+        ..Limits::default()
+    };
+    let guard = Guarded::new(counting.clone(), &limits, RetryPolicy::default());
+    let started = Instant::now();
+    for _ in 0..121 {
+        guard
+            .complete(&request(false))
+            .await
+            .expect("waits, then calls");
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // 120,000 tokens a minute, each call's worst case 1,000 tokens (1 of prompt, 999 of
+    // completion allowance): 120 calls at once, then one every 500 ms.
+    let limits = Limits {
+        tokens_per_minute: std::num::NonZeroU32::new(120_000),
+        ..Limits::default()
+    };
+    let guard = Guarded::new(counting.clone(), &limits, RetryPolicy::default());
+    let mut small = request(false);
+    small.system = String::new();
+    small.messages = vec![Message::user("x")];
+    small.max_tokens = 999;
+    assert_eq!(small.worst_case_tokens(), 1000);
+    let started = Instant::now();
+    for _ in 0..121 {
+        guard.complete(&small).await.expect("waits, then calls");
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(counting.calls.load(Ordering::SeqCst), 242);
+}
