@@ -184,9 +184,9 @@ pub(crate) async fn run(agents: &Agents, input: &TaskInput) -> Result<AgentOutco
     let mut last_answer = None;
     for _ in 0..attempts {
         let request = agents.request(input, prompt.system.clone(), messages.clone(), true);
-        let response = match agents.call(&request, &mut calls).await {
+        let response = match agents.call(input, &request, &mut calls).await {
             Ok(response) => response,
-            Err(error) => return Err(AgentError::llm(error, calls)),
+            Err(error) => return Err(AgentError::call(error, calls)),
         };
         match parse_analysis(&response.content) {
             Ok(analysis) => {
@@ -214,6 +214,7 @@ pub(crate) async fn run(agents: &Agents, input: &TaskInput) -> Result<AgentOutco
         retryable: true,
         calls,
         raw_answer: last_answer,
+        stops_project: false,
     })
 }
 

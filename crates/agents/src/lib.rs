@@ -18,7 +18,10 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use guild_core::{AgentKind, ProjectType, REQUIREMENTS_ANALYSIS};
-use guild_llm::{CallPurpose, LlmClient, LlmError, LlmRequest, LlmResponse, Message, Usage};
+use guild_llm::{
+    CallPurpose, LlmClient, LlmError, LlmRequest, LlmResponse, Message, ModelRoutes, PriceTable,
+    Usage,
+};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -45,6 +48,51 @@ pub struct TaskInput {
     pub upstream: Vec<Upstream>,
     /// The latest version of each file upstream tasks wrote.
     pub files: Vec<ContextFile>,
+    /// Whether answers may come from the response cache (the project's `options.cache`).
+    pub use_cache: bool,
+    /// The project's budget, when it has one: every call is checked against it first.
+    pub budget: Option<Arc<dyn Budget>>,
+}
+
+/// Tokens and dollars, spent or reserved.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spend {
+    pub tokens: u64,
+    /// `None` when the model's price is unknown.
+    pub cost_usd: Option<f64>,
+}
+
+/// A project's budget, checked before each call with the call's worst case. The worker
+/// keeps it in the database, so concurrent tasks of a project share it.
+#[async_trait]
+pub trait Budget: Send + Sync + std::fmt::Debug {
+    /// Reserves `worst` for a call, or says why the call would exceed the budget.
+    async fn reserve(&self, worst: Spend) -> Result<(), BudgetError>;
+
+    /// Replaces a call's reservation with what it spent.
+    async fn settle(&self, reserved: Spend, spent: Spend);
+}
+
+/// Why a call was not made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BudgetError {
+    /// The call's worst case would exceed the budget.
+    #[error("{0}")]
+    Exceeded(String),
+    /// The budget could not be read (the database is unreachable): the call is not made,
+    /// and the task may try again.
+    #[error("the budget could not be checked: {0}")]
+    Unavailable(String),
+}
+
+/// Answers kept from earlier calls, keyed by [`LlmRequest::cache_key`].
+#[async_trait]
+pub trait ResponseCache: Send + Sync {
+    /// The kept answer for `key` (content and model), counting the hit.
+    async fn get(&self, key: &[u8; 32]) -> Option<(String, String)>;
+
+    /// Keeps an answer.
+    async fn put(&self, key: &[u8; 32], provider: &str, response: &LlmResponse);
 }
 
 #[derive(Debug, Clone)]
@@ -62,12 +110,18 @@ pub struct ContextFile {
 }
 
 /// One model call an agent made.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CallRecord {
     pub provider: &'static str,
+    /// The model that answered.
     pub model: String,
+    /// Zero for an answer from the cache.
     pub usage: Usage,
     pub latency_ms: u64,
+    /// `None` when the model's price is unknown.
+    pub cost_usd: Option<f64>,
+    /// Answered from the response cache, at no cost.
+    pub cached: bool,
 }
 
 /// What an agent produced.
@@ -92,6 +146,8 @@ pub struct AgentError {
     pub calls: Vec<CallRecord>,
     /// The model's last answer, kept when it could not be used.
     pub raw_answer: Option<String>,
+    /// The project must stop: its budget would be exceeded.
+    pub stops_project: bool,
 }
 
 impl AgentError {
@@ -102,6 +158,7 @@ impl AgentError {
             retryable: true,
             calls: Vec::new(),
             raw_answer: None,
+            stops_project: false,
         }
     }
 
@@ -112,15 +169,30 @@ impl AgentError {
             retryable: false,
             calls: Vec::new(),
             raw_answer: None,
+            stops_project: false,
         }
     }
 
-    fn llm(error: LlmError, calls: Vec<CallRecord>) -> Self {
+    fn call(error: CallError, calls: Vec<CallRecord>) -> Self {
+        let (message, retryable, stops_project) = match error {
+            CallError::Llm(error) => (
+                format!("LLM call failed: {error}"),
+                error.is_retryable(),
+                false,
+            ),
+            CallError::Budget(BudgetError::Exceeded(why)) => {
+                (format!("budget_exceeded: {why}"), false, true)
+            }
+            CallError::Budget(error @ BudgetError::Unavailable(_)) => {
+                (error.to_string(), true, false)
+            }
+        };
         Self {
-            retryable: error.is_retryable(),
-            message: format!("LLM call failed: {error}"),
+            message,
+            retryable,
             calls,
             raw_answer: None,
+            stops_project,
         }
     }
 }
@@ -131,11 +203,20 @@ pub trait Agent: Send + Sync {
     async fn run(&self, input: &TaskInput) -> Result<AgentOutcome, AgentError>;
 }
 
+/// Why a call was not answered.
+#[derive(Debug)]
+enum CallError {
+    Llm(LlmError),
+    Budget(BudgetError),
+}
+
 /// How the agents call the model.
 #[derive(Debug, Clone)]
 pub struct AgentSettings {
-    /// The model to ask; `None` uses the provider's default.
-    pub model: Option<String>,
+    /// The model each task asks; unrouted tasks use the provider's default.
+    pub models: ModelRoutes,
+    /// Prices of the models, for each call's cost and worst case.
+    pub prices: PriceTable,
     pub temperature: f32,
     pub max_tokens: u32,
     /// Upstream file content beyond this many characters is listed by path only.
@@ -147,7 +228,8 @@ pub struct AgentSettings {
 impl Default for AgentSettings {
     fn default() -> Self {
         Self {
-            model: None,
+            models: ModelRoutes::default(),
+            prices: PriceTable::default(),
             temperature: 0.0,
             max_tokens: 8000,
             context_budget_chars: 60_000,
@@ -160,17 +242,29 @@ impl Default for AgentSettings {
 /// reviewer), which differ by system prompt and task templates.
 pub struct Agents {
     llm: Arc<dyn LlmClient>,
+    /// The provider's identity, part of every cache key.
+    identity: String,
     prompts: Prompts,
     settings: AgentSettings,
+    cache: Option<Arc<dyn ResponseCache>>,
 }
 
 impl Agents {
     pub fn new(llm: Arc<dyn LlmClient>, settings: AgentSettings) -> Self {
         Self {
+            identity: llm.identity(),
             llm,
             prompts: Prompts::embedded(),
             settings,
+            cache: None,
         }
+    }
+
+    /// Answers calls at temperature 0 from `cache` when it has them, and keeps new answers
+    /// there.
+    pub fn with_cache(mut self, cache: Arc<dyn ResponseCache>) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     fn request(
@@ -183,9 +277,10 @@ impl Agents {
         LlmRequest {
             model: self
                 .settings
-                .model
-                .clone()
-                .unwrap_or_else(|| self.llm.default_model().to_owned()),
+                .models
+                .model_for(&input.kind, input.agent.as_str())
+                .unwrap_or_else(|| self.llm.default_model())
+                .to_owned(),
             system,
             messages,
             temperature: self.settings.temperature,
@@ -212,21 +307,84 @@ impl Agents {
             .map_err(|e| AgentError::permanent(format!("prompt template failed: {e}")))
     }
 
-    /// Makes one call and records it.
+    /// Makes one call and records it: from the cache when it may and can, otherwise
+    /// against the project's budget (checked with the call's worst case first).
     async fn call(
         &self,
+        input: &TaskInput,
         request: &LlmRequest,
         calls: &mut Vec<CallRecord>,
-    ) -> Result<LlmResponse, LlmError> {
+    ) -> Result<LlmResponse, CallError> {
         let started = Instant::now();
-        let response = self.llm.complete(request).await?;
+        // A retried task asks the model afresh: the kept answer may be why it failed.
+        let cache = self
+            .cache
+            .as_ref()
+            .filter(|_| input.use_cache && request.temperature == 0.0 && input.attempt <= 1)
+            .map(|cache| (cache, request.cache_key(&self.identity)));
+        if let Some((cache, key)) = &cache
+            && let Some((content, model)) = cache.get(key).await
+        {
+            calls.push(CallRecord {
+                provider: self.llm.provider(),
+                model: model.clone(),
+                usage: Usage::default(),
+                latency_ms: started.elapsed().as_millis() as u64,
+                cost_usd: Some(0.0),
+                cached: true,
+            });
+            return Ok(LlmResponse {
+                content,
+                model,
+                usage: Usage::default(),
+            });
+        }
+        let worst = Spend {
+            tokens: u64::from(request.worst_case_tokens()),
+            cost_usd: self
+                .settings
+                .prices
+                .cost(&request.model, request.worst_case_usage()),
+        };
+        if let Some(budget) = &input.budget {
+            budget.reserve(worst).await.map_err(CallError::Budget)?;
+        }
+        let answered = self.llm.complete(request).await;
+        let spent = match &answered {
+            Ok(response) => Spend {
+                tokens: u64::from(response.usage.prompt_tokens)
+                    + u64::from(response.usage.completion_tokens),
+                cost_usd: self.cost(request, response),
+            },
+            Err(_) => Spend {
+                tokens: 0,
+                cost_usd: Some(0.0),
+            },
+        };
+        if let Some(budget) = &input.budget {
+            budget.settle(worst, spent).await;
+        }
+        let response = answered.map_err(CallError::Llm)?;
         calls.push(CallRecord {
             provider: self.llm.provider(),
             model: response.model.clone(),
             usage: response.usage,
             latency_ms: started.elapsed().as_millis() as u64,
+            cost_usd: spent.cost_usd,
+            cached: false,
         });
+        if let Some((cache, key)) = &cache {
+            cache.put(key, self.llm.provider(), &response).await;
+        }
         Ok(response)
+    }
+
+    /// The call's cost: priced by the model that answered, or else by the one asked.
+    fn cost(&self, request: &LlmRequest, response: &LlmResponse) -> Option<f64> {
+        let prices = &self.settings.prices;
+        prices
+            .cost(&response.model, response.usage)
+            .or_else(|| prices.cost(&request.model, response.usage))
     }
 }
 

@@ -60,9 +60,9 @@ pub(crate) async fn run(agents: &Agents, input: &TaskInput) -> Result<AgentOutco
         vec![Message::user(prompt.user)],
         false,
     );
-    let response = match agents.call(&request, &mut calls).await {
+    let response = match agents.call(input, &request, &mut calls).await {
         Ok(response) => response,
-        Err(error) => return Err(AgentError::llm(error, calls)),
+        Err(error) => return Err(AgentError::call(error, calls)),
     };
     let answer = parse_answer(&response.content);
     let (files, rejected) = files_from_blocks(answer.blocks);
@@ -75,6 +75,7 @@ pub(crate) async fn run(agents: &Agents, input: &TaskInput) -> Result<AgentOutco
             retryable: true,
             calls,
             raw_answer: Some(response.content),
+            stops_project: false,
         });
     }
     Ok(AgentOutcome {

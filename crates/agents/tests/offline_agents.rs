@@ -3,9 +3,13 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use guild_agents::{Agent, AgentSettings, Agents, ContextFile, TaskInput};
+use guild_agents::{
+    Agent, AgentSettings, Agents, Budget, BudgetError, ContextFile, ResponseCache, Spend, TaskInput,
+};
 use guild_core::{ProjectType, REQUIREMENTS_ANALYSIS};
-use guild_llm::{LlmClient, LlmError, LlmRequest, LlmResponse, OfflineProvider, Usage};
+use guild_llm::{
+    LlmClient, LlmError, LlmRequest, LlmResponse, ModelRoutes, OfflineProvider, PriceTable, Usage,
+};
 
 fn input(kind: &str, project_type: ProjectType) -> TaskInput {
     let plan = project_type.template();
@@ -29,6 +33,8 @@ fn input(kind: &str, project_type: ProjectType) -> TaskInput {
         feedback: None,
         upstream: vec![],
         files: vec![],
+        use_cache: true,
+        budget: None,
     }
 }
 
@@ -263,4 +269,180 @@ async fn upstream_files_beyond_the_context_budget_are_listed_by_path_only() {
     assert!(prompt.contains("```sql path=db/small.sql\nSELECT 1;\n```"));
     assert!(!prompt.contains(&"x".repeat(500)));
     assert!(prompt.contains("left out here for length: db/huge.sql"));
+}
+
+/// A budget that allows `tokens` in all and keeps what it was told.
+#[derive(Debug)]
+struct Ledger {
+    tokens: u64,
+    reserved: Mutex<u64>,
+    log: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl Budget for Ledger {
+    async fn reserve(&self, worst: Spend) -> Result<(), BudgetError> {
+        let mut reserved = self.reserved.lock().expect("lock");
+        if *reserved + worst.tokens > self.tokens {
+            return Err(BudgetError::Exceeded(format!(
+                "{} more tokens would pass the {} allowed",
+                worst.tokens, self.tokens
+            )));
+        }
+        *reserved += worst.tokens;
+        self.log
+            .lock()
+            .expect("lock")
+            .push(format!("reserve {} {:?}", worst.tokens, worst.cost_usd));
+        Ok(())
+    }
+
+    async fn settle(&self, reserved: Spend, spent: Spend) {
+        *self.reserved.lock().expect("lock") -= reserved.tokens - spent.tokens;
+        self.log
+            .lock()
+            .expect("lock")
+            .push(format!("spent {} {:?}", spent.tokens, spent.cost_usd));
+    }
+}
+
+fn code_answer() -> Result<String, LlmError> {
+    Ok("Schema.\n\n```sql path=db/schema.sql\nCREATE TABLE t (id int);\n```\n".into())
+}
+
+#[tokio::test]
+async fn a_call_over_the_budget_is_not_made_and_stops_the_project() {
+    let model = Scripted::new(vec![code_answer(), code_answer()]);
+    let settings = AgentSettings {
+        max_tokens: 1000,
+        prices: PriceTable::with_overrides("script-1=1000/2000").expect("prices"),
+        ..AgentSettings::default()
+    };
+    let agents = Agents::new(model.clone(), settings);
+    let ledger = |tokens| {
+        Arc::new(Ledger {
+            tokens,
+            reserved: Mutex::new(0),
+            log: Mutex::new(vec![]),
+        })
+    };
+    // The call's worst case: its prompt and the whole completion allowance.
+    let mut task = input("database_schema", ProjectType::Fullstack);
+    let probe = Scripted::new(vec![code_answer()]);
+    let worst = {
+        let measuring = ledger(u64::MAX / 2);
+        task.budget = Some(measuring.clone());
+        Agents::new(
+            probe,
+            AgentSettings {
+                max_tokens: 1000,
+                ..AgentSettings::default()
+            },
+        )
+        .run(&task)
+        .await
+        .expect("runs");
+        let log = measuring.log.lock().expect("lock");
+        log[0]
+            .split(' ')
+            .nth(1)
+            .expect("tokens")
+            .parse::<u64>()
+            .expect("a number")
+    };
+    assert!(worst > 1000, "{worst}");
+    // Room for one call and 10 tokens more.
+    let ledger = ledger(worst + 10);
+    task.budget = Some(ledger.clone());
+    let outcome = agents.run(&task).await.expect("the first call fits");
+    // The scripted model reports 10 + 5 tokens: $0.01 + $0.01 at these prices.
+    assert_eq!(outcome.calls[0].cost_usd, Some(0.02));
+    {
+        let log = ledger.log.lock().expect("lock");
+        assert!(log[0].starts_with("reserve "), "{log:?}");
+        assert_eq!(log[1], "spent 15 Some(0.02)");
+    }
+    // 15 spent; the next call's worst case (its prompt and 1000 completion tokens) does
+    // not fit in what is left.
+    let error = agents.run(&task).await.expect_err("over budget");
+    assert!(
+        error.message.starts_with("budget_exceeded: "),
+        "{}",
+        error.message
+    );
+    assert!(error.stops_project && !error.retryable);
+    assert!(error.calls.is_empty());
+    assert_eq!(
+        model.requests.lock().expect("lock").len(),
+        1,
+        "no call was made"
+    );
+}
+
+/// An in-memory response cache.
+#[derive(Default)]
+struct MemoryCache(Mutex<std::collections::HashMap<[u8; 32], (String, String)>>);
+
+#[async_trait]
+impl ResponseCache for MemoryCache {
+    async fn get(&self, key: &[u8; 32]) -> Option<(String, String)> {
+        self.0.lock().expect("lock").get(key).cloned()
+    }
+
+    async fn put(&self, key: &[u8; 32], _provider: &str, response: &LlmResponse) {
+        self.0
+            .lock()
+            .expect("lock")
+            .insert(*key, (response.content.clone(), response.model.clone()));
+    }
+}
+
+#[tokio::test]
+async fn identical_calls_are_answered_from_the_cache_at_no_cost() {
+    let model = Scripted::new(vec![code_answer(), code_answer(), code_answer()]);
+    let agents = Agents::new(model.clone(), AgentSettings::default())
+        .with_cache(Arc::new(MemoryCache::default()));
+    let task = input("database_schema", ProjectType::Fullstack);
+    let first = agents.run(&task).await.expect("runs");
+    let second = agents.run(&task).await.expect("runs");
+    assert!(!first.calls[0].cached);
+    assert!(second.calls[0].cached);
+    assert_eq!(second.calls[0].usage, Usage::default());
+    assert_eq!(second.calls[0].cost_usd, Some(0.0));
+    assert_eq!(second.files, first.files);
+    assert_eq!(model.requests.lock().expect("lock").len(), 1);
+
+    // A project that turned the cache off, and a retried task, ask the model.
+    let mut uncached = task.clone();
+    uncached.use_cache = false;
+    assert!(!agents.run(&uncached).await.expect("runs").calls[0].cached);
+    let mut retried = task.clone();
+    retried.attempt = 2;
+    assert!(!agents.run(&retried).await.expect("runs").calls[0].cached);
+    assert_eq!(model.requests.lock().expect("lock").len(), 3);
+}
+
+#[tokio::test]
+async fn tasks_ask_the_model_their_route_names() {
+    let model = Scripted::new(vec![code_answer(), code_answer(), code_answer()]);
+    let settings = AgentSettings {
+        models: ModelRoutes::parse(Some("small"), "reviewer=strong,security_audit=strongest")
+            .expect("routes"),
+        ..AgentSettings::default()
+    };
+    let agents = Agents::new(model.clone(), settings);
+    for kind in ["database_schema", "code_review", "security_audit"] {
+        agents
+            .run(&input(kind, ProjectType::Fullstack))
+            .await
+            .expect("runs");
+    }
+    let asked: Vec<String> = model
+        .requests
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|r| r.model.clone())
+        .collect();
+    assert_eq!(asked, ["small", "strong", "strongest"]);
 }

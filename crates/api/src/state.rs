@@ -15,6 +15,9 @@ pub struct AppState {
     pub activity: watch::Receiver<u64>,
     /// Attempts per task for new projects, unless their options say otherwise.
     pub default_max_attempts: i32,
+    /// Budgets of new projects whose options set none.
+    pub default_max_tokens: Option<u64>,
+    pub default_max_cost_usd: Option<f64>,
 }
 
 /// The accepted API keys, kept only as SHA-256 digests.

@@ -5,21 +5,46 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use guild_core::{AgentKind, Plan, ProjectStatus, ProjectType, TaskSpec, TaskStatus};
 use guild_store::files::FileMeta;
-use guild_store::projects::Project;
+use guild_store::projects::{Project, Usage};
 use guild_store::tasks::Task;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// Tokens and cost a project has used.
+/// Tokens, cost and calls of a project, a task or an agent.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UsageView {
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub total_tokens: i64,
-    /// US dollars; `null` while the price of a model used is unknown.
+    /// US dollars; `null` once the price of a model used is unknown.
     pub cost_usd: Option<f64>,
+    /// Model calls, answers from the response cache included.
+    pub llm_calls: i64,
+    /// Calls answered from the response cache, at no cost.
+    pub cache_hits: i64,
+}
+
+impl From<Usage> for UsageView {
+    fn from(u: Usage) -> Self {
+        Self {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            total_tokens: u.prompt_tokens + u.completion_tokens,
+            cost_usd: u.cost_usd,
+            llm_calls: u.llm_calls,
+            cache_hits: u.cache_hits,
+        }
+    }
+}
+
+/// What one agent kind's tasks of a project used.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentUsageView {
+    pub agent: String,
+    #[serde(flatten)]
+    pub usage: UsageView,
 }
 
 /// A plan's shape and durations.
@@ -74,12 +99,7 @@ impl From<Project> for ProjectSummary {
             created_at: p.created_at,
             started_at: p.started_at,
             finished_at: p.finished_at,
-            usage: UsageView {
-                prompt_tokens: p.prompt_tokens,
-                completion_tokens: p.completion_tokens,
-                total_tokens: p.prompt_tokens + p.completion_tokens,
-                cost_usd: p.cost_usd,
-            },
+            usage: p.usage.into(),
         }
     }
 }
@@ -97,6 +117,8 @@ pub struct ProjectView {
     /// Task counts by status.
     pub progress: BTreeMap<String, i64>,
     pub plan: PlanSummary,
+    /// Usage by agent kind: the sums of its tasks'.
+    pub usage_by_agent: Vec<AgentUsageView>,
 }
 
 /// A page of projects.
@@ -134,6 +156,8 @@ pub struct TaskView {
     pub errors: Vec<AttemptErrorView>,
     /// The feedback of the last rejected approval.
     pub feedback: Option<String>,
+    /// What the task's model calls used, over all its attempts.
+    pub usage: UsageView,
 }
 
 /// Why one attempt at a task failed.
@@ -172,6 +196,7 @@ impl From<&Task> for TaskView {
                 })
                 .collect(),
             feedback: t.feedback.clone(),
+            usage: t.usage.into(),
         }
     }
 }

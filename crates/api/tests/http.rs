@@ -78,7 +78,26 @@ async fn a_project_runs_from_post_to_files_and_archive() {
         project["plan"]["phases"].as_array().expect("phases").len(),
         7
     );
-    assert!(project["usage"]["total_tokens"].as_i64().expect("tokens") > 0);
+    let usage = &project["usage"];
+    assert!(usage["total_tokens"].as_i64().expect("tokens") > 0);
+    assert_eq!(usage["llm_calls"], 15, "one offline call a task");
+    assert_eq!(usage["cache_hits"], 0);
+    assert_eq!(usage["cost_usd"], 0.0, "the offline model is free");
+    // Usage by agent adds up to the project's.
+    let by_agent = project["usage_by_agent"].as_array().expect("by agent");
+    let agents: Vec<&str> = by_agent
+        .iter()
+        .filter_map(|a| a["agent"].as_str())
+        .collect();
+    assert_eq!(
+        agents,
+        ["analyst", "backend", "devops", "frontend", "reviewer"]
+    );
+    let summed: i64 = by_agent
+        .iter()
+        .map(|a| a["total_tokens"].as_i64().expect("tokens"))
+        .sum();
+    assert_eq!(summed, usage["total_tokens"].as_i64().expect("tokens"));
     assert!(project["requirements"]["core_features"].is_array());
 
     let tasks = server.get_json(&format!("/projects/{id}/tasks")).await;
@@ -111,6 +130,14 @@ async fn a_project_runs_from_post_to_files_and_archive() {
             .contains("database_schema")
     );
     assert_eq!(schema["files"].as_array().expect("files").len(), 2);
+    assert_eq!(schema["usage"]["llm_calls"], 1);
+    assert_eq!(
+        schema["usage"]["total_tokens"],
+        schema["result"]["prompt_tokens"].as_i64().expect("prompt")
+            + schema["result"]["completion_tokens"]
+                .as_i64()
+                .expect("completion")
+    );
 
     let files = server.get_json(&format!("/projects/{id}/files")).await;
     let files = files["files"].as_array().expect("files").clone();
@@ -208,6 +235,9 @@ async fn bad_requests_get_the_right_problem_and_store_nothing() {
     let duplicate = json!({"description": "x", "workflow": [{"key": "a", "agent": "backend"}, {"key": "a", "agent": "frontend"}]});
     let approval = json!({"description": "x", "options": {"require_approval": ["nope"]}});
     let parallel = json!({"description": "x", "options": {"max_parallel": 0}});
+    let no_tokens = json!({"description": "x", "options": {"max_tokens": 0}});
+    let free_money = json!({"description": "x", "options": {"max_cost_usd": -1.5}});
+    let cache_text = json!({"description": "x", "options": {"cache": "no"}});
     let attempts = json!({"description": "x", "workflow": [{"key": "a", "agent": "backend", "max_attempts": 11}]});
     let cases: Vec<(reqwest::Response, u16, &str)> = vec![
         (
@@ -296,6 +326,17 @@ async fn bad_requests_get_the_right_problem_and_store_nothing() {
             422,
             "workflow[0].max_attempts",
         ),
+        (
+            server.post("/projects", no_tokens).await,
+            422,
+            "options.max_tokens",
+        ),
+        (
+            server.post("/projects", free_money).await,
+            422,
+            "options.max_cost_usd",
+        ),
+        (server.post("/projects", cache_text).await, 422, "cache"),
         (server.get("/projects/not-a-uuid").await, 400, "not-a-uuid"),
         (
             server

@@ -59,26 +59,124 @@ pub struct DatabaseArgs {
 pub enum Provider {
     /// Deterministic answers with no network.
     Offline,
+    /// Any OpenAI-compatible chat completions server (OpenAI, Ollama, vLLM, llama.cpp,
+    /// LiteLLM).
+    Openai,
+    /// Anthropic's Messages API.
+    Anthropic,
 }
 
+/// The model provider and how calls to it are made.
 #[derive(Debug, Clone, Args)]
 pub struct LlmArgs {
-    /// Which model provider answers the agents.
-    #[arg(
-        long = "llm-provider",
-        env = "GUILD_LLM_PROVIDER",
-        value_enum,
-        default_value = "offline"
-    )]
-    pub provider: Provider,
+    /// Which provider answers the agents. Unset: `openai` when OPENAI_API_KEY is set, else
+    /// `anthropic` when ANTHROPIC_API_KEY is set, else `offline`.
+    #[arg(long = "llm-provider", env = "GUILD_LLM_PROVIDER", value_enum)]
+    pub provider: Option<Provider>,
 
-    /// Model name; unset uses the provider's default.
+    /// The key of the OpenAI-compatible server (local servers need none).
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    pub openai_api_key: Option<guild_llm::Secret>,
+
+    /// The OpenAI-compatible server, e.g. http://localhost:11434/v1 for Ollama.
+    #[arg(long, env = "OPENAI_BASE_URL", default_value = guild_llm::openai::DEFAULT_BASE_URL)]
+    pub openai_base_url: String,
+
+    /// The Anthropic key.
+    #[arg(long, env = "ANTHROPIC_API_KEY", hide_env_values = true)]
+    pub anthropic_api_key: Option<guild_llm::Secret>,
+
+    /// The Anthropic server.
+    #[arg(long, env = "ANTHROPIC_BASE_URL", default_value = guild_llm::anthropic::DEFAULT_BASE_URL)]
+    pub anthropic_base_url: String,
+
+    /// The model of every task without a route. Unset: the provider's default
+    /// (gpt-4o-mini, claude-sonnet-4-5, offline-1).
     #[arg(long = "llm-model", env = "GUILD_LLM_MODEL")]
     pub model: Option<String>,
+
+    /// Models by task type or agent kind, e.g. `reviewer=gpt-4.1,security_audit=o3`; a
+    /// task type's route wins over its agent's.
+    #[arg(long = "llm-models", env = "GUILD_LLM_MODELS", default_value = "")]
+    pub models: String,
+
+    /// Prices added to or replacing the built-in table, USD per million tokens:
+    /// `model=prompt/completion,...`, e.g. `llama3.1=0/0`. A model without a price has an
+    /// unknown cost.
+    #[arg(long = "llm-prices", env = "GUILD_LLM_PRICES", default_value = "")]
+    pub prices: String,
+
+    /// Sampling temperature. Answers at 0 are cached.
+    #[arg(
+        long = "llm-temperature",
+        env = "GUILD_LLM_TEMPERATURE",
+        default_value_t = 0.0
+    )]
+    pub temperature: f32,
+
+    /// The completion allowance of each call, in tokens.
+    #[arg(long = "llm-max-tokens", env = "GUILD_LLM_MAX_TOKENS", default_value_t = 8000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_tokens: u32,
+
+    /// Calls the analysis (and any step answering JSON) may make when its answer is not
+    /// valid: the first, then repairs asked with the exact error.
+    #[arg(long = "llm-json-attempts", env = "GUILD_LLM_JSON_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub json_attempts: u32,
+
+    /// Longest wait for a whole answer, in seconds.
+    #[arg(long = "llm-timeout-secs", env = "GUILD_LLM_TIMEOUT_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout_secs: u64,
+
+    /// Longest wait for a connection, in seconds.
+    #[arg(long = "llm-connect-timeout-secs", env = "GUILD_LLM_CONNECT_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub connect_timeout_secs: u64,
+
+    /// Retries of a call after a rate limit, a 5xx, a timeout or a connection error, with
+    /// exponential backoff and jitter (or the server's Retry-After).
+    #[arg(long = "llm-max-retries", env = "GUILD_LLM_MAX_RETRIES", default_value_t = 4, value_parser = clap::value_parser!(u32).range(0..=20))]
+    pub max_retries: u32,
+
+    /// At most this many calls in flight in this process (unset: as many as task slots).
+    #[arg(long = "llm-max-concurrency", env = "GUILD_LLM_MAX_CONCURRENCY", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrency: Option<u32>,
+
+    /// At most this many calls a minute from this process; more wait.
+    #[arg(long = "llm-rpm", env = "GUILD_LLM_RPM", value_parser = clap::value_parser!(u32).range(1..))]
+    pub requests_per_minute: Option<u32>,
+
+    /// At most this many tokens a minute from this process, counting each call's worst
+    /// case (prompt and completion allowance); more wait.
+    #[arg(long = "llm-tpm", env = "GUILD_LLM_TPM", value_parser = clap::value_parser!(u32).range(1..))]
+    pub tokens_per_minute: Option<u32>,
+
+    /// Answer identical calls at temperature 0 from the response cache in PostgreSQL
+    /// (projects can opt out with `options.cache: false`). The offline provider is never
+    /// cached.
+    #[arg(long = "llm-cache", env = "GUILD_LLM_CACHE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub cache: bool,
 
     /// Delay before each offline answer, to model a real model's latency in benchmarks.
     #[arg(long, env = "GUILD_OFFLINE_LATENCY_MS", default_value_t = 0)]
     pub offline_latency_ms: u64,
+}
+
+/// Budgets of projects that set none.
+#[derive(Debug, Clone, Args)]
+pub struct BudgetArgs {
+    /// Most tokens a project's model calls may use (unset: no limit).
+    #[arg(long = "max-tokens", env = "GUILD_MAX_TOKENS", value_parser = clap::value_parser!(u64).range(1..=1_000_000_000_000))]
+    pub project_max_tokens: Option<u64>,
+
+    /// Most US dollars a project's model calls may cost (unset: no limit).
+    #[arg(long = "max-cost-usd", env = "GUILD_MAX_COST_USD", value_parser = parse_cost)]
+    pub project_max_cost_usd: Option<f64>,
+}
+
+fn parse_cost(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(usd) if usd > 0.0 && usd <= 100_000.0 => Ok(usd),
+        _ => Err("a number of US dollars over 0 and at most 100000".into()),
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -111,6 +209,9 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub llm: LlmArgs,
+
+    #[command(flatten)]
+    pub budget: BudgetArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -139,6 +240,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub llm: LlmArgs,
+
+    #[command(flatten)]
+    pub budget: BudgetArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -271,7 +375,7 @@ mod tests {
             panic!("run")
         };
         assert_eq!(args.project_type, ProjectTypeArg::Fullstack);
-        assert_eq!(args.llm.provider, Provider::Offline);
+        assert_eq!(args.llm.provider, None);
         assert_eq!(args.out, PathBuf::from("out"));
     }
 

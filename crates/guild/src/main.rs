@@ -13,6 +13,7 @@ macro_rules! say {
 mod bench;
 mod cli;
 mod database;
+mod llm;
 mod progress;
 mod run;
 mod serve;

@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use guild_agents::paths::safe_path;
-use guild_agents::{AgentSettings, Agents};
 use guild_core::{Plan, ProjectStatus, ProjectType};
-use guild_llm::{LlmClient, OfflineProvider};
 use guild_store::projects::{self, NewProject, Project};
 use guild_store::{files, tasks};
 use guild_worker::{WorkerConfig, WorkerEvent, WorkerPool};
@@ -18,7 +16,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::cli::{LlmArgs, Provider, RunArgs};
+use crate::cli::RunArgs;
 use crate::database::Database;
 use crate::progress::Progress;
 use crate::signals::ShutdownSignals;
@@ -50,14 +48,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     result
 }
 
-pub fn llm_client(args: &LlmArgs) -> Arc<dyn LlmClient> {
-    match args.provider {
-        Provider::Offline => Arc::new(OfflineProvider::new(Duration::from_millis(
-            args.offline_latency_ms,
-        ))),
-    }
-}
-
 async fn generate(
     args: &RunArgs,
     description: &str,
@@ -67,13 +57,7 @@ async fn generate(
 ) -> anyhow::Result<ExitCode> {
     let project_type = ProjectType::from(args.project_type);
     let plan = project_type.template();
-    let agents = Agents::new(
-        llm_client(&args.llm),
-        AgentSettings {
-            model: args.llm.model.clone(),
-            ..AgentSettings::default()
-        },
-    );
+    let agents = crate::llm::agents(&args.llm, &database.pool)?;
     // Someone who interrupts a run wants out: running tasks get a short grace, then they
     // are released back to `ready` in the database.
     let config = WorkerConfig {
@@ -89,7 +73,10 @@ async fn generate(
             description,
             project_type,
             technology_stack: args.stack.as_deref(),
-            options: json!({}),
+            options: json!({
+                "max_tokens": args.budget.project_max_tokens,
+                "max_cost_usd": args.budget.project_max_cost_usd,
+            }),
             plan: &plan,
             max_attempts: i32::from(args.max_attempts),
             idempotency: None,
@@ -223,11 +210,21 @@ async fn report(
         plan.critical_path().join(" -> ")
     );
     say!("  files:    {written} written under {}", out.display());
+    let usage = &project.usage;
     say!(
         "  tokens:   {} prompt + {} completion = {}",
-        project.prompt_tokens,
-        project.completion_tokens,
-        project.prompt_tokens + project.completion_tokens
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        usage.prompt_tokens + usage.completion_tokens
+    );
+    say!(
+        "  calls:    {} ({} from the cache), cost {}",
+        usage.llm_calls,
+        usage.cache_hits,
+        usage.cost_usd.map_or_else(
+            || "unknown (a model's price is unknown)".to_owned(),
+            |usd| format!("${usd:.4}")
+        )
     );
 
     if project.status == ProjectStatus::Completed {

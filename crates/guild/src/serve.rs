@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use guild_agents::{AgentSettings, Agents};
 use guild_api::{ApiKeys, AppState};
 use guild_store::PgPool;
 use guild_worker::{WorkerConfig, WorkerPool};
@@ -15,7 +14,6 @@ use tokio_util::task::TaskTracker;
 
 use crate::cli::{LlmArgs, PoolArgs, ServeArgs};
 use crate::database::Database;
-use crate::run::llm_client;
 use crate::signals::ShutdownSignals;
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -25,8 +23,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
 
-    let pool_events = (workers > 0).then(|| {
-        let pool = worker_pool(database.pool.clone(), &args.llm, workers, &args.pool);
+    let pool_events = if workers > 0 {
+        let pool = worker_pool(database.pool.clone(), &args.llm, workers, &args.pool)?;
         let events = pool.subscribe();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
@@ -34,8 +32,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 tracing::error!(%error, "the worker pool stopped");
             }
         });
-        events
-    });
+        Some(events)
+    } else {
+        None
+    };
     let (activity, activity_rx) = watch::channel(0u64);
     tracker.spawn(forward_activity(pool_events, activity, shutdown.clone()));
 
@@ -44,6 +44,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         keys: Arc::new(ApiKeys::from_list(args.api_keys.as_deref().unwrap_or(""))),
         activity: activity_rx,
         default_max_attempts: i32::from(args.max_attempts),
+        default_max_tokens: args.budget.project_max_tokens,
+        default_max_cost_usd: args.budget.project_max_cost_usd,
     };
     let listener = tokio::net::TcpListener::bind(&args.bind)
         .await
@@ -73,21 +75,20 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The worker pool of a long-running process: `slots` task slots with the configured model.
-pub fn worker_pool(database: PgPool, llm: &LlmArgs, slots: usize, pool: &PoolArgs) -> WorkerPool {
-    let agents = Agents::new(
-        llm_client(llm),
-        AgentSettings {
-            model: llm.model.clone(),
-            ..AgentSettings::default()
-        },
-    );
+pub fn worker_pool(
+    database: PgPool,
+    llm: &LlmArgs,
+    slots: usize,
+    pool: &PoolArgs,
+) -> anyhow::Result<WorkerPool> {
+    let agents = crate::llm::agents(llm, &database)?;
     let config = WorkerConfig {
         lease: Duration::from_secs(pool.lease_secs),
         shutdown_grace: Duration::from_secs(pool.shutdown_grace_secs),
         agent_caps: pool.agent_caps(),
         ..WorkerConfig::new(slots)
     };
-    WorkerPool::new(database, Arc::new(agents), config)
+    Ok(WorkerPool::new(database, Arc::new(agents), config))
 }
 
 /// Bumps `activity` whenever the worker pool reports progress, so event streams look for new

@@ -24,7 +24,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         &args.llm,
         usize::from(args.workers),
         &args.pool,
-    );
+    )?;
     say!(
         "Guild worker {} running {} task slots",
         pool.config().worker_id,

@@ -10,6 +10,8 @@ fn guild() -> Command {
     command
         .env_remove("DATABASE_URL")
         .env_remove("GUILD_LLM_PROVIDER")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("ANTHROPIC_API_KEY")
         .env_remove("GUILD_OFFLINE_LATENCY_MS")
         .env_remove("RUST_LOG");
     command

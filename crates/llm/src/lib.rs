@@ -158,6 +158,11 @@ impl Secret {
         Self(value.into())
     }
 
+    /// Whether there is no credential at all.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The credential itself, for the request header that needs it.
     pub fn expose(&self) -> &str {
         &self.0
@@ -170,6 +175,14 @@ impl Secret {
         } else {
             text.replace(&self.0, "***")
         }
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self::new(value))
     }
 }
 

@@ -123,11 +123,14 @@ impl LlmClient for OpenAiProvider {
                 kind: "json_object",
             }),
         };
-        let call = self
+        let mut call = self
             .http
             .post(http::endpoint(&self.base_url, "chat/completions"))
-            .bearer_auth(self.key.expose())
             .json(&body);
+        // Local servers (Ollama, llama.cpp) need no key.
+        if !self.key.is_empty() {
+            call = call.bearer_auth(self.key.expose());
+        }
         let answer: ChatResponse =
             http::send(call, &self.key, KEY_VARIABLE, self.settings.timeout).await?;
         let content = answer

@@ -5,9 +5,11 @@
 //! events, its dependents' release and the project's status in one. Callers never hold a
 //! connection: every function takes the pool and returns before any slow work.
 
+pub mod budget;
 pub mod events;
 pub mod files;
 pub mod listener;
+pub mod llm_cache;
 pub mod oversight;
 pub mod projects;
 pub mod sessions;

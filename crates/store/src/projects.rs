@@ -63,12 +63,55 @@ pub struct Project {
     pub options: Value,
     pub requirements: Option<Value>,
     pub error: Option<String>,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-    pub cost_usd: Option<f64>,
+    /// What the project's model calls used.
+    pub usage: Usage,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// What model calls used: of a project, a task, or a project's agent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Usage {
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    /// `None` once any call's price was unknown.
+    pub cost_usd: Option<f64>,
+    /// Calls made, answers from the cache included.
+    pub llm_calls: i64,
+    /// Calls answered from the response cache.
+    pub cache_hits: i64,
+}
+
+/// A project's usage by agent kind.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentUsage {
+    pub agent: String,
+    #[serde(flatten)]
+    pub usage: Usage,
+}
+
+/// A project's usage by agent kind, from its tasks: the sums of theirs, by agent name.
+pub fn usage_by_agent(tasks: &[crate::tasks::Task]) -> Vec<AgentUsage> {
+    let mut by_agent: std::collections::BTreeMap<&str, Usage> = Default::default();
+    for task in tasks {
+        let total = by_agent.entry(task.agent.as_str()).or_insert(Usage {
+            cost_usd: Some(0.0),
+            ..Usage::default()
+        });
+        total.prompt_tokens += task.usage.prompt_tokens;
+        total.completion_tokens += task.usage.completion_tokens;
+        total.cost_usd = total.cost_usd.zip(task.usage.cost_usd).map(|(a, b)| a + b);
+        total.llm_calls += task.usage.llm_calls;
+        total.cache_hits += task.usage.cache_hits;
+    }
+    by_agent
+        .into_iter()
+        .map(|(agent, usage)| AgentUsage {
+            agent: agent.to_owned(),
+            usage,
+        })
+        .collect()
 }
 
 #[derive(sqlx::FromRow)]
@@ -81,9 +124,8 @@ struct ProjectRow {
     options: Value,
     requirements: Option<Value>,
     error: Option<String>,
-    prompt_tokens: i64,
-    completion_tokens: i64,
-    cost_usd: Option<f64>,
+    #[sqlx(flatten)]
+    usage: Usage,
     created_at: DateTime<Utc>,
     started_at: Option<DateTime<Utc>>,
     finished_at: Option<DateTime<Utc>>,
@@ -102,9 +144,7 @@ impl TryFrom<ProjectRow> for Project {
             options: row.options,
             requirements: row.requirements,
             error: row.error,
-            prompt_tokens: row.prompt_tokens,
-            completion_tokens: row.completion_tokens,
-            cost_usd: row.cost_usd,
+            usage: row.usage,
             created_at: row.created_at,
             started_at: row.started_at,
             finished_at: row.finished_at,
@@ -116,8 +156,8 @@ impl TryFrom<ProjectRow> for Project {
 macro_rules! project_columns {
     () => {
         "id, description, project_type, technology_stack, status, options, requirements, \
-         error, prompt_tokens, completion_tokens, cost_usd::float8 AS cost_usd, created_at, \
-         started_at, finished_at"
+         error, prompt_tokens, completion_tokens, cost_usd::float8 AS cost_usd, llm_calls, \
+         cache_hits, created_at, started_at, finished_at"
     };
 }
 

@@ -27,6 +27,8 @@ pub struct LlmCall {
     pub latency_ms: i64,
     /// `None` when the model's price is unknown.
     pub cost_usd: Option<f64>,
+    /// Answered from the response cache (no tokens, no cost).
+    pub cached: bool,
 }
 
 /// A code block an agent wrote that was not stored, and why.
@@ -70,6 +72,9 @@ pub struct Failure<'a> {
     pub llm_calls: &'a [LlmCall],
     /// The model's unusable answer, kept (truncated) in the failure's event.
     pub raw_answer: Option<&'a str>,
+    /// The project must stop (its budget would be exceeded): it fails, and its other
+    /// tasks, running ones included, are cancelled.
+    pub stops_project: bool,
 }
 
 /// How much of an unusable answer an event keeps.
@@ -259,7 +264,7 @@ pub async fn complete_many(
         &mut tx,
         &done
             .iter()
-            .map(|c| (c.project_id, c.llm_calls))
+            .map(|c| (c.project_id, c.task_id, c.llm_calls))
             .collect::<Vec<_>>(),
     )
     .await?;
@@ -391,13 +396,30 @@ pub async fn fail(pool: &PgPool, failure: Failure<'_>) -> Result<Settled> {
         // The failure's own events come before its consequences (skips, the project's end).
         events::record(&mut tx, project_id, &std::mem::take(&mut log)).await?;
         settled.skipped = skip_downstream(&mut tx, project_id, failure.task_id, &key).await?;
-        if critical {
-            settled.cancelled = fail_project(&mut tx, project_id, &key, failure.error).await?;
+        if failure.stops_project {
+            settled.cancelled = fail_project(
+                &mut tx,
+                project_id,
+                &format!("task `{key}` stopped the project: {}", failure.error),
+                &format!("cancelled: task `{key}` stopped the project"),
+                true,
+            )
+            .await?;
+            settled.project_finished = Some(ProjectStatus::Failed);
+        } else if critical {
+            settled.cancelled = fail_project(
+                &mut tx,
+                project_id,
+                &format!("critical task `{key}` failed: {}", failure.error),
+                &format!("cancelled: critical task `{key}` failed"),
+                false,
+            )
+            .await?;
             settled.project_finished = Some(ProjectStatus::Failed);
         }
     }
     events::record(&mut tx, project_id, &log).await?;
-    add_usage(&mut tx, &[(project_id, failure.llm_calls)]).await?;
+    add_usage(&mut tx, &[(project_id, failure.task_id, failure.llm_calls)]).await?;
     end_sessions(
         &mut tx,
         &failure
@@ -407,7 +429,7 @@ pub async fn fail(pool: &PgPool, failure: Failure<'_>) -> Result<Settled> {
             .collect::<Vec<_>>(),
     )
     .await?;
-    if !retrying && !critical {
+    if !retrying && !critical && !failure.stops_project {
         settled.project_finished = finish_project_if_done(&mut tx, project_id).await?;
     }
     notify_ready(&mut tx).await?; // as in `complete`
@@ -499,46 +521,82 @@ fn llm_call_events(task_id: Uuid, calls: &[LlmCall]) -> Vec<NewEvent> {
                 "completion_tokens": call.completion_tokens,
                 "latency_ms": call.latency_ms,
                 "cost_usd": call.cost_usd,
+                "cached": call.cached,
             }),
         })
         .collect()
 }
 
-/// Adds the calls' tokens and cost to their projects' totals. One unknown cost makes a
-/// total unknown: a partial sum would understate what was spent.
-async fn add_usage(conn: &mut PgConnection, calls: &[(Uuid, &[LlmCall])]) -> Result<()> {
-    /// Prompt tokens, completion tokens, cost (unknown once any call's is).
-    type Usage = (i64, i64, Option<f64>);
-    let mut totals: HashMap<Uuid, Usage> = HashMap::new();
-    for (project_id, calls) in calls.iter().filter(|(_, calls)| !calls.is_empty()) {
-        let total = totals.entry(*project_id).or_insert((0, 0, Some(0.0)));
-        for call in *calls {
-            total.0 += call.prompt_tokens;
-            total.1 += call.completion_tokens;
-            total.2 = total.2.zip(call.cost_usd).map(|(a, b)| a + b);
-        }
-    }
-    if totals.is_empty() {
+/// Adds the calls' tokens, cost, count and cache hits to their tasks' and projects'
+/// totals, and clears the tasks' budget reservations (the totals now hold what they
+/// stood for). One unknown cost makes a total unknown: a partial sum would understate what
+/// was spent.
+async fn add_usage(conn: &mut PgConnection, calls: &[(Uuid, Uuid, &[LlmCall])]) -> Result<()> {
+    let calls: Vec<_> = calls.iter().filter(|(_, _, c)| !c.is_empty()).collect();
+    if calls.is_empty() {
         return Ok(());
     }
-    let (ids, sums): (Vec<Uuid>, Vec<Usage>) = totals.into_iter().unzip();
+    let totals: Vec<Usage> = calls.iter().map(|(_, _, c)| Usage::of(c)).collect();
     sqlx::query(
-        "UPDATE projects p
-         SET prompt_tokens = p.prompt_tokens + u.prompt,
-             completion_tokens = p.completion_tokens + u.completion,
-             cost_usd = CASE WHEN u.cost IS NULL THEN NULL
-                             ELSE coalesce(p.cost_usd, 0) + u.cost::numeric END
-         FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::float8[])
-              AS u(id, prompt, completion, cost)
-         WHERE p.id = u.id",
+        "WITH u AS (
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::int8[], $5::float8[],
+                                  $6::int4[], $7::int4[])
+                 AS u(project_id, task_id, prompt, completion, cost, calls, hits)
+         ), per_task AS (
+             UPDATE tasks t
+             SET prompt_tokens = t.prompt_tokens + u.prompt,
+                 completion_tokens = t.completion_tokens + u.completion,
+                 cost_usd = t.cost_usd + u.cost::numeric,
+                 llm_calls = t.llm_calls + u.calls,
+                 cache_hits = t.cache_hits + u.hits,
+                 reserved_tokens = 0, reserved_cost_usd = 0
+             FROM u WHERE t.id = u.task_id
+         ), per_project AS (
+             SELECT project_id, sum(prompt) AS prompt, sum(completion) AS completion,
+                    CASE WHEN bool_and(cost IS NOT NULL) THEN sum(cost) END AS cost,
+                    sum(calls) AS calls, sum(hits) AS hits
+             FROM u GROUP BY project_id
+         )
+         UPDATE projects p
+         SET prompt_tokens = p.prompt_tokens + pp.prompt,
+             completion_tokens = p.completion_tokens + pp.completion,
+             cost_usd = p.cost_usd + pp.cost::numeric,
+             llm_calls = p.llm_calls + pp.calls,
+             cache_hits = p.cache_hits + pp.hits
+         FROM per_project pp WHERE p.id = pp.project_id",
     )
-    .bind(&ids)
-    .bind(sums.iter().map(|s| s.0).collect::<Vec<_>>())
-    .bind(sums.iter().map(|s| s.1).collect::<Vec<_>>())
-    .bind(sums.iter().map(|s| s.2).collect::<Vec<_>>())
+    .bind(calls.iter().map(|c| c.0).collect::<Vec<_>>())
+    .bind(calls.iter().map(|c| c.1).collect::<Vec<_>>())
+    .bind(totals.iter().map(|t| t.prompt).collect::<Vec<_>>())
+    .bind(totals.iter().map(|t| t.completion).collect::<Vec<_>>())
+    .bind(totals.iter().map(|t| t.cost).collect::<Vec<_>>())
+    .bind(totals.iter().map(|t| t.calls).collect::<Vec<_>>())
+    .bind(totals.iter().map(|t| t.hits).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// The sums of one task's calls.
+struct Usage {
+    prompt: i64,
+    completion: i64,
+    /// Unknown once any call's cost is.
+    cost: Option<f64>,
+    calls: i32,
+    hits: i32,
+}
+
+impl Usage {
+    fn of(calls: &[LlmCall]) -> Self {
+        Self {
+            prompt: calls.iter().map(|c| c.prompt_tokens).sum(),
+            completion: calls.iter().map(|c| c.completion_tokens).sum(),
+            cost: calls.iter().map(|c| c.cost_usd).sum(),
+            calls: calls.len() as i32,
+            hits: calls.iter().filter(|c| c.cached).count() as i32,
+        }
+    }
 }
 
 /// Ends the sessions' current tasks: `(session, busy ms, completed)`.
@@ -594,13 +652,15 @@ async fn skip_downstream(
     Ok(skipped as u64)
 }
 
-/// Fails the project because critical task `key` failed, and cancels its unstarted tasks.
-/// Returns how many were cancelled.
+/// Fails the project with `error` and cancels its unstarted tasks, and its running ones
+/// too when `running_too` (their workers stop them at their next heartbeat). Returns how
+/// many were cancelled.
 async fn fail_project(
     conn: &mut PgConnection,
     project_id: Uuid,
-    key: &str,
     error: &str,
+    cancel_reason: &str,
+    running_too: bool,
 ) -> Result<u64> {
     let (cancelled,): (i64,) = sqlx::query_as(
         "WITH failed AS (
@@ -608,8 +668,10 @@ async fn fail_project(
              WHERE id = $1 AND status IN ('pending', 'running')
              RETURNING id
          ), cancelled AS (
-             UPDATE tasks SET status = 'cancelled', error = $3
-             WHERE project_id = $1 AND status IN ('blocked', 'ready')
+             UPDATE tasks SET status = 'cancelled', error = $3, lease_expires_at = NULL
+             WHERE project_id = $1
+               AND (status IN ('blocked', 'ready')
+                    OR ($4 AND status IN ('running', 'awaiting_approval')))
              RETURNING id
          ), logged AS (
              INSERT INTO events (project_id, kind, data)
@@ -618,8 +680,9 @@ async fn fail_project(
          SELECT count(*) FROM cancelled",
     )
     .bind(project_id)
-    .bind(format!("critical task `{key}` failed: {error}"))
-    .bind(format!("cancelled: critical task `{key}` failed"))
+    .bind(error)
+    .bind(cancel_reason)
+    .bind(running_too)
     .fetch_one(conn)
     .await?;
     Ok(cancelled as u64)

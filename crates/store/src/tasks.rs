@@ -103,7 +103,8 @@ pub async fn claim_ready(
          ), claimed AS (
              UPDATE tasks t
              SET status = 'running', attempt = t.attempt + 1, worker_id = $2,
-                 started_at = now(), lease_expires_at = now() + make_interval(secs => $3)
+                 started_at = now(), lease_expires_at = now() + make_interval(secs => $3),
+                 reserved_tokens = 0, reserved_cost_usd = 0
              FROM picked WHERE t.id = picked.id
              RETURNING t.id, t.project_id, t.key, t.kind, t.agent, t.description, t.attempt,
                        t.max_attempts, t.critical, t.queue_at, t.priority
@@ -177,6 +178,10 @@ pub struct TaskContext {
     pub upstream: Vec<UpstreamResult>,
     /// The latest version of each file those tasks wrote.
     pub files: Vec<UpstreamFile>,
+    /// The project allows answers from the response cache (`options.cache`, default true).
+    pub use_cache: bool,
+    /// The project has a budget (`max_tokens` or `max_cost_usd`) its calls must reserve.
+    pub budgeted: bool,
 }
 
 /// A completed upstream task's summary.
@@ -193,6 +198,19 @@ pub struct UpstreamFile {
     pub path: String,
     pub content: String,
     pub task_key: String,
+}
+
+/// A task with what its context needs of its project.
+#[derive(sqlx::FromRow)]
+struct Head {
+    id: Uuid,
+    description: String,
+    project_type: String,
+    technology_stack: Option<String>,
+    requirements: Option<Value>,
+    feedback: Option<String>,
+    use_cache: bool,
+    budgeted: bool,
 }
 
 /// Reads the context of `task_id`: its project and everything upstream of it.
@@ -216,17 +234,10 @@ pub async fn contexts(pool: &PgPool, tasks: &[(Uuid, Uuid)]) -> Result<HashMap<U
     project_ids.sort_unstable();
     project_ids.dedup();
 
-    #[allow(clippy::type_complexity)]
-    let heads: Vec<(
-        Uuid,
-        String,
-        String,
-        Option<String>,
-        Option<Value>,
-        Option<String>,
-    )> = sqlx::query_as(
+    let heads: Vec<Head> = sqlx::query_as(
         "SELECT t.id, p.description, p.project_type, p.technology_stack, p.requirements,
-                    t.feedback
+                    t.feedback, coalesce((p.options->>'cache')::boolean, true) AS use_cache,
+                    (p.max_tokens IS NOT NULL OR p.max_cost_usd IS NOT NULL) AS budgeted
              FROM tasks t JOIN projects p ON p.id = t.project_id
              WHERE t.id = ANY($1)",
     )
@@ -268,7 +279,16 @@ pub async fn contexts(pool: &PgPool, tasks: &[(Uuid, Uuid)]) -> Result<HashMap<U
     heads
         .into_iter()
         .map(
-            |(task_id, description, project_type, technology_stack, requirements, feedback)| {
+            |Head {
+                 id: task_id,
+                 description,
+                 project_type,
+                 technology_stack,
+                 requirements,
+                 feedback,
+                 use_cache,
+                 budgeted,
+             }| {
                 let ups = &upstream[&task_id];
                 let mut rows: Vec<&GraphRow> =
                     ups.iter().filter_map(|id| by_id.get(id).copied()).collect();
@@ -291,6 +311,8 @@ pub async fn contexts(pool: &PgPool, tasks: &[(Uuid, Uuid)]) -> Result<HashMap<U
                     .collect();
                 files.sort_by(|a, b| a.path.cmp(&b.path));
                 let context = TaskContext {
+                    use_cache,
+                    budgeted,
                     description,
                     project_type: parse(&project_type)?,
                     technology_stack,
@@ -370,6 +392,8 @@ pub struct Task {
     pub errors: Vec<AttemptError>,
     /// A reviewer's feedback from the last rejected approval.
     pub feedback: Option<String>,
+    /// What the task's model calls used, over all its attempts.
+    pub usage: crate::projects::Usage,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
@@ -394,6 +418,8 @@ struct TaskRow {
     error: Option<String>,
     errors: sqlx::types::Json<Vec<AttemptError>>,
     feedback: Option<String>,
+    #[sqlx(flatten)]
+    usage: crate::projects::Usage,
     created_at: DateTime<Utc>,
     started_at: Option<DateTime<Utc>>,
     completed_at: Option<DateTime<Utc>>,
@@ -416,7 +442,9 @@ pub async fn list_filtered(
                 coalesce(array_agg(dep.key ORDER BY dep.key) FILTER (WHERE dep.key IS NOT NULL),
                          '{}') AS depends_on,
                 t.priority, t.critical, t.estimated_minutes, t.attempt, t.max_attempts,
-                t.result, t.error, t.errors, t.feedback, t.created_at, t.started_at, t.completed_at
+                t.result, t.error, t.errors, t.feedback, t.created_at, t.started_at, t.completed_at,
+                t.prompt_tokens, t.completion_tokens, t.cost_usd::float8 AS cost_usd,
+                t.llm_calls::int8 AS llm_calls, t.cache_hits::int8 AS cache_hits
          FROM tasks t
          LEFT JOIN task_dependencies d ON d.task_id = t.id
          LEFT JOIN tasks dep ON dep.id = d.depends_on
@@ -450,6 +478,7 @@ pub async fn list_filtered(
                 error: row.error,
                 errors: row.errors.0,
                 feedback: row.feedback,
+                usage: row.usage,
                 created_at: row.created_at,
                 started_at: row.started_at,
                 completed_at: row.completed_at,

@@ -59,6 +59,7 @@ fn failure(task: &ClaimedTask, retryable: bool) -> Failure<'static> {
         retry_delay: Duration::from_secs(3600),
         llm_calls: &[],
         raw_answer: None,
+        stops_project: false,
     }
 }
 

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use guild_core::{AgentKind, Plan, ProjectType, TaskSpec};
+use guild_core::{AgentKind, Plan, TaskSpec};
+use guild_store::PgPool;
 use guild_store::settle::{self, Completion, Failure};
 use guild_store::tasks::{self, ClaimedTask};
-use guild_store::{PgPool, projects};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -30,23 +30,7 @@ fn independent(prefix: &str, n: usize, agent: AgentKind) -> Vec<TaskSpec> {
 }
 
 async fn create(pool: &PgPool, tasks: Vec<TaskSpec>, options: Value) -> Uuid {
-    let plan = Plan::new(tasks).expect("plan");
-    projects::create(
-        pool,
-        projects::NewProject {
-            description: "A todo list app",
-            project_type: ProjectType::Fullstack,
-            technology_stack: None,
-            options,
-            plan: &plan,
-            max_attempts: 3,
-            idempotency: None,
-        },
-    )
-    .await
-    .expect("create")
-    .into_project()
-    .id
+    guild_testkit::create_project(pool, &Plan::new(tasks).expect("plan"), options).await
 }
 
 async fn claim(pool: &PgPool, limit: i64, room: &[(AgentKind, u32)]) -> Vec<ClaimedTask> {
@@ -63,23 +47,7 @@ fn count_of(claimed: &[ClaimedTask], project_id: Uuid) -> usize {
 }
 
 async fn complete(pool: &PgPool, task: &ClaimedTask) {
-    settle::complete(
-        pool,
-        Completion {
-            project_id: task.project_id,
-            task_id: task.id,
-            attempt: task.attempt,
-            session_id: None,
-            duration_ms: 1,
-            result: json!({"summary": "done"}),
-            files: &[],
-            rejected_files: &[],
-            requirements: None,
-            llm_calls: &[],
-        },
-    )
-    .await
-    .expect("complete");
+    guild_testkit::complete_task(pool, task, &[]).await;
 }
 
 #[tokio::test]
@@ -182,6 +150,7 @@ async fn every_failed_attempt_keeps_its_error() {
                 retry_delay: Duration::ZERO,
                 llm_calls: &[],
                 raw_answer: None,
+                stops_project: false,
             },
         )
         .await

@@ -106,5 +106,55 @@ pub async fn database_url() -> String {
 /// installed before any client is built.
 pub fn http_client() -> reqwest::Client {
     guild_llm::install_crypto();
-    guild_testkit::http_client()
+    reqwest::Client::new()
+}
+
+/// Creates a project "A todo list app" of `plan` with `options` (3 attempts per task) and
+/// returns its id.
+pub async fn create_project(
+    pool: &PgPool,
+    plan: &guild_core::Plan,
+    options: serde_json::Value,
+) -> uuid::Uuid {
+    guild_store::projects::create(
+        pool,
+        guild_store::projects::NewProject {
+            description: "A todo list app",
+            project_type: guild_core::ProjectType::Fullstack,
+            technology_stack: None,
+            options,
+            plan,
+            max_attempts: 3,
+            idempotency: None,
+        },
+    )
+    .await
+    .expect("create")
+    .into_project()
+    .id
+}
+
+/// Completes a claimed task with the summary "done", no files, and `llm_calls`.
+pub async fn complete_task(
+    pool: &PgPool,
+    task: &guild_store::tasks::ClaimedTask,
+    llm_calls: &[guild_store::settle::LlmCall],
+) {
+    guild_store::settle::complete(
+        pool,
+        guild_store::settle::Completion {
+            project_id: task.project_id,
+            task_id: task.id,
+            attempt: task.attempt,
+            session_id: None,
+            duration_ms: 1,
+            result: serde_json::json!({"summary": "done"}),
+            files: &[],
+            rejected_files: &[],
+            requirements: None,
+            llm_calls,
+        },
+    )
+    .await
+    .expect("complete");
 }

@@ -2,6 +2,7 @@
 //! runs its agent in its slot, and its completion goes to the settler, which stores the
 //! completions that finished meanwhile in one transaction.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use guild_agents::{AgentError, AgentOutcome, ContextFile, TaskInput, Upstream};
@@ -14,6 +15,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 
+use crate::ledger::ProjectBudget;
 use crate::settler::{OwnedCompletion, SettleError, Settlement, ToSettle, while_unavailable};
 use crate::{Inner, WorkerEvent, WorkerPool};
 
@@ -165,6 +167,7 @@ impl Inner {
                     retry_delay,
                     llm_calls: &calls,
                     raw_answer: error.raw_answer.as_deref(),
+                    stops_project: error.stops_project,
                 };
                 let settled: Settlement = while_unavailable(self.config.lease, || {
                     settle::fail(&self.pool, failure.clone())
@@ -264,6 +267,15 @@ impl Inner {
                     task_key: f.task_key,
                 })
                 .collect(),
+            use_cache: context.use_cache,
+            budget: context.budgeted.then(|| {
+                Arc::new(ProjectBudget {
+                    pool: self.pool.clone(),
+                    project_id: task.project_id,
+                    task_id: task.id,
+                    attempt: task.attempt,
+                }) as Arc<dyn guild_agents::Budget>
+            }),
         };
         let agent = self.agent.clone();
         let running = AbortOnDropHandle::new(tokio::spawn(async move { agent.run(&input).await }));
@@ -314,6 +326,7 @@ impl Inner {
             "prompt_version": outcome.prompt_version,
             "models": outcome.calls.iter().map(|c| &c.model).collect::<std::collections::BTreeSet<_>>(),
             "llm_calls": outcome.calls.len(),
+            "cache_hits": outcome.calls.iter().filter(|c| c.cached).count(),
             "prompt_tokens": outcome.calls.iter().map(|c| u64::from(c.usage.prompt_tokens)).sum::<u64>(),
             "completion_tokens": outcome.calls.iter().map(|c| u64::from(c.usage.completion_tokens)).sum::<u64>(),
         });
@@ -366,7 +379,8 @@ fn llm_calls(calls: &[guild_agents::CallRecord]) -> Vec<LlmCall> {
             prompt_tokens: i64::from(c.usage.prompt_tokens),
             completion_tokens: i64::from(c.usage.completion_tokens),
             latency_ms: c.latency_ms as i64,
-            cost_usd: guild_llm::cost_usd(c.provider, &c.model, c.usage),
+            cost_usd: c.cost_usd,
+            cached: c.cached,
         })
         .collect()
 }

@@ -9,10 +9,12 @@
 //! stops the agents of tasks that are no longer this process's.
 
 mod execute;
+mod ledger;
 mod maintain;
 mod settler;
 
 use execute::Slotted;
+pub use ledger::PgResponseCache;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

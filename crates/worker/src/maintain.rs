@@ -90,6 +90,7 @@ impl Inner {
                 retry_delay: Duration::ZERO,
                 llm_calls: &[],
                 raw_answer: None,
+                stops_project: false,
             };
             match settle::fail(&self.pool, failure).await {
                 Ok(settled) => {

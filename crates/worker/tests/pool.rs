@@ -131,8 +131,8 @@ async fn every_template_runs_to_completion_with_the_offline_team() {
             .requirements
             .expect("analysis stored on the project");
         assert!(requirements["core_features"].is_array());
-        assert!(project.prompt_tokens > 0 && project.completion_tokens > 0);
-        assert_eq!(project.cost_usd, Some(0.0));
+        assert!(project.usage.prompt_tokens > 0 && project.usage.completion_tokens > 0);
+        assert_eq!(project.usage.cost_usd, Some(0.0));
 
         let all_tasks = tasks::list(&pool, id).await.expect("tasks");
         assert_eq!(all_tasks.len(), project_type.template().tasks().len());
@@ -209,6 +209,7 @@ impl Agent for FailOn {
             retryable,
             calls: vec![],
             raw_answer: Some("garbage".into()),
+            stops_project: false,
         };
         match self.mode {
             Mode::Always { retryable } => Err(error(retryable)),

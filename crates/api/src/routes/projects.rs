@@ -17,7 +17,14 @@ use uuid::Uuid;
 use crate::error::{ApiError, FieldError, Problem, Result};
 use crate::extract::{ApiPath, ApiQuery, AppJson};
 use crate::state::AppState;
-use crate::views::{PlanNode, PlanSummary, PlanView, ProjectPage, ProjectSummary, ProjectView};
+use crate::views::{
+    AgentUsageView, PlanNode, PlanSummary, PlanView, ProjectPage, ProjectSummary, ProjectView,
+};
+
+/// The largest `options.max_tokens`.
+const MAX_TOKENS_BUDGET: u64 = 1_000_000_000_000;
+/// The largest `options.max_cost_usd`.
+const MAX_COST_BUDGET_USD: f64 = 100_000.0;
 
 /// Longest description accepted, in characters.
 pub const MAX_DESCRIPTION_CHARS: usize = 20_000;
@@ -89,6 +96,21 @@ pub struct ProjectOptions {
     /// as the workers have slots for.
     #[serde(default)]
     pub max_parallel: Option<u16>,
+    /// Most tokens (prompt and completion) the project's model calls may use, 1 to 10^12.
+    /// Each call's worst case (its prompt and whole completion allowance) is checked
+    /// before it is made; a call that would pass it is not made, its task fails with
+    /// `budget_exceeded` and the project stops. Unset: the server's `GUILD_MAX_TOKENS`.
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
+    /// Most US dollars the project's model calls may cost (over 0, at most 100000),
+    /// checked like `max_tokens`. A model without a known price cannot be used under it.
+    /// Unset: the server's `GUILD_MAX_COST_USD`.
+    #[serde(default)]
+    pub max_cost_usd: Option<f64>,
+    /// Answer identical model calls at temperature 0 from the response cache, at no cost
+    /// (default true).
+    #[serde(default)]
+    pub cache: Option<bool>,
 }
 
 fn is_valid_name(name: &str) -> bool {
@@ -167,6 +189,24 @@ fn validate(request: &CreateProject) -> Result<Plan> {
             return Err(ApiError::invalid(
                 "options.max_parallel",
                 "must be from 1 to 1000",
+            ));
+        }
+        if options
+            .max_tokens
+            .is_some_and(|n| !(1..=MAX_TOKENS_BUDGET).contains(&n))
+        {
+            return Err(ApiError::invalid(
+                "options.max_tokens",
+                "must be from 1 to 1000000000000",
+            ));
+        }
+        if options
+            .max_cost_usd
+            .is_some_and(|usd| !(usd > 0.0 && usd <= MAX_COST_BUDGET_USD))
+        {
+            return Err(ApiError::invalid(
+                "options.max_cost_usd",
+                "must be over 0 and at most 100000",
             ));
         }
     }
@@ -304,6 +344,13 @@ pub(crate) async fn project_view(pool: &PgPool, project: Project) -> Result<Proj
         requirements: project.requirements.clone(),
         progress,
         plan: PlanSummary::from(&plan),
+        usage_by_agent: projects::usage_by_agent(&tasks)
+            .into_iter()
+            .map(|a| AgentUsageView {
+                agent: a.agent,
+                usage: a.usage.into(),
+            })
+            .collect(),
         summary: project.into(),
     })
 }
@@ -346,7 +393,9 @@ pub async fn create_project(
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let options = request.options.unwrap_or_default();
+    let mut options = request.options.unwrap_or_default();
+    options.max_tokens = options.max_tokens.or(state.default_max_tokens);
+    options.max_cost_usd = options.max_cost_usd.or(state.default_max_cost_usd);
     let max_attempts = options
         .max_attempts
         .map_or(state.default_max_attempts, i32::from);

@@ -85,6 +85,8 @@ pub async fn start(options: Options) -> Server {
         keys: Arc::new(ApiKeys::from_list(options.keys)),
         activity: activity_rx,
         default_max_attempts: 3,
+        default_max_tokens: None,
+        default_max_cost_usd: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -61,11 +61,24 @@ pub enum Database<'a> {
     Private(&'a Path),
 }
 
+/// The settings that would send a test's calls to a real provider: unset for every test.
+pub const LLM_VARIABLES: [&str; 5] = [
+    "GUILD_LLM_PROVIDER",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
+];
+
 fn guild(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_guild"));
     command
         .env_remove("DATABASE_URL")
-        .env_remove("GUILD_API_KEYS")
+        .env_remove("GUILD_API_KEYS");
+    for variable in LLM_VARIABLES {
+        command.env_remove(variable);
+    }
+    command
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null());

@@ -1,0 +1,327 @@
+//! Budgets held before each call, usage totals per task, project and agent, a project
+//! stopped by its budget, and the response cache.
+
+use std::time::Duration;
+
+use guild_core::{AgentKind, Plan, ProjectStatus, TaskSpec, TaskStatus};
+use guild_store::budget::{self, Amount};
+use guild_store::settle::{self, Failure, LlmCall};
+use guild_store::tasks::{self, ClaimedTask};
+use guild_store::{PgPool, llm_cache, projects};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+fn task(key: &str, agent: AgentKind, depends_on: &[&str]) -> TaskSpec {
+    TaskSpec {
+        key: key.into(),
+        kind: key.into(),
+        agent,
+        description: key.into(),
+        depends_on: depends_on.iter().map(|d| (*d).to_owned()).collect(),
+        priority: 1,
+        critical: false,
+        estimated_minutes: 1,
+        max_attempts: None,
+    }
+}
+
+/// Two independent tasks (`a` backend, `b` frontend) and `c` after both.
+async fn create(pool: &PgPool, options: Value) -> Uuid {
+    let plan = Plan::new(vec![
+        task("a", AgentKind::Backend, &[]),
+        task("b", AgentKind::Frontend, &[]),
+        task("c", AgentKind::Reviewer, &["a", "b"]),
+    ])
+    .expect("plan");
+    guild_testkit::create_project(pool, &plan, options).await
+}
+
+async fn claim_both(pool: &PgPool) -> (ClaimedTask, ClaimedTask) {
+    let mut claimed = tasks::claim_ready(pool, "w", 2, Duration::from_secs(30), &[])
+        .await
+        .expect("claim");
+    claimed.sort_by(|x, y| x.key.cmp(&y.key));
+    let b = claimed.pop().expect("b");
+    let a = claimed.pop().expect("a");
+    (a, b)
+}
+
+fn tokens(n: i64) -> Amount {
+    Amount {
+        tokens: n,
+        cost_usd: Some(0.0),
+    }
+}
+
+fn call(prompt: i64, completion: i64, cost: Option<f64>, cached: bool) -> LlmCall {
+    LlmCall {
+        provider: "openai".into(),
+        model: "gpt-4o-mini".into(),
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        latency_ms: 5,
+        cost_usd: cost,
+        cached,
+    }
+}
+
+async fn complete(pool: &PgPool, task: &ClaimedTask, calls: &[LlmCall]) {
+    guild_testkit::complete_task(pool, task, calls).await;
+}
+
+async fn task_status(pool: &PgPool, project_id: Uuid, key: &str) -> (TaskStatus, projects::Usage) {
+    let task = tasks::list(pool, project_id)
+        .await
+        .expect("tasks")
+        .into_iter()
+        .find(|t| t.key == key)
+        .expect("task");
+    (task.status, task.usage)
+}
+
+#[tokio::test]
+async fn running_calls_hold_their_worst_case_until_they_settle() {
+    let pool = guild_testkit::database().await;
+    let project_id = create(&pool, json!({"max_tokens": 1000})).await;
+    let (a, b) = claim_both(&pool).await;
+
+    budget::reserve(&pool, project_id, a.id, a.attempt, tokens(600))
+        .await
+        .expect("reserve")
+        .expect("600 of 1000 fits");
+    let refusal = budget::reserve(&pool, project_id, b.id, b.attempt, tokens(600))
+        .await
+        .expect("reserve")
+        .expect_err("600 more does not fit while a holds 600");
+    assert!(
+        refusal.contains("max_tokens of 1000") && refusal.contains("600 tokens"),
+        "{refusal}"
+    );
+
+    // a's call spent 100 of the 600 it held: b's call now fits.
+    budget::settle_call(&pool, a.id, a.attempt, tokens(600), tokens(100))
+        .await
+        .expect("settle");
+    budget::reserve(&pool, project_id, b.id, b.attempt, tokens(600))
+        .await
+        .expect("reserve")
+        .expect("100 + 600 fits");
+
+    // a completes: its 100 tokens move from its reservation into the totals.
+    complete(&pool, &a, &[call(80, 20, Some(0.001), false)]).await;
+    let (status, usage) = task_status(&pool, project_id, "a").await;
+    assert_eq!(status, TaskStatus::Completed);
+    assert_eq!(
+        usage,
+        projects::Usage {
+            prompt_tokens: 80,
+            completion_tokens: 20,
+            cost_usd: Some(0.001),
+            llm_calls: 1,
+            cache_hits: 0,
+        }
+    );
+    // 100 spent + 600 held by b: 300 left.
+    let refusal = budget::reserve(&pool, project_id, b.id, b.attempt, tokens(301))
+        .await
+        .expect("reserve")
+        .expect_err("over");
+    assert!(
+        refusal.contains("700 of the project's max_tokens"),
+        "{refusal}"
+    );
+    budget::reserve(&pool, project_id, b.id, b.attempt, tokens(300))
+        .await
+        .expect("reserve")
+        .expect("exactly the rest fits");
+}
+
+#[tokio::test]
+async fn a_cost_budget_refuses_calls_whose_price_is_unknown_or_too_high() {
+    let pool = guild_testkit::database().await;
+    let project_id = create(&pool, json!({"max_cost_usd": 0.05})).await;
+    let (a, _) = claim_both(&pool).await;
+    let unknown = Amount {
+        tokens: 10,
+        cost_usd: None,
+    };
+    let refusal = budget::reserve(&pool, project_id, a.id, a.attempt, unknown)
+        .await
+        .expect("reserve")
+        .expect_err("unknown price");
+    assert!(refusal.contains("price is unknown"), "{refusal}");
+    let dear = Amount {
+        tokens: 10,
+        cost_usd: Some(0.06),
+    };
+    let refusal = budget::reserve(&pool, project_id, a.id, a.attempt, dear)
+        .await
+        .expect("reserve")
+        .expect_err("too dear");
+    assert!(refusal.contains("max_cost_usd of $0.05"), "{refusal}");
+    let cheap = Amount {
+        tokens: 10,
+        cost_usd: Some(0.04),
+    };
+    budget::reserve(&pool, project_id, a.id, a.attempt, cheap)
+        .await
+        .expect("reserve")
+        .expect("fits");
+
+    // A project without a budget is never refused.
+    let free = create(&pool, json!({})).await;
+    let (c, _) = claim_both(&pool).await;
+    assert_eq!(c.project_id, free);
+    budget::reserve(&pool, free, c.id, c.attempt, tokens(i64::from(i32::MAX)))
+        .await
+        .expect("reserve")
+        .expect("no budget");
+}
+
+#[tokio::test]
+async fn a_budget_stop_fails_the_project_and_cancels_everything_still_open() {
+    let pool = guild_testkit::database().await;
+    let project_id = create(&pool, json!({"max_tokens": 100})).await;
+    let (a, b) = claim_both(&pool).await;
+    let settled = settle::fail(
+        &pool,
+        Failure {
+            project_id,
+            task_id: a.id,
+            attempt: a.attempt,
+            session_id: None,
+            duration_ms: 1,
+            error: "budget_exceeded: the call could use 900 tokens",
+            retryable: false,
+            retry_delay: Duration::ZERO,
+            llm_calls: &[],
+            raw_answer: None,
+            stops_project: true,
+        },
+    )
+    .await
+    .expect("fail");
+    assert_eq!(settled.project_finished, Some(ProjectStatus::Failed));
+    let project = projects::get(&pool, project_id)
+        .await
+        .expect("get")
+        .expect("found");
+    assert_eq!(project.status, ProjectStatus::Failed);
+    assert_eq!(
+        project.error.as_deref(),
+        Some("task `a` stopped the project: budget_exceeded: the call could use 900 tokens")
+    );
+    assert_eq!(
+        task_status(&pool, project_id, "a").await.0,
+        TaskStatus::Failed
+    );
+    // b was running: it is cancelled too, so its worker stops it at its next heartbeat.
+    assert_eq!(
+        task_status(&pool, project_id, "b").await.0,
+        TaskStatus::Cancelled
+    );
+    let stopped = tasks::heartbeat(&pool, "w", &[b.id], Duration::from_secs(30))
+        .await
+        .expect("heartbeat");
+    assert!(stopped.is_empty(), "b's lease is no longer extended");
+    assert_eq!(
+        task_status(&pool, project_id, "c").await.0,
+        TaskStatus::Skipped
+    );
+}
+
+#[tokio::test]
+async fn usage_is_totalled_per_task_project_and_agent_and_an_unknown_cost_stays_unknown() {
+    let pool = guild_testkit::database().await;
+    let project_id = create(&pool, json!({})).await;
+    let (a, b) = claim_both(&pool).await;
+    complete(
+        &pool,
+        &a,
+        &[
+            call(100, 50, Some(0.01), false),
+            call(0, 0, Some(0.0), true),
+        ],
+    )
+    .await;
+    complete(&pool, &b, &[call(10, 5, None, false)]).await;
+    let project = projects::get(&pool, project_id)
+        .await
+        .expect("get")
+        .expect("found");
+    assert_eq!(project.usage.prompt_tokens, 110);
+    assert_eq!(project.usage.completion_tokens, 55);
+    assert_eq!(project.usage.cost_usd, None, "b's price was unknown");
+    assert_eq!(project.usage.llm_calls, 3);
+    assert_eq!(project.usage.cache_hits, 1);
+    let by_agent = projects::usage_by_agent(&tasks::list(&pool, project_id).await.expect("tasks"));
+    let agents: Vec<(&str, i64, Option<f64>, i64)> = by_agent
+        .iter()
+        .map(|a| {
+            (
+                a.agent.as_str(),
+                a.usage.prompt_tokens,
+                a.usage.cost_usd,
+                a.usage.cache_hits,
+            )
+        })
+        .collect();
+    assert_eq!(
+        agents,
+        [
+            ("backend", 100, Some(0.01), 1),
+            ("frontend", 10, None, 0),
+            ("reviewer", 0, Some(0.0), 0)
+        ]
+    );
+    let events: Vec<(Value,)> = sqlx::query_as(
+        "SELECT data FROM events WHERE project_id = $1 AND kind = 'llm_call' ORDER BY id",
+    )
+    .bind(project_id)
+    .fetch_all(&pool)
+    .await
+    .expect("events");
+    assert_eq!(events.len(), 3);
+    assert_eq!(events[1].0["cached"], json!(true));
+    assert_eq!(events[2].0["cost_usd"], Value::Null);
+}
+
+#[tokio::test]
+async fn the_cache_returns_what_was_kept_and_counts_hits() {
+    let pool = guild_testkit::database().await;
+    let key = [7u8; 32];
+    assert_eq!(llm_cache::get(&pool, &key).await.expect("get"), None);
+    let answer = llm_cache::CachedAnswer {
+        provider: "openai",
+        model: "gpt-4o-mini-2024-07-18",
+        content: "the answer",
+        prompt_tokens: 10,
+        completion_tokens: 3,
+    };
+    llm_cache::put(&pool, &key, answer.clone())
+        .await
+        .expect("put");
+    // The first answer kept stays.
+    llm_cache::put(
+        &pool,
+        &key,
+        llm_cache::CachedAnswer {
+            content: "another answer",
+            ..answer
+        },
+    )
+    .await
+    .expect("put again");
+    for _ in 0..2 {
+        assert_eq!(
+            llm_cache::get(&pool, &key).await.expect("get"),
+            Some(("the answer".into(), "gpt-4o-mini-2024-07-18".into()))
+        );
+    }
+    let (hits,): (i64,) = sqlx::query_as("SELECT hits FROM llm_cache WHERE key = $1")
+        .bind(key.as_slice())
+        .fetch_one(&pool)
+        .await
+        .expect("hits");
+    assert_eq!(hits, 2);
+}
