@@ -260,6 +260,12 @@ impl Agents {
         }
     }
 
+    /// The provider and its default model, for people: `openai@https://api.openai.com/v1
+    /// (gpt-4o-mini)`. Never holds credentials.
+    pub fn describe(&self) -> String {
+        format!("{} ({})", self.identity, self.llm.default_model())
+    }
+
     /// Answers calls at temperature 0 from `cache` when it has them, and keeps new answers
     /// there.
     pub fn with_cache(mut self, cache: Arc<dyn ResponseCache>) -> Self {

@@ -44,6 +44,7 @@ pub fn agents(args: &LlmArgs, pool: &PgPool) -> anyhow::Result<Agents> {
         ..AgentSettings::default()
     };
     let agents = Agents::new(client(args, provider)?, settings);
+    tracing::info!(model = %agents.describe(), cache = args.cache, "model provider");
     Ok(if provider != Provider::Offline && args.cache {
         agents.with_cache(Arc::new(PgResponseCache::new(pool.clone())))
     } else {

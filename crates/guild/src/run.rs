@@ -58,6 +58,7 @@ async fn generate(
     let project_type = ProjectType::from(args.project_type);
     let plan = project_type.template();
     let agents = crate::llm::agents(&args.llm, &database.pool)?;
+    let model = agents.describe();
     // Someone who interrupts a run wants out: running tasks get a short grace, then they
     // are released back to `ready` in the database.
     let config = WorkerConfig {
@@ -86,7 +87,7 @@ async fn generate(
     .context("creating the project")?
     .into_project();
     say!(
-        "Project {} ({project_type}): {} tasks in {} phases",
+        "Project {} ({project_type}): {} tasks in {} phases, model {model}",
         project.id,
         plan.tasks().len(),
         plan.phases().len()
