@@ -801,3 +801,30 @@ async fn sessions_agents_and_workflows_describe_the_service() {
     assert_eq!(fullstack["critical_path_minutes"], 275);
     assert_eq!(server.get_json("/readyz").await["status"], "ok");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_budget_applies_to_projects_that_set_none() {
+    let server = start(Options {
+        workers: 0,
+        default_max_tokens: Some(50_000),
+        ..Options::default()
+    })
+    .await;
+    let response = server.post("/projects", json!({"description": TODO})).await;
+    assert_eq!(response.status(), 202);
+    let project: Value = response.json().await.expect("json");
+    assert_eq!(project["options"]["max_tokens"], 50_000);
+    assert_eq!(project["options"]["cache"], Value::Null);
+
+    let response = server
+        .post(
+            "/projects",
+            json!({"description": TODO, "options": {"max_tokens": 10, "max_cost_usd": 0.25, "cache": false}}),
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+    let project: Value = response.json().await.expect("json");
+    assert_eq!(project["options"]["max_tokens"], 10);
+    assert_eq!(project["options"]["max_cost_usd"], 0.25);
+    assert_eq!(project["options"]["cache"], false);
+}

@@ -33,6 +33,8 @@ pub struct Options {
     pub workers: usize,
     pub keys: &'static str,
     pub agent: Arc<dyn Agent>,
+    /// The server's budget for projects whose options set none.
+    pub default_max_tokens: Option<u64>,
 }
 
 impl Default for Options {
@@ -41,6 +43,7 @@ impl Default for Options {
             workers: 4,
             keys: "",
             agent: offline_team(Duration::ZERO),
+            default_max_tokens: None,
         }
     }
 }
@@ -85,7 +88,7 @@ pub async fn start(options: Options) -> Server {
         keys: Arc::new(ApiKeys::from_list(options.keys)),
         activity: activity_rx,
         default_max_attempts: 3,
-        default_max_tokens: None,
+        default_max_tokens: options.default_max_tokens,
         default_max_cost_usd: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
