@@ -331,6 +331,7 @@ impl Agents {
         if let Some((cache, key)) = &cache
             && let Some((content, model)) = cache.get(key).await
         {
+            metrics::counter!("guild_llm_cache_hits_total", "provider" => self.llm.provider(), "model" => model.clone()).increment(1);
             calls.push(CallRecord {
                 provider: self.llm.provider(),
                 model: model.clone(),
@@ -370,7 +371,19 @@ impl Agents {
         if let Some(budget) = &input.budget {
             budget.settle(worst, spent).await;
         }
-        let response = answered.map_err(CallError::Llm)?;
+        let response = match answered {
+            Ok(response) => response,
+            Err(error) => {
+                metrics::counter!("guild_llm_call_errors_total", "provider" => self.llm.provider(), "model" => request.model.clone()).increment(1);
+                return Err(CallError::Llm(error));
+            }
+        };
+        record_call_metrics(
+            self.llm.provider(),
+            &response,
+            started.elapsed(),
+            spent.cost_usd,
+        );
         calls.push(CallRecord {
             provider: self.llm.provider(),
             model: response.model.clone(),
@@ -402,5 +415,30 @@ impl Agent for Agents {
         } else {
             writer::run(self, input).await
         }
+    }
+}
+
+/// The `guild_llm_*` metrics of a call the provider answered.
+fn record_call_metrics(
+    provider: &'static str,
+    response: &LlmResponse,
+    latency: std::time::Duration,
+    cost_usd: Option<f64>,
+) {
+    let model = response.model.clone();
+    metrics::counter!("guild_llm_calls_total", "provider" => provider, "model" => model.clone())
+        .increment(1);
+    metrics::histogram!("guild_llm_call_duration_seconds", "provider" => provider, "model" => model.clone())
+        .record(latency.as_secs_f64());
+    metrics::counter!("guild_llm_tokens_total", "provider" => provider, "model" => model.clone(), "type" => "prompt")
+        .increment(u64::from(response.usage.prompt_tokens));
+    metrics::counter!("guild_llm_tokens_total", "provider" => provider, "model" => model.clone(), "type" => "completion")
+        .increment(u64::from(response.usage.completion_tokens));
+    match cost_usd {
+        // Micro-dollars: Prometheus counters are integers here.
+        Some(usd) => metrics::counter!("guild_llm_cost_microusd_total", "provider" => provider, "model" => model)
+            .increment((usd * 1e6).round() as u64),
+        None => metrics::counter!("guild_llm_unpriced_calls_total", "provider" => provider, "model" => model)
+            .increment(1),
     }
 }

@@ -11,7 +11,7 @@ use crate::state::AppState;
 
 /// Paths anyone may read.
 fn is_public(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz" | "/openapi.json")
+    matches!(path, "/healthz" | "/readyz" | "/metrics" | "/openapi.json")
         || path == "/docs"
         || path.starts_with("/docs/")
 }

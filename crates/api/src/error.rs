@@ -52,6 +52,11 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("the database is unavailable")]
     Unavailable,
+    #[error("the request took longer than {} s", .0.as_secs_f64())]
+    TimedOut(std::time::Duration),
+    /// The client's requests of the minute are used up; retry after the duration.
+    #[error("too many requests: retry in {} s", retry_after_secs(*.0))]
+    TooManyRequests(std::time::Duration),
     #[error("internal error")]
     Internal,
 }
@@ -78,7 +83,8 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::TimedOut(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -93,6 +99,8 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "payload-too-large",
             Self::UnsupportedMediaType(_) => "unsupported-media-type",
             Self::Unavailable => "unavailable",
+            Self::TimedOut(_) => "timeout",
+            Self::TooManyRequests(_) => "rate-limited",
             Self::Internal => "internal",
         }
     }
@@ -120,6 +128,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let slug = self.slug();
+        let retry_after = match &self {
+            Self::TooManyRequests(wait) => Some(retry_after_secs(*wait)),
+            _ => None,
+        };
         let (detail, errors) = match self {
             Self::Validation { detail, errors } => (detail, errors),
             other => (other.to_string(), Vec::new()),
@@ -141,6 +153,16 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
     }
+}
+
+/// Whole seconds to wait, at least 1.
+fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
 }

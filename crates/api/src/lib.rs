@@ -6,6 +6,8 @@
 mod auth;
 pub mod error;
 mod extract;
+pub mod hardening;
+pub mod metrics;
 pub mod routes;
 pub mod state;
 pub mod views;
@@ -14,6 +16,9 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::get;
+use tower_http::compression::CompressionLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
 use utoipa::openapi::OpenApi as OpenApiDoc;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -22,6 +27,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ApiError;
+pub use crate::hardening::HttpSettings;
 use crate::routes::{events, files, projects, system, tasks};
 pub use crate::state::{ApiKeys, AppState};
 
@@ -73,7 +79,7 @@ impl Modify for BearerAuth {
             Vec::<String>::new(),
         )]);
         for (path, item) in openapi.paths.paths.iter_mut() {
-            if (path == "/healthz" || path == "/readyz")
+            if (path == "/healthz" || path == "/readyz" || path == "/metrics")
                 && let Some(operation) = item.get.as_mut()
             {
                 operation.security = Some(vec![
@@ -94,7 +100,7 @@ impl Modify for DatabaseUnavailable {
             if path == "/healthz" || path == "/workflows" {
                 continue;
             }
-            for operation in [item.get.as_mut(), item.post.as_mut()]
+            for operation in [item.get.as_mut(), item.post.as_mut(), item.delete.as_mut()]
                 .into_iter()
                 .flatten()
             {
@@ -122,7 +128,7 @@ impl Modify for DatabaseUnavailable {
 fn build() -> (Router<AppState>, OpenApiDoc) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(projects::create_project, projects::list_projects))
-        .routes(routes!(projects::get_project))
+        .routes(routes!(projects::get_project, projects::delete_project))
         .routes(routes!(projects::get_plan))
         .routes(routes!(projects::cancel_project))
         .routes(routes!(system::list_workflows))
@@ -138,6 +144,7 @@ fn build() -> (Router<AppState>, OpenApiDoc) {
         .routes(routes!(system::list_agents))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
+        .routes(routes!(metrics::get_metrics))
         // A path with slashes: axum's wildcard; its spec entry comes from `ApiDoc`.
         .route("/projects/{id}/files/{*path}", get(files::get_file))
         .split_for_parts()
@@ -151,16 +158,56 @@ pub fn openapi() -> OpenApiDoc {
     spec
 }
 
-/// The whole API with its state: routes, `/openapi.json`, `/docs`, access control and
-/// the body limit.
+/// The whole API with its state: routes, `/openapi.json`, `/docs`, and around them, from
+/// the outside in: the request id, the request's span, its metrics, CORS, compression, the
+/// deadline, the rate limit, access control and the body limit.
 pub fn router(state: AppState) -> Router {
+    metrics::install();
+    let limiter = state
+        .http
+        .rate_limit_per_minute
+        .map(|n| std::sync::Arc::new(hardening::RequestLimiter::new(n)));
     let (api, _) = build();
+    let cors = hardening::cors(&state.http.cors_origins);
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
+        .route_layer(middleware::from_fn(metrics::remember_route))
         .fallback(|| async { ApiError::NotFound("route") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
         ))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            limiter,
+            hardening::rate_limit,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.http.request_timeout,
+            hardening::deadline,
+        ))
+        .layer(CompressionLayer::new())
+        .layer(tower::util::option_layer(cors))
+        .layer(middleware::from_fn(metrics::record_http))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(PropagateRequestIdLayer::new(hardening::REQUEST_ID))
+        .layer(SetRequestIdLayer::new(
+            hardening::REQUEST_ID,
+            MakeRequestUuid,
+        ))
         .with_state(state)
+}
+
+/// The span of a request, carrying its id: every log line of the request names it.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let id = request
+        .headers()
+        .get(hardening::REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %id,
+    )
 }

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::hardening::HttpSettings;
+
 use guild_store::PgPool;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
@@ -18,6 +20,8 @@ pub struct AppState {
     /// Budgets of new projects whose options set none.
     pub default_max_tokens: Option<u64>,
     pub default_max_cost_usd: Option<f64>,
+    /// Deadline, CORS and rate limit.
+    pub http: HttpSettings,
 }
 
 /// The accepted API keys, kept only as SHA-256 digests.

@@ -29,14 +29,24 @@ pub enum Command {
     /// Measure the scheduler: throughput, release latency, overhead against the ideal
     /// makespan, peak memory. The last line printed is one JSON object.
     Bench(BenchArgs),
+    /// Delete the events and superseded file versions of projects finished long ago.
+    Prune(PruneArgs),
+    /// Exit 0 when a Guild process answers its health check (for container health checks).
+    Healthcheck(HealthcheckArgs),
+    /// Print the configuration reference: every flag and variable (docs/configuration.md).
+    ConfigReference,
 }
 
 impl Command {
     /// Log level when `RUST_LOG` is unset: `run` keeps the terminal for its progress.
     pub fn default_log_level(&self) -> &'static str {
         match self {
-            Self::Run(_) | Self::Openapi | Self::Bench(_) => "warn",
-            Self::Serve(_) | Self::Worker(_) | Self::Migrate(_) => "info",
+            Self::Run(_)
+            | Self::Openapi
+            | Self::Bench(_)
+            | Self::Healthcheck(_)
+            | Self::ConfigReference => "warn",
+            Self::Serve(_) | Self::Worker(_) | Self::Migrate(_) | Self::Prune(_) => "info",
         }
     }
 }
@@ -233,6 +243,9 @@ pub struct ServeArgs {
     pub max_attempts: u16,
 
     #[command(flatten)]
+    pub http: HttpArgs,
+
+    #[command(flatten)]
     pub pool: PoolArgs,
 
     #[command(flatten)]
@@ -245,6 +258,46 @@ pub struct ServeArgs {
     pub budget: BudgetArgs,
 }
 
+/// How the API guards itself.
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    /// A request that has not started its answer by then gets 503 (event streams are not
+    /// cut once started).
+    #[arg(long, env = "GUILD_REQUEST_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_timeout_secs: u64,
+
+    /// Comma-separated origins allowed to call the API from a browser (dashboards), or `*`.
+    /// Unset: no cross-origin access.
+    #[arg(long, env = "GUILD_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Requests a minute per API key (per client address when no keys are set); more get
+    /// 429 with Retry-After. Health, readiness and metrics are not limited. Unset: no limit.
+    #[arg(long, env = "GUILD_RATE_LIMIT_PER_MINUTE", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_per_minute: Option<u32>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PruneArgs {
+    /// Prune projects that finished longer ago than this: `30d`, `12h`, `90min`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub older_than: std::time::Duration,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    /// The health endpoint to ask.
+    #[arg(
+        long,
+        env = "GUILD_HEALTHCHECK_URL",
+        default_value = "http://127.0.0.1:8080/healthz"
+    )]
+    pub url: String,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct WorkerArgs {
     /// The PostgreSQL shared with `guild serve` and other workers.
@@ -254,6 +307,10 @@ pub struct WorkerArgs {
     /// Tasks run at once by this process.
     #[arg(long, env = "GUILD_WORKERS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
+
+    /// Serve `/metrics` and `/healthz` on this address (unset: no HTTP).
+    #[arg(long, env = "GUILD_METRICS_BIND")]
+    pub metrics_bind: Option<String>,
 
     #[command(flatten)]
     pub pool: PoolArgs,

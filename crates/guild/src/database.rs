@@ -64,3 +64,20 @@ pub async fn migrate_command(args: DatabaseArgs) -> anyhow::Result<ExitCode> {
     println!("database schema is up to date ({applied} migrations)");
     Ok(ExitCode::SUCCESS)
 }
+
+/// `guild prune`: deletes the events and superseded file versions of projects that
+/// finished longer ago than `--older-than`.
+pub async fn prune_command(args: crate::cli::PruneArgs) -> anyhow::Result<ExitCode> {
+    let database = Database::open(&args.database, 2).await?;
+    let pruned = guild_store::retention::prune(&database.pool, args.older_than).await;
+    database.close().await;
+    let pruned = pruned.context("pruning")?;
+    println!(
+        "pruned {} project(s) finished more than {} ago: {} event(s), {} superseded file version(s)",
+        pruned.projects,
+        humantime::format_duration(args.older_than),
+        pruned.events,
+        pruned.file_versions
+    );
+    Ok(ExitCode::SUCCESS)
+}

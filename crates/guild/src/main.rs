@@ -12,7 +12,9 @@ macro_rules! say {
 
 mod bench;
 mod cli;
+mod config_reference;
 mod database;
+mod healthcheck;
 mod llm;
 mod progress;
 mod run;
@@ -29,7 +31,7 @@ use cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.command.default_log_level());
+    let _telemetry = telemetry::init(cli.command.default_log_level());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -48,6 +50,12 @@ fn main() -> ExitCode {
             Command::Migrate(args) => database::migrate_command(args).await,
             Command::Openapi => openapi(),
             Command::Bench(args) => bench::bench(args).await,
+            Command::Prune(args) => database::prune_command(args).await,
+            Command::Healthcheck(args) => healthcheck::healthcheck(args).await,
+            Command::ConfigReference => {
+                print!("{}", config_reference::render());
+                Ok(ExitCode::SUCCESS)
+            }
         }
     });
     match result {

@@ -17,6 +17,7 @@ use crate::database::Database;
 use crate::signals::ShutdownSignals;
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    guild_api::metrics::install();
     let mut signals = ShutdownSignals::register().context("registering signal handlers")?;
     let workers = usize::from(args.workers);
     let database = Database::open(&args.database, args.workers as u32 + 10).await?;
@@ -46,6 +47,20 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         default_max_attempts: i32::from(args.max_attempts),
         default_max_tokens: args.budget.project_max_tokens,
         default_max_cost_usd: args.budget.project_max_cost_usd,
+        http: guild_api::HttpSettings {
+            request_timeout: Duration::from_secs(args.http.request_timeout_secs),
+            cors_origins: args
+                .http
+                .cors_origins
+                .iter()
+                .map(|o| o.trim().to_owned())
+                .filter(|o| !o.is_empty())
+                .collect(),
+            rate_limit_per_minute: args
+                .http
+                .rate_limit_per_minute
+                .and_then(std::num::NonZeroU32::new),
+        },
     };
     let listener = tokio::net::TcpListener::bind(&args.bind)
         .await
@@ -56,7 +71,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         workers
     );
     let stop = shutdown.clone();
-    axum::serve(listener, guild_api::router(state))
+    let app =
+        guild_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             tokio::select! {
                 () = signals.recv() => {}

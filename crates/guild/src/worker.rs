@@ -13,6 +13,7 @@ use crate::serve::worker_pool;
 use crate::signals::ShutdownSignals;
 
 pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
+    guild_api::metrics::install();
     let mut signals = ShutdownSignals::register().context("registering signal handlers")?;
     let database_args = DatabaseArgs {
         database_url: Some(args.database_url.clone()),
@@ -31,6 +32,25 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         args.workers
     );
     let shutdown = CancellationToken::new();
+    if let Some(bind) = &args.metrics_bind {
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("binding {bind}"))?;
+        say!(
+            "Metrics at http://{}/metrics",
+            listener.local_addr().context("reading the bound address")?
+        );
+        let app = guild_api::metrics::worker_router(database.pool.clone());
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "the metrics server stopped");
+            }
+        });
+    }
     let mut running = tokio::spawn({
         let shutdown = shutdown.clone();
         async move { pool.run(shutdown).await }

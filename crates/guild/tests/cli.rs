@@ -335,3 +335,25 @@ async fn bench_runs_its_three_measurements_and_ends_with_one_json_object() {
         "{last}"
     );
 }
+
+#[tokio::test]
+async fn prune_reports_what_it_removed_and_refuses_a_bad_age() {
+    let url = guild_testkit::database_url().await;
+    let output = guild()
+        .env("DATABASE_URL", &url)
+        .args(["prune", "--older-than", "30d"])
+        .output()
+        .expect("guild runs");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(
+        text(&output.stdout).trim(),
+        "pruned 0 project(s) finished more than 30days ago: 0 event(s), 0 superseded file version(s)"
+    );
+    let refused = guild()
+        .env("DATABASE_URL", &url)
+        .args(["prune", "--older-than", "soon"])
+        .output()
+        .expect("guild runs");
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(text(&refused.stderr).contains("--older-than"));
+}

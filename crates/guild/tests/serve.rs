@@ -6,6 +6,7 @@ mod common;
 use common::{
     Database, completes, create, events_to_the_end, events_until, get_json, serve, worker,
 };
+use guild_testkit::metric;
 use serde_json::json;
 
 #[tokio::test]
@@ -107,4 +108,128 @@ async fn worker_processes_run_the_projects_of_an_api_only_server() {
         worker.terminate();
     }
     api.terminate();
+}
+
+#[tokio::test]
+async fn a_worker_process_serves_its_metrics_and_health_for_the_container() {
+    let url = guild_testkit::database_url().await;
+    let client = guild_testkit::http_client();
+    let (api, base) = serve(Database::Url(&url), "0", &[]);
+    let (mut worker, _) = worker(&url, "4", &[("GUILD_METRICS_BIND", "127.0.0.1:0")]);
+    let line = worker.next_line();
+    let metrics_url = line
+        .split_whitespace()
+        .find(|word| word.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no metrics address in {line:?}"))
+        .to_owned();
+
+    let id = create(&client, &base, json!({"description": "A todo app"})).await;
+    completes(&client, &base, &id).await;
+
+    // The work happened in the worker process: its metrics show it.
+    let text = client
+        .get(&metrics_url)
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(
+        metric(&text, "guild_tasks_completed_total", &[]),
+        15.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "guild_llm_calls_total", &["provider=\"offline\""]),
+        15.0
+    );
+    assert!(metric(&text, "guild_llm_tokens_total", &["type=\"completion\""]) > 0.0);
+    // The API process ran no task, but served the requests.
+    let api_text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(metric(&api_text, "guild_tasks_completed_total", &[]), 0.0);
+    assert!(
+        metric(
+            &api_text,
+            "guild_http_requests_total",
+            &["route=\"/projects\""]
+        ) >= 1.0
+    );
+
+    // `guild healthcheck`, as the image runs it, against each process.
+    let health = metrics_url.replace("/metrics", "/healthz");
+    for (url, healthy) in [
+        (health.as_str(), true),
+        (&format!("{base}/healthz"), true),
+        ("http://127.0.0.1:9/healthz", false),
+    ] {
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_guild"))
+            .args(["healthcheck", "--url", url])
+            .output()
+            .expect("guild healthcheck runs")
+            .status;
+        assert_eq!(status.success(), healthy, "{url}");
+    }
+    worker.terminate();
+    api.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_are_exported_over_otlp_when_a_collector_is_set() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let collector = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/traces"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&collector)
+        .await;
+    let url = guild_testkit::database_url().await;
+    let client = guild_testkit::http_client();
+    let (api, base) = serve(
+        Database::Url(&url),
+        "2",
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.uri().as_str()),
+            ("OTEL_SERVICE_NAME", "guild-under-test"),
+        ],
+    );
+    let id = create(
+        &client,
+        &base,
+        json!({"description": "A todo app", "project_type": "frontend"}),
+    )
+    .await;
+    completes(&client, &base, &id).await;
+    // Stopping flushes the batch of spans.
+    tokio::task::spawn_blocking(move || api.terminate())
+        .await
+        .expect("stopped");
+
+    let exports = collector.received_requests().await.expect("recorded");
+    assert!(!exports.is_empty(), "no span was exported");
+    let contains = |needle: &str| {
+        exports
+            .iter()
+            .any(|r| r.body.windows(needle.len()).any(|w| w == needle.as_bytes()))
+    };
+    assert!(
+        exports
+            .iter()
+            .all(|r| r.headers["content-type"] == "application/x-protobuf")
+    );
+    assert!(contains("guild-under-test"), "the service name");
+    assert!(contains("request_id"), "request spans carry their id");
+    assert!(
+        contains("execute") && contains(&id),
+        "task spans carry their project"
+    );
 }

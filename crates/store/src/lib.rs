@@ -12,6 +12,7 @@ pub mod listener;
 pub mod llm_cache;
 pub mod oversight;
 pub mod projects;
+pub mod retention;
 pub mod sessions;
 pub mod settle;
 pub mod tasks;

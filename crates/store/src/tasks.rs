@@ -536,3 +536,31 @@ pub async fn expired_leases(pool: &PgPool, limit: i64) -> Result<Vec<ClaimedTask
     .await?;
     rows.into_iter().map(ClaimedTask::try_from).collect()
 }
+
+/// The scheduler's state at a glance, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct QueueStats {
+    /// Tasks waiting to be claimed (retries in their backoff included).
+    pub ready: i64,
+    /// Seconds since the oldest claimable ready task queued; 0 when none waits.
+    pub oldest_ready_age_secs: f64,
+    pub running: i64,
+}
+
+/// Counts ready and running tasks over the partial indexes on those statuses.
+pub async fn queue_stats(pool: &PgPool) -> Result<QueueStats> {
+    let (ready, oldest_ready_age_secs, running): (i64, f64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE status = 'ready'),
+                coalesce(greatest(0, extract(epoch FROM now() - min(queue_at)
+                    FILTER (WHERE status = 'ready' AND run_after <= now()))), 0)::float8,
+                count(*) FILTER (WHERE status = 'running')
+         FROM tasks WHERE status IN ('ready', 'running')",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(QueueStats {
+        ready,
+        oldest_ready_age_secs,
+        running,
+    })
+}

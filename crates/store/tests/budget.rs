@@ -3,34 +3,21 @@
 
 use std::time::Duration;
 
-use guild_core::{AgentKind, Plan, ProjectStatus, TaskSpec, TaskStatus};
+use guild_core::{AgentKind, Plan, ProjectStatus, TaskStatus};
 use guild_store::budget::{self, Amount};
 use guild_store::settle::{self, Failure, LlmCall};
 use guild_store::tasks::{self, ClaimedTask};
 use guild_store::{PgPool, llm_cache, projects};
+use guild_testkit::task_spec;
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-fn task(key: &str, agent: AgentKind, depends_on: &[&str]) -> TaskSpec {
-    TaskSpec {
-        key: key.into(),
-        kind: key.into(),
-        agent,
-        description: key.into(),
-        depends_on: depends_on.iter().map(|d| (*d).to_owned()).collect(),
-        priority: 1,
-        critical: false,
-        estimated_minutes: 1,
-        max_attempts: None,
-    }
-}
 
 /// Two independent tasks (`a` backend, `b` frontend) and `c` after both.
 async fn create(pool: &PgPool, options: Value) -> Uuid {
     let plan = Plan::new(vec![
-        task("a", AgentKind::Backend, &[]),
-        task("b", AgentKind::Frontend, &[]),
-        task("c", AgentKind::Reviewer, &["a", "b"]),
+        task_spec("a", AgentKind::Backend, &[]),
+        task_spec("b", AgentKind::Frontend, &[]),
+        task_spec("c", AgentKind::Reviewer, &["a", "b"]),
     ])
     .expect("plan");
     guild_testkit::create_project(pool, &plan, options).await

@@ -158,3 +158,36 @@ pub async fn complete_task(
     .await
     .expect("complete");
 }
+
+/// A task of `agent` keyed and typed `key`, after `depends_on`, with priority 1, not
+/// critical, 1 minute.
+pub fn task_spec(
+    key: &str,
+    agent: guild_core::AgentKind,
+    depends_on: &[&str],
+) -> guild_core::TaskSpec {
+    guild_core::TaskSpec {
+        key: key.into(),
+        kind: key.into(),
+        agent,
+        description: key.into(),
+        depends_on: depends_on.iter().map(|d| (*d).to_owned()).collect(),
+        priority: 1,
+        critical: false,
+        estimated_minutes: 1,
+        max_attempts: None,
+    }
+}
+
+/// The sum of a Prometheus metric's samples whose labels contain every one of `labels`.
+pub fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter(|line| labels.iter().all(|label| line.contains(label)))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}

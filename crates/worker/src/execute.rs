@@ -148,6 +148,13 @@ impl Inner {
         };
         let duration = started.elapsed();
         let duration_ms = duration.as_millis() as i64;
+        let outcome_label = if outcome.is_ok() {
+            "completed"
+        } else {
+            "failed"
+        };
+        metrics::histogram!("guild_task_duration_seconds", "agent" => task.agent.as_str(), "kind" => task.kind.clone(), "outcome" => outcome_label)
+            .record(duration.as_secs_f64());
         let settled = match outcome {
             Ok(outcome) => {
                 self.complete(&task, session_id, duration, outcome, &settler)
@@ -186,6 +193,12 @@ impl Inner {
                     tracing::warn!(%error, "recording the dropped result failed");
                 }
                 if let Ok(settled) = &settled {
+                    let counter = if settled.retrying {
+                        "guild_tasks_retried_total"
+                    } else {
+                        "guild_tasks_failed_total"
+                    };
+                    metrics::counter!(counter, "agent" => task.agent.as_str(), "kind" => task.kind.clone()).increment(1);
                     tracing::warn!(error = %error.message, retrying = settled.retrying, "task failed");
                     self.emit(WorkerEvent::TaskFailed {
                         project_id: task.project_id,
@@ -350,6 +363,7 @@ impl Inner {
             .await
             .unwrap_or_else(|_| Err(SettleError::Failed("the settler stopped".into())))?;
         let at = Instant::now();
+        metrics::counter!("guild_tasks_completed_total", "agent" => task.agent.as_str(), "kind" => task.kind.clone()).increment(1);
         tracing::info!(
             files_written = settled.files_written,
             released = settled.released,

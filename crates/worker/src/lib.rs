@@ -205,6 +205,9 @@ impl WorkerPool {
                 {
                     Ok(claimed) => {
                         slots_full = claimed.len() == free;
+                        for task in &claimed {
+                            metrics::counter!("guild_tasks_claimed_total", "agent" => task.agent.as_str(), "kind" => task.kind.clone()).increment(1);
+                        }
                         if !claimed.is_empty() {
                             let batch: Vec<Slotted> = claimed
                                 .into_iter()

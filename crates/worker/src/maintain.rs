@@ -94,6 +94,8 @@ impl Inner {
             };
             match settle::fail(&self.pool, failure).await {
                 Ok(settled) => {
+                    metrics::counter!("guild_lease_expiries_total", "agent" => task.agent.as_str())
+                        .increment(1);
                     tracing::warn!(task_id = %task.id, key = %task.key, retrying = settled.retrying, "recovered an expired lease");
                     self.emit(WorkerEvent::TaskFailed {
                         project_id: task.project_id,

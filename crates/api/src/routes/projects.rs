@@ -428,6 +428,29 @@ pub async fn create_project(
     Ok((status, [(header::LOCATION, location)], axum::Json(view)).into_response())
 }
 
+/// Delete a project
+///
+/// Removes a finished (completed, failed or cancelled) project and everything it owns:
+/// tasks, events, files. A pending or running project must be cancelled first.
+#[utoipa::path(
+    delete, path = "/projects/{id}", operation_id = "delete_project", tag = "projects",
+    params(("id" = Uuid, Path, description = "Project id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such project", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The project is still pending or running", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn delete_project(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<StatusCode> {
+    guild_store::retention::delete_project(&state.pool, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListProjects {

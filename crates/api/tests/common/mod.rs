@@ -35,6 +35,8 @@ pub struct Options {
     pub agent: Arc<dyn Agent>,
     /// The server's budget for projects whose options set none.
     pub default_max_tokens: Option<u64>,
+    /// Deadline, CORS, rate limit.
+    pub http: guild_api::HttpSettings,
 }
 
 impl Default for Options {
@@ -44,6 +46,7 @@ impl Default for Options {
             keys: "",
             agent: offline_team(Duration::ZERO),
             default_max_tokens: None,
+            http: guild_api::HttpSettings::default(),
         }
     }
 }
@@ -90,6 +93,7 @@ pub async fn start(options: Options) -> Server {
         default_max_attempts: 3,
         default_max_tokens: options.default_max_tokens,
         default_max_cost_usd: None,
+        http: options.http,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -97,9 +101,12 @@ pub async fn start(options: Options) -> Server {
     let base = format!("http://{}", listener.local_addr().expect("address"));
     let token = shutdown.clone();
     tokio::spawn(async move {
-        axum::serve(listener, guild_api::router(state))
-            .with_graceful_shutdown(token.cancelled_owned())
-            .await
+        axum::serve(
+            listener,
+            guild_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(token.cancelled_owned())
+        .await
     });
     Server {
         base,

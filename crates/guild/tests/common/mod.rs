@@ -46,6 +46,11 @@ impl Proc {
         assert!(sent.success());
     }
 
+    /// The next line the process prints.
+    pub fn next_line(&mut self) -> String {
+        self.first_line()
+    }
+
     fn first_line(&mut self) -> String {
         let mut line = String::new();
         self.stdout.read_line(&mut line).expect("read");
