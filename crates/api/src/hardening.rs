@@ -60,14 +60,17 @@ pub(crate) async fn deadline(
 /// Requests a minute per key.
 pub(crate) struct RequestLimiter {
     limiter: RateLimiter<String, HashMapStateStore<String>, DefaultClock>,
+    /// Count by API key (keys are required and checked first), else by client address.
+    by_key: bool,
     /// Keys kept before forgetting the idle ones.
     cleanup_at: Mutex<usize>,
 }
 
 impl RequestLimiter {
-    pub fn new(per_minute: NonZeroU32) -> Self {
+    pub fn new(per_minute: NonZeroU32, by_key: bool) -> Self {
         Self {
             limiter: RateLimiter::hashmap(Quota::per_minute(per_minute)),
+            by_key,
             cleanup_at: Mutex::new(10_000),
         }
     }
@@ -87,14 +90,15 @@ impl RequestLimiter {
     }
 }
 
-/// Who a request counts against: its API key (by digest: keys are not kept), else its
-/// client address.
-fn rate_key(request: &Request) -> String {
-    if let Some(key) = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+/// Who a request counts against: its API key when keys are required (by digest: keys are
+/// not kept), else its client address.
+fn rate_key(request: &Request, by_key: bool) -> String {
+    if by_key
+        && let Some(key) = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
     {
         let digest = Sha256::digest(key.trim().as_bytes());
         return digest[..12].iter().map(|b| format!("{b:02x}")).collect();
@@ -118,7 +122,7 @@ pub(crate) async fn rate_limit(
     if matches!(request.uri().path(), "/healthz" | "/readyz" | "/metrics") {
         return next.run(request).await;
     }
-    match limiter.check(rate_key(&request)) {
+    match limiter.check(rate_key(&request, limiter.by_key)) {
         Ok(()) => next.run(request).await,
         Err(wait) => ApiError::TooManyRequests(wait).into_response(),
     }

@@ -17,6 +17,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::get;
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::OpenApi as OpenApiDoc;
@@ -160,32 +161,37 @@ pub fn openapi() -> OpenApiDoc {
 
 /// The whole API with its state: routes, `/openapi.json`, `/docs`, and around them, from
 /// the outside in: the request id, the request's span, its metrics, CORS, compression, the
-/// deadline, the rate limit, access control and the body limit.
+/// deadline, access control, the rate limit and the body limit.
 pub fn router(state: AppState) -> Router {
     metrics::install();
     let limiter = state
         .http
         .rate_limit_per_minute
-        .map(|n| std::sync::Arc::new(hardening::RequestLimiter::new(n)));
+        .map(|n| std::sync::Arc::new(hardening::RequestLimiter::new(n, state.keys.is_enabled())));
     let (api, _) = build();
     let cors = hardening::cors(&state.http.cors_origins);
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
         .route_layer(middleware::from_fn(metrics::remember_route))
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_key,
-        ))
+        // Inside access control: a request counts against its key only once the key is
+        // known to be valid, so made-up keys cannot open fresh allowances.
         .layer(middleware::from_fn_with_state(
             limiter,
             hardening::rate_limit,
         ))
         .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ))
+        .layer(middleware::from_fn_with_state(
             state.http.request_timeout,
             hardening::deadline,
         ))
-        .layer(CompressionLayer::new())
+        .layer(CompressionLayer::new().compress_when(
+            // The archive is gzip already; event streams and small bodies are skipped too.
+            DefaultPredicate::new().and(NotForContentType::const_new("application/gzip")),
+        ))
         .layer(tower::util::option_layer(cors))
         .layer(middleware::from_fn(metrics::record_http))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))

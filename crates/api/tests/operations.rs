@@ -177,8 +177,10 @@ async fn each_key_has_its_own_rate_limit_and_hears_when_to_retry() {
         limited.headers()["content-type"],
         "application/problem+json"
     );
-    // Another key is not affected, nor are health checks and metrics.
+    // Another key is not affected, nor are health checks and metrics; a made-up key gets
+    // no allowance of its own: access control refuses it first.
     assert_eq!(get("k2").await.expect("request").status(), 200);
+    assert_eq!(get("made-up").await.expect("request").status(), 401);
     for path in ["/healthz", "/metrics"] {
         let response = server
             .client
@@ -244,6 +246,22 @@ async fn dashboards_get_cors_and_clients_get_compression() {
     assert_eq!(compressed.headers()["content-encoding"], "gzip");
     let plain = server.get("/workflows").await;
     assert!(plain.headers().get("content-encoding").is_none());
+    // An archive is gzip already: it is not compressed again.
+    let id = server.create(json!({"description": TODO})).await;
+    let cancelled = server
+        .post(&format!("/projects/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    let archive = server
+        .client
+        .get(server.url(&format!("/projects/{id}/archive")))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(archive.status(), 200);
+    assert_eq!(archive.headers()["content-type"], "application/gzip");
+    assert!(archive.headers().get("content-encoding").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
