@@ -52,8 +52,9 @@ impl wiremock::Respond for FakeModel {
     }
 }
 
-async fn fake_model() -> (MockServer, std::sync::Arc<FakeModel>) {
-    let analysis = OfflineProvider::default()
+/// A valid requirements analysis, as the offline model writes it.
+async fn offline_analysis() -> String {
+    OfflineProvider::default()
         .complete(&LlmRequest {
             model: "offline-1".into(),
             system: String::new(),
@@ -69,7 +70,11 @@ async fn fake_model() -> (MockServer, std::sync::Arc<FakeModel>) {
         })
         .await
         .expect("offline analysis")
-        .content;
+        .content
+}
+
+async fn fake_model() -> (MockServer, std::sync::Arc<FakeModel>) {
+    let analysis = offline_analysis().await;
     let model = std::sync::Arc::new(FakeModel {
         analysis,
         seen: Mutex::new(vec![]),
@@ -91,8 +96,19 @@ impl wiremock::Respond for SharedModel {
     }
 }
 
-/// `guild run` of a backend project against the server at `base_url`, with extra settings.
+/// `guild run` of a backend project against the OpenAI-compatible server at `base_url`,
+/// with extra settings.
 async fn run(database_url: &str, base_url: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let openai = [
+        ("GUILD_LLM_PROVIDER", "openai"),
+        ("OPENAI_BASE_URL", &format!("{base_url}/v1")),
+        ("OPENAI_API_KEY", KEY),
+    ];
+    run_with(database_url, &[&openai[..], env].concat()).await
+}
+
+/// `guild run` of a backend project with these settings and no other model settings.
+async fn run_with(database_url: &str, env: &[(&str, &str)]) -> std::process::Output {
     let out = tempfile::tempdir().expect("temp dir");
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_guild"));
     for variable in LLM_VARIABLES {
@@ -101,9 +117,6 @@ async fn run(database_url: &str, base_url: &str, env: &[(&str, &str)]) -> std::p
     command
         .env_remove("RUST_LOG")
         .env("DATABASE_URL", database_url)
-        .env("GUILD_LLM_PROVIDER", "openai")
-        .env("OPENAI_BASE_URL", format!("{base_url}/v1"))
-        .env("OPENAI_API_KEY", KEY)
         .envs(env.iter().copied())
         .args(["run", "A todo list app", "--type", "backend", "--out"])
         .arg(out.path());
@@ -286,4 +299,76 @@ async fn keys_never_reach_logs_events_or_errors() {
     assert!(stored.contains("OPENAI_API_KEY"), "{stored}");
     assert!(!stored.contains("TESTKEY"), "{stored}");
     assert!(!error.contains("TESTKEY"));
+}
+
+/// Anthropic's Messages API: the analysis for the analyst, code for the others.
+struct FakeClaude {
+    analysis: String,
+}
+
+impl wiremock::Respond for FakeClaude {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).expect("a JSON body");
+        // The analyst's system prompt asks for one JSON object.
+        let system = body["system"].as_str().unwrap_or_default();
+        let text = if system.contains("one JSON object") {
+            self.analysis.clone()
+        } else {
+            "Done.\n\n```py path=app/module.py\nVALUE = 1\n```\n".to_owned()
+        };
+        ResponseTemplate::new(200).set_body_json(json!({
+            "id": "msg_test", "type": "message", "role": "assistant",
+            "model": "claude-sonnet-4-5-20250929",
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": 200, "output_tokens": 50}
+        }))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_project_runs_against_anthropics_messages_api() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(wiremock::matchers::header("x-api-key", KEY))
+        .and(wiremock::matchers::header(
+            "anthropic-version",
+            "2023-06-01",
+        ))
+        .respond_with(FakeClaude {
+            analysis: offline_analysis().await,
+        })
+        .expect(7)
+        .mount(&server)
+        .await;
+    let url = guild_testkit::database_url().await;
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    // The key alone picks the provider.
+    let output = run_with(
+        &url,
+        &[
+            ("ANTHROPIC_API_KEY", KEY),
+            ("ANTHROPIC_BASE_URL", server.uri().as_str()),
+        ],
+    )
+    .await;
+    let stdout = text(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
+    assert!(stdout.contains("tasks:    7 completed"), "{stdout}");
+    assert!(stdout.contains("model anthropic@"), "{stdout}");
+    let project = latest_project(&pool).await;
+    assert_eq!(project.usage.llm_calls, 7);
+    assert_eq!(project.usage.prompt_tokens, 1400);
+    // claude-sonnet-4-5: $3 and $15 per million prompt and completion tokens.
+    let cost = project.usage.cost_usd.expect("a known price");
+    assert!(
+        (cost - (1400.0 * 3.0 + 350.0 * 15.0) / 1e6).abs() < 1e-9,
+        "{cost}"
+    );
+    server.verify().await;
 }
