@@ -123,11 +123,12 @@ fn the_compose_stack_has_its_services_in_order() {
 fn every_setting_of_env_example_is_in_the_configuration_reference() {
     let reference = repository_file("docs/configuration.md");
     let example = repository_file(".env.example");
+    // Set (`NAME=value`) or shown unset (`# NAME=`).
     let names: Vec<&str> = example
         .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
+        .map(|l| l.trim_start_matches("# "))
         .filter_map(|l| l.split_once('=').map(|(name, _)| name.trim()))
-        .filter(|name| !name.is_empty())
+        .filter(|name| !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
         .collect();
     assert!(names.len() >= 10, "{names:?}");
     for name in names {
@@ -163,4 +164,38 @@ fn the_dockerfile_builds_with_cargo_chef_and_runs_unprivileged_with_a_health_che
         .expect("a USER line");
     assert_ne!(user.trim(), "root");
     assert!(repository_file(".dockerignore").contains("target"));
+}
+
+/// The settings `.env.example` sets, as `(name, value)`.
+fn example_settings() -> Vec<(String, String)> {
+    repository_file(".env.example")
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
+        .collect()
+}
+
+#[test]
+fn guild_accepts_the_settings_of_env_example() {
+    let settings = example_settings();
+    for (name, value) in &settings {
+        // An empty value is an error to the command line, not "unset".
+        assert!(
+            !value.is_empty(),
+            "{name} is set to nothing: comment it out instead"
+        );
+    }
+    // With exactly these settings, the command line parses, and `run` reaches its own
+    // check of the description (exit 1), not an argument error (exit 2).
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_guild"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(settings)
+        .args(["run", " "])
+        .output()
+        .expect("guild runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the description is empty"), "{stderr}");
 }
