@@ -174,6 +174,8 @@ pub(crate) async fn run(agents: &Agents, input: &TaskInput) -> Result<AgentOutco
         upstream: Vec::new(),
         files: Vec::new(),
         omitted_files: Vec::new(),
+        findings: Vec::new(),
+        conflicts: Vec::new(),
     };
     let prompt = agents.render(input, &context)?;
 
@@ -184,7 +186,9 @@ pub(crate) async fn run(agents: &Agents, input: &TaskInput) -> Result<AgentOutco
     let mut last_answer = None;
     for _ in 0..attempts {
         let request = agents.request(input, prompt.system.clone(), messages.clone(), true);
-        let response = match agents.call(input, &request, &mut calls).await {
+        let response = match agents
+            .call(input, &request, &prompt.version, &mut calls)
+            .await {
             Ok(response) => response,
             Err(error) => return Err(AgentError::call(error, calls)),
         };
@@ -197,6 +201,9 @@ pub(crate) async fn run(agents: &Agents, input: &TaskInput) -> Result<AgentOutco
                     requirements: Some(analysis),
                     calls,
                     prompt_version: prompt.version,
+                    findings: Vec::new(),
+                    repair_rounds: 0,
+                    unresolved: Vec::new(),
                 });
             }
             Err(error) => {

@@ -11,6 +11,8 @@ pub struct CodeBlock {
     pub language: Option<String>,
     /// The `path=` attribute, as written.
     pub path: Option<String>,
+    /// The info string has the word `findings`: a review's structured findings, not a file.
+    pub findings: bool,
     pub content: String,
 }
 
@@ -31,13 +33,18 @@ pub fn parse_answer(markdown: &str) -> Answer {
     for event in Parser::new(markdown) {
         match event {
             Event::Start(Tag::CodeBlock(kind)) => {
-                let (language, path) = match kind {
-                    CodeBlockKind::Fenced(info) => parse_info(&info),
-                    CodeBlockKind::Indented => (None, None),
+                let (language, path, findings) = match kind {
+                    CodeBlockKind::Fenced(info) => {
+                        let (language, path) = parse_info(&info);
+                        let findings = info.split_whitespace().any(|t| t == "findings");
+                        (language, path, findings)
+                    }
+                    CodeBlockKind::Indented => (None, None, false),
                 };
                 current = Some(CodeBlock {
                     language,
                     path,
+                    findings,
                     content: String::new(),
                 });
             }
@@ -82,7 +89,7 @@ fn parse_info(info: &str) -> (Option<String>, Option<String>) {
         };
         if let Some(value) = token.strip_prefix("path=") {
             path = Some(value.trim_matches('"').to_owned());
-        } else if language.is_none() && !token.contains('=') {
+        } else if language.is_none() && !token.contains('=') && token != "findings" {
             language = Some(token.to_owned());
         }
         rest = tail.trim_start();
@@ -110,16 +117,19 @@ mod tests {
                 CodeBlock {
                     language: Some("ts".into()),
                     path: Some("src/app.ts".into()),
+                    findings: false,
                     content: "const a = 1;\n".into()
                 },
                 CodeBlock {
                     language: Some("sql".into()),
                     path: Some("db/schema file.sql".into()),
+                    findings: false,
                     content: "CREATE TABLE t (id int);\n".into()
                 },
                 CodeBlock {
                     language: Some("markdown".into()),
                     path: Some("README.md".into()),
+                    findings: false,
                     content: "```js\nnested\n```\n".into()
                 },
             ]
@@ -131,6 +141,14 @@ mod tests {
         let answer = parse_answer("Example:\n\n```python\nprint(1)\n```\n\n    indented code\n");
         assert_eq!(answer.blocks.len(), 2);
         assert!(answer.blocks.iter().all(|b| b.path.is_none()));
+    }
+
+    #[test]
+    fn findings_blocks_are_marked() {
+        let answer = parse_answer("Review.\n\n```json findings\n{\"findings\": []}\n```\n");
+        assert!(answer.blocks[0].findings);
+        assert_eq!(answer.blocks[0].language.as_deref(), Some("json"));
+        assert_eq!(answer.blocks[0].path, None);
     }
 
     #[test]

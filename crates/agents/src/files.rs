@@ -1,5 +1,6 @@
 //! Turning code blocks into files: a safe path, text content, one block per path.
 
+use guild_validate::Validation;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -17,6 +18,12 @@ pub struct GeneratedFile {
     /// Lowercase hex SHA-256 of `content`.
     pub sha256: String,
     pub language: Option<String>,
+    /// The file's check by its type.
+    pub validation: Validation,
+    /// 0 for the task's first answer, n for its n-th repair round.
+    pub repair_round: u32,
+    /// The model whose answer held it.
+    pub model: String,
 }
 
 /// A block that did not become a file, and why.
@@ -98,9 +105,13 @@ pub fn files_from_blocks(blocks: Vec<CodeBlock>) -> (Vec<GeneratedFile>, Vec<Rej
             rejected.push(reject("content is not text".into()));
             continue;
         }
+        let language = language_of(&path);
         files.push(GeneratedFile {
             sha256: sha256_hex(&block.content),
-            language: language_of(&path).map(str::to_owned),
+            validation: guild_validate::validate(language, &block.content),
+            language: language.map(str::to_owned),
+            repair_round: 0,
+            model: String::new(),
             path,
             content: block.content,
         });
@@ -126,6 +137,7 @@ mod tests {
         CodeBlock {
             language: None,
             path: path.map(str::to_owned),
+            findings: false,
             content: content.into(),
         }
     }
@@ -145,6 +157,7 @@ mod tests {
         assert_eq!(files[0].language.as_deref(), Some("typescript"));
         assert_eq!(files[0].sha256, sha256_hex("let a = 1;\n"));
         assert_eq!(files[0].sha256.len(), 64);
+        assert_eq!(files[0].validation.status, guild_validate::Status::Valid);
         let reasons: Vec<_> = rejected.iter().map(|r| r.reason.as_str()).collect();
         assert_eq!(
             reasons,

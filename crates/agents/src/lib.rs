@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use guild_core::{AgentKind, ProjectType, REQUIREMENTS_ANALYSIS};
+use guild_core::{AgentKind, Finding, ProjectType, REQUIREMENTS_ANALYSIS};
 use guild_llm::{
     CallPurpose, LlmClient, LlmError, LlmRequest, LlmResponse, Message, ModelRoutes, PriceTable,
     Usage,
@@ -26,7 +26,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use files::{GeneratedFile, RejectedBlock};
-use prompts::Prompts;
+pub use prompts::{Prompts, PromptsError};
 
 /// Everything an agent may know about its task.
 #[derive(Debug, Clone)]
@@ -48,6 +48,8 @@ pub struct TaskInput {
     pub upstream: Vec<Upstream>,
     /// The latest version of each file upstream tasks wrote.
     pub files: Vec<ContextFile>,
+    /// The review findings this task fixes (a fix task) or verifies (a re-review).
+    pub findings: Vec<Finding>,
     /// Whether answers may come from the response cache (the project's `options.cache`).
     pub use_cache: bool,
     /// The project's budget, when it has one: every call is checked against it first.
@@ -105,8 +107,13 @@ pub struct Upstream {
 #[derive(Debug, Clone)]
 pub struct ContextFile {
     pub path: String,
+    pub version: i32,
     pub content: String,
     pub task_key: String,
+    /// The version's check when it failed (`{status, checker, errors}`).
+    pub validation: Option<Value>,
+    /// The unordered version this one replaced (`{version, task_key, agent}`).
+    pub conflict: Option<Value>,
 }
 
 /// One model call an agent made.
@@ -122,10 +129,12 @@ pub struct CallRecord {
     pub cost_usd: Option<f64>,
     /// Answered from the response cache, at no cost.
     pub cached: bool,
+    /// The version of the prompt template the call was made with.
+    pub prompt_version: String,
 }
 
 /// What an agent produced.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AgentOutcome {
     pub summary: String,
     pub files: Vec<GeneratedFile>,
@@ -134,6 +143,13 @@ pub struct AgentOutcome {
     pub requirements: Option<Value>,
     pub calls: Vec<CallRecord>,
     pub prompt_version: String,
+    /// A review's structured findings.
+    pub findings: Vec<Finding>,
+    /// The repair rounds the answer needed: 0 when its first files were all valid.
+    pub repair_rounds: u32,
+    /// Problems left after the last repair round (files still invalid, an unreadable
+    /// findings block).
+    pub unresolved: Vec<String>,
 }
 
 /// Why an agent failed, with the calls it made before failing (they cost tokens too).
@@ -223,6 +239,8 @@ pub struct AgentSettings {
     pub context_budget_chars: usize,
     /// Calls the analysis may make when its answer is not valid JSON for the analysis.
     pub analysis_attempts: u32,
+    /// Times a task is asked again to fix files that failed validation.
+    pub repair_rounds: u32,
 }
 
 impl Default for AgentSettings {
@@ -234,6 +252,7 @@ impl Default for AgentSettings {
             max_tokens: 8000,
             context_budget_chars: 60_000,
             analysis_attempts: 3,
+            repair_rounds: 2,
         }
     }
 }
@@ -264,6 +283,12 @@ impl Agents {
     /// (gpt-4o-mini)`. Never holds credentials.
     pub fn describe(&self) -> String {
         format!("{} ({})", self.identity, self.llm.default_model())
+    }
+
+    /// Renders prompts from `prompts` (the embedded library by default).
+    pub fn with_prompts(mut self, prompts: Prompts) -> Self {
+        self.prompts = prompts;
+        self
     }
 
     /// Answers calls at temperature 0 from `cache` when it has them, and keeps new answers
@@ -319,6 +344,7 @@ impl Agents {
         &self,
         input: &TaskInput,
         request: &LlmRequest,
+        prompt_version: &str,
         calls: &mut Vec<CallRecord>,
     ) -> Result<LlmResponse, CallError> {
         let started = Instant::now();
@@ -339,6 +365,7 @@ impl Agents {
                 latency_ms: started.elapsed().as_millis() as u64,
                 cost_usd: Some(0.0),
                 cached: true,
+                prompt_version: prompt_version.to_owned(),
             });
             return Ok(LlmResponse {
                 content,
@@ -391,6 +418,7 @@ impl Agents {
             latency_ms: started.elapsed().as_millis() as u64,
             cost_usd: spent.cost_usd,
             cached: false,
+            prompt_version: prompt_version.to_owned(),
         });
         if let Some((cache, key)) = &cache {
             cache.put(key, self.llm.provider(), &response).await;

@@ -1,11 +1,14 @@
 //! The prompt library: a system prompt per agent kind and a template per task type,
-//! embedded in the binary and rendered with minijinja.
+//! embedded in the binary and rendered with minijinja. A directory (`GUILD_PROMPTS_DIR`)
+//! may override any of them, or add templates for new task types, by holding files of
+//! the same relative names (`base.j2`, `system/backend.j2`, `tasks/api_structure.j2`).
 //!
 //! Each task template's version is a hash of everything it renders from (the shared base,
-//! its system prompt and itself), recorded with every task so outcomes can be compared
-//! across prompt versions.
+//! its system prompt and itself), recorded with every call and task so outcomes can be
+//! compared across prompt versions.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+use std::path::Path;
 
 use guild_core::AgentKind;
 use minijinja::Environment;
@@ -42,8 +45,24 @@ const TEMPLATES: &[(&str, &str)] = embedded![
     "tasks/code_review.j2",
     "tasks/security_audit.j2",
     "tasks/performance_testing.j2",
+    "tasks/fix_findings.j2",
     "tasks/default.j2",
 ];
+
+/// Why a prompt directory cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PromptsError {
+    #[error("reading the prompt directory {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("prompt template {name} is invalid: {source}")]
+    Invalid {
+        name: String,
+        source: minijinja::Error,
+    },
+}
 
 /// What a task template can use.
 #[derive(Debug, Clone, Serialize)]
@@ -60,6 +79,10 @@ pub struct PromptContext<'a> {
     pub files: Vec<PromptFile<'a>>,
     /// Paths of upstream files left out to stay within the context budget.
     pub omitted_files: Vec<&'a str>,
+    /// Review findings the task fixes (a fix task) or verifies (a re-review), one per line.
+    pub findings: Vec<String>,
+    /// Paths written by tasks the graph does not order, one per line.
+    pub conflicts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -80,7 +103,9 @@ pub struct PromptUpstream<'a> {
 pub struct PromptFile<'a> {
     pub path: &'a str,
     pub language: &'a str,
-    pub content: &'a str,
+    pub content: std::borrow::Cow<'a, str>,
+    /// Said before the file: it was trimmed, or it failed validation.
+    pub note: Option<String>,
 }
 
 /// A rendered prompt.
@@ -95,26 +120,88 @@ pub struct RenderedPrompt {
 /// The loaded templates.
 pub struct Prompts {
     env: Environment<'static>,
-    sources: HashMap<&'static str, &'static str>,
+    sources: BTreeMap<String, String>,
+    /// Names taken from the directory rather than the binary.
+    overridden: Vec<String>,
 }
 
 impl Prompts {
     /// The templates embedded in the binary.
     pub fn embedded() -> Self {
+        Self::from_sources(
+            TEMPLATES
+                .iter()
+                .map(|(name, source)| ((*name).to_owned(), (*source).to_owned()))
+                .collect(),
+            Vec::new(),
+        )
+        .unwrap_or_else(|e| panic!("an embedded template is invalid: {e}"))
+    }
+
+    /// The embedded templates, with every `*.j2` file under `dir` in place of (or beside)
+    /// the one of the same relative name. A template that does not parse is an error here,
+    /// at startup, not when a task first needs it.
+    pub fn load(dir: &Path) -> Result<Self, PromptsError> {
+        let mut sources: BTreeMap<String, String> = TEMPLATES
+            .iter()
+            .map(|(name, source)| ((*name).to_owned(), (*source).to_owned()))
+            .collect();
+        let mut overridden = Vec::new();
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(folder) = pending.pop() {
+            let read = |path: &Path, source| PromptsError::Read {
+                path: path.display().to_string(),
+                source,
+            };
+            for entry in std::fs::read_dir(&folder).map_err(|e| read(&folder, e))? {
+                let path = entry.map_err(|e| read(&folder, e))?.path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else if path.extension().is_some_and(|e| e == "j2") {
+                    let name = path
+                        .strip_prefix(dir)
+                        .expect("under the prompt directory")
+                        .components()
+                        .map(|c| c.as_os_str().to_string_lossy())
+                        .collect::<Vec<_>>()
+                        .join("/");
+                    let source = std::fs::read_to_string(&path).map_err(|e| read(&path, e))?;
+                    sources.insert(name.clone(), source);
+                    overridden.push(name);
+                }
+            }
+        }
+        overridden.sort();
+        Self::from_sources(sources, overridden)
+    }
+
+    fn from_sources(
+        sources: BTreeMap<String, String>,
+        overridden: Vec<String>,
+    ) -> Result<Self, PromptsError> {
         let mut env = Environment::new();
-        for (name, source) in TEMPLATES {
-            env.add_template(name, source)
-                .unwrap_or_else(|e| panic!("embedded template {name} is invalid: {e}"));
+        for (name, source) in &sources {
+            env.add_template_owned(name.clone(), source.clone())
+                .map_err(|source| PromptsError::Invalid {
+                    name: name.clone(),
+                    source,
+                })?;
         }
-        Self {
+        Ok(Self {
             env,
-            sources: TEMPLATES.iter().copied().collect(),
-        }
+            sources,
+            overridden,
+        })
+    }
+
+    /// The templates taken from the prompt directory, by relative name.
+    pub fn overridden(&self) -> &[String] {
+        &self.overridden
     }
 
     fn task_template(&self, kind: &str) -> String {
         let name = format!("tasks/{kind}.j2");
-        if self.sources.contains_key(name.as_str()) {
+        if self.sources.contains_key(&name) {
             name
         } else {
             "tasks/default.j2".to_owned()
@@ -136,7 +223,7 @@ impl Prompts {
         let user = self.env.get_template(&task_name)?.render(&context)?;
         let hashed: String = ["base.j2", system_name.as_str(), task_name.as_str()]
             .iter()
-            .map(|name| self.sources.get(name).copied().unwrap_or_default())
+            .map(|name| self.sources.get(*name).map(String::as_str).unwrap_or_default())
             .collect();
         Ok(RenderedPrompt {
             system: system.trim().to_owned(),
@@ -169,6 +256,8 @@ mod tests {
             }],
             files,
             omitted_files: vec!["big.sql"],
+            findings: Vec::new(),
+            conflicts: vec!["`src/app.ts`: v2 by `a` (backend) and v3 by `b` (frontend)".into()],
         }
     }
 
@@ -178,7 +267,8 @@ mod tests {
         let file = PromptFile {
             path: "db/schema.sql",
             language: "sql",
-            content: "CREATE TABLE t ();",
+            content: "CREATE TABLE t ();".into(),
+            note: None,
         };
         let rendered = prompts
             .render(AgentKind::Backend, "api_structure", &context(vec![file]))
@@ -199,6 +289,8 @@ mod tests {
             "left out here for length: big.sql",
             "# Reviewer feedback on your previous answer\n\nUse PATCH, not PUT.",
             "path=backend/src/app.ts",
+            "# Conflicting versions",
+            "`src/app.ts`: v2 by `a` (backend) and v3 by `b` (frontend)",
         ] {
             assert!(
                 rendered.user.contains(expected),
@@ -223,5 +315,50 @@ mod tests {
             .render(AgentKind::Devops, "write_helm_chart", &context(vec![]))
             .expect("c");
         assert!(custom.user.contains("Complete this task for the project"));
+    }
+
+    #[test]
+    fn a_directory_overrides_templates_and_changes_their_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("tasks")).expect("mkdir");
+        std::fs::write(
+            dir.path().join("tasks/api_structure.j2"),
+            "{% extends \"base.j2\" %}{% block instructions %}Use Axum, not Express.{% endblock %}",
+        )
+        .expect("write");
+        std::fs::write(
+            dir.path().join("tasks/write_helm_chart.j2"),
+            "Chart for {{ description }}.",
+        )
+        .expect("write");
+        let custom = Prompts::load(dir.path()).expect("loads");
+        assert_eq!(
+            custom.overridden(),
+            ["tasks/api_structure.j2", "tasks/write_helm_chart.j2"]
+        );
+        let embedded = Prompts::embedded();
+        let ours = custom
+            .render(AgentKind::Backend, "api_structure", &context(vec![]))
+            .expect("ours");
+        let theirs = embedded
+            .render(AgentKind::Backend, "api_structure", &context(vec![]))
+            .expect("theirs");
+        assert!(ours.user.contains("Use Axum, not Express."));
+        assert!(!theirs.user.contains("Use Axum"));
+        assert_ne!(ours.version, theirs.version);
+        // Templates the directory does not hold are the embedded ones, at the same version.
+        let auth = |p: &Prompts| {
+            p.render(AgentKind::Backend, "authentication", &context(vec![]))
+                .expect("auth")
+        };
+        assert_eq!(auth(&custom), auth(&embedded));
+        let helm = custom
+            .render(AgentKind::Devops, "write_helm_chart", &context(vec![]))
+            .expect("helm");
+        assert_eq!(helm.user, "Chart for A todo app.");
+
+        std::fs::write(dir.path().join("tasks/broken.j2"), "{% if %}").expect("write");
+        let error = Prompts::load(dir.path()).err().expect("a broken template is refused");
+        assert!(error.to_string().starts_with("prompt template tasks/broken.j2 is invalid"), "{error}");
     }
 }

@@ -1,34 +1,257 @@
 //! The code-writing agents: render the task's prompt within the context budget, call the
-//! model, and turn the answer's code blocks into files.
+//! model, turn the answer's code blocks into validated files, and ask again with the exact
+//! errors while files fail validation (at most `repair_rounds` times).
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use guild_core::{Finding, is_review_kind, parse_findings};
 use guild_llm::Message;
 
-use crate::blocks::parse_answer;
-use crate::files::{files_from_blocks, language_of};
-use crate::prompts::{PromptContext, PromptFile, PromptTask, PromptUpstream};
-use crate::{AgentError, AgentOutcome, Agents, TaskInput};
+use crate::blocks::{CodeBlock, parse_answer};
+use crate::files::{GeneratedFile, files_from_blocks, language_of};
+use crate::paths::safe_path;
+use crate::prompts::{PromptContext, PromptFile, PromptTask, PromptUpstream, RenderedPrompt};
+use crate::{AgentError, AgentOutcome, Agents, ContextFile, TaskInput};
 
 pub(crate) async fn run(agents: &Agents, input: &TaskInput) -> Result<AgentOutcome, AgentError> {
-    let requirements = input
+    let prompt = render_within_budget(agents, input)?;
+    let review = is_review_kind(&input.kind);
+    let mut calls = Vec::new();
+    let mut messages = vec![Message::user(prompt.user)];
+    // Every version the answers held, in order; `latest` indexes the last one per path.
+    let mut files: Vec<GeneratedFile> = Vec::new();
+    let mut latest: BTreeMap<String, usize> = BTreeMap::new();
+    let mut rejected = Vec::new();
+    let mut summary = None;
+    let mut findings: Option<Vec<Finding>> = None;
+    let mut rounds = 0;
+    loop {
+        let request = agents.request(input, prompt.system.clone(), messages.clone(), false);
+        let response = match agents
+            .call(input, &request, &prompt.version, &mut calls)
+            .await
+        {
+            Ok(response) => response,
+            Err(error) => return Err(AgentError::call(error, calls)),
+        };
+        let answer = parse_answer(&response.content);
+        summary.get_or_insert(answer.summary);
+        let (findings_blocks, blocks): (Vec<CodeBlock>, Vec<CodeBlock>) =
+            answer.blocks.into_iter().partition(|b| b.findings);
+        let (written, refused) = files_from_blocks(blocks);
+        rejected.extend(refused);
+        for mut file in written {
+            // A file repeated unchanged is the same version.
+            if latest
+                .get(&file.path)
+                .is_some_and(|&i| files[i].sha256 == file.sha256)
+            {
+                continue;
+            }
+            file.repair_round = rounds;
+            file.model = response.model.clone();
+            latest.insert(file.path.clone(), files.len());
+            files.push(file);
+        }
+        let mut problems: Vec<String> = latest
+            .values()
+            .map(|&i| &files[i])
+            .filter(|f| f.validation.is_invalid())
+            .map(|f| {
+                format!(
+                    "`{}` failed {}:\n{}",
+                    f.path,
+                    f.validation.checker.as_deref().unwrap_or("validation"),
+                    f.validation.describe()
+                )
+            })
+            .collect();
+        if review {
+            match read_findings(&findings_blocks) {
+                Ok(Some(found)) => findings = Some(found),
+                Ok(None) if findings.is_none() => problems.push(
+                    "the findings block is missing: end the answer with a ```json findings block (an empty list when nothing was found)".to_owned(),
+                ),
+                Ok(None) => {}
+                Err(error) => problems.push(format!("the findings block cannot be used: {error}")),
+            }
+        }
+        if problems.is_empty() || rounds >= agents.settings.repair_rounds {
+            if latest.is_empty() && findings.is_none() {
+                return Err(AgentError {
+                    message: format!(
+                        "the answer contained no usable file ({} block(s) refused)",
+                        rejected.len()
+                    ),
+                    retryable: true,
+                    calls,
+                    raw_answer: Some(response.content),
+                    stops_project: false,
+                });
+            }
+            return Ok(AgentOutcome {
+                summary: summary.unwrap_or_default(),
+                files,
+                rejected,
+                requirements: None,
+                calls,
+                prompt_version: prompt.version,
+                findings: findings.unwrap_or_default(),
+                repair_rounds: rounds,
+                unresolved: problems,
+            });
+        }
+        rounds += 1;
+        messages.push(Message::assistant(response.content));
+        messages.push(Message::user(repair_request(&problems)));
+    }
+}
+
+/// The message that asks for a repair, with the exact errors.
+fn repair_request(problems: &[String]) -> String {
+    format!(
+        "Your answer cannot be used as it is:\n\n{}\n\nAnswer again, in the same format, with \
+         every file named above corrected and given whole{}. Files you do not repeat keep the \
+         version you already gave.",
+        problems
+            .iter()
+            .map(|p| format!("- {p}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        if problems.iter().any(|p| p.contains("findings block")) {
+            ", and end with the ```json findings block"
+        } else {
+            ""
+        }
+    )
+}
+
+/// The findings of an answer's `json findings` blocks (`None` when it has none), with
+/// their paths made safe.
+fn read_findings(blocks: &[CodeBlock]) -> Result<Option<Vec<Finding>>, String> {
+    if blocks.is_empty() {
+        return Ok(None);
+    }
+    let mut all = Vec::new();
+    for block in blocks {
+        for mut finding in parse_findings(&block.content)? {
+            finding.file = safe_path(&finding.file)
+                .map_err(|e| format!("finding on `{}`: {e}", finding.file))?;
+            all.push(finding);
+        }
+    }
+    Ok(Some(all))
+}
+
+/// Characters a file's fence, path and note take beside its content.
+const FILE_OVERHEAD: usize = 64;
+/// Characters the files' section takes beside the files: its heading, its advice, and the
+/// list of files left out.
+const FILES_SECTION: usize = 400;
+/// Characters of the note said before a trimmed file.
+const TRIM_NOTE: usize = 160;
+/// A file is trimmed only when at least this much of it fits; otherwise it is listed by
+/// path alone.
+const MIN_TRIMMED: usize = 800;
+
+/// Renders the task's prompt so that system and user prompt together stay within the
+/// context budget (in characters): the files the task must change come first, whole;
+/// the others whole while they fit, then trimmed in the middle, then listed by path. The
+/// requirements are compacted, then cut, when even the prompt without files is too long.
+fn render_within_budget(agents: &Agents, input: &TaskInput) -> Result<RenderedPrompt, AgentError> {
+    let budget = agents.settings.context_budget_chars;
+    let pretty = input
         .requirements
         .as_ref()
         .map(|r| serde_json::to_string_pretty(r).unwrap_or_default());
-    let mut budget = agents.settings.context_budget_chars;
-    let mut files = Vec::new();
-    let mut omitted_files = Vec::new();
-    for file in &input.files {
-        if file.content.len() <= budget {
-            budget -= file.content.len();
-            files.push(PromptFile {
+    let mut context = base_context(input, pretty);
+    let mut size = rendered_size(agents, input, &context)?;
+    if size > budget {
+        context.requirements = input
+            .requirements
+            .as_ref()
+            .map(|r| serde_json::to_string(r).unwrap_or_default());
+        size = rendered_size(agents, input, &context)?;
+    }
+    if size > budget
+        && let Some(requirements) = context.requirements.take()
+    {
+        let keep = requirements.len().saturating_sub(size - budget + 40);
+        let cut: String = requirements.chars().take(keep).collect();
+        context.requirements = Some(format!("{cut}\n… (trimmed to fit the context budget)"));
+        size = rendered_size(agents, input, &context)?;
+    }
+    if size > budget {
+        return Err(AgentError::permanent(format!(
+            "the task's prompt needs {size} characters before any file, over the context budget of {budget}"
+        )));
+    }
+
+    let mut remaining = (budget - size).saturating_sub(FILES_SECTION);
+    for file in files_by_need(&input.files, &input.findings) {
+        let note = file.validation.as_ref().map(|v| {
+            let errors = v["errors"]
+                .as_array()
+                .map(|e| e.len())
+                .unwrap_or_default();
+            format!("this version failed validation with {errors} error(s)")
+        });
+        let cost = file.content.len() + file.path.len() + FILE_OVERHEAD;
+        if cost <= remaining {
+            remaining -= cost;
+            context.files.push(PromptFile {
                 path: &file.path,
                 language: language_of(&file.path).unwrap_or("text"),
-                content: file.content.trim_end(),
+                content: Cow::Borrowed(file.content.trim_end()),
+                note,
+            });
+        } else if remaining >= MIN_TRIMMED + file.path.len() + FILE_OVERHEAD + TRIM_NOTE {
+            let room = remaining - file.path.len() - FILE_OVERHEAD - TRIM_NOTE;
+            let (content, left_out) = trim_middle(&file.content, room);
+            remaining = remaining
+                .saturating_sub(content.len() + file.path.len() + FILE_OVERHEAD + TRIM_NOTE);
+            context.files.push(PromptFile {
+                path: &file.path,
+                language: language_of(&file.path).unwrap_or("text"),
+                content: Cow::Owned(content),
+                note: Some(format!(
+                    "trimmed to fit the context budget: {left_out} line(s) in the middle are left out; if you change this file, keep them"
+                )),
             });
         } else {
-            omitted_files.push(file.path.as_str());
+            context.omitted_files.push(&file.path);
         }
     }
-    let context = PromptContext {
+    // The estimate above is close; the rendered prompt decides.
+    loop {
+        let prompt = agents.render(input, &context)?;
+        if prompt.system.len() + prompt.user.len() <= budget {
+            return Ok(prompt);
+        }
+        match context.files.pop() {
+            Some(file) => context.omitted_files.push(file.path),
+            None => {
+                return Err(AgentError::permanent(format!(
+                    "the task's prompt does not fit the context budget of {budget} characters"
+                )));
+            }
+        }
+    }
+}
+
+fn rendered_size(
+    agents: &Agents,
+    input: &TaskInput,
+    context: &PromptContext<'_>,
+) -> Result<usize, AgentError> {
+    let prompt = agents.render(input, context)?;
+    Ok(prompt.system.len() + prompt.user.len())
+}
+
+/// The prompt's context without files.
+fn base_context(input: &TaskInput, requirements: Option<String>) -> PromptContext<'_> {
+    PromptContext {
         description: &input.description,
         project_type: input.project_type.as_str(),
         technology_stack: input.technology_stack.as_deref(),
@@ -48,42 +271,81 @@ pub(crate) async fn run(agents: &Agents, input: &TaskInput) -> Result<AgentOutco
                 summary: u.summary.as_deref(),
             })
             .collect(),
-        files,
-        omitted_files,
-    };
-    let prompt = agents.render(input, &context)?;
-
-    let mut calls = Vec::new();
-    let request = agents.request(
-        input,
-        prompt.system,
-        vec![Message::user(prompt.user)],
-        false,
-    );
-    let response = match agents.call(input, &request, &mut calls).await {
-        Ok(response) => response,
-        Err(error) => return Err(AgentError::call(error, calls)),
-    };
-    let answer = parse_answer(&response.content);
-    let (files, rejected) = files_from_blocks(answer.blocks);
-    if files.is_empty() {
-        return Err(AgentError {
-            message: format!(
-                "the answer contained no usable file ({} block(s) refused)",
-                rejected.len()
-            ),
-            retryable: true,
-            calls,
-            raw_answer: Some(response.content),
-            stops_project: false,
-        });
+        files: Vec::new(),
+        omitted_files: Vec::new(),
+        findings: input.findings.iter().map(Finding::describe).collect(),
+        conflicts: input
+            .files
+            .iter()
+            .filter_map(|f| {
+                let other = f.conflict.as_ref()?;
+                Some(format!(
+                    "`{}`: v{} by `{}` replaced v{} by `{}` ({}) without seeing it",
+                    f.path,
+                    f.version,
+                    f.task_key,
+                    other["version"],
+                    other["task_key"].as_str().unwrap_or("?"),
+                    other["agent"].as_str().unwrap_or("?"),
+                ))
+            })
+            .collect(),
     }
-    Ok(AgentOutcome {
-        summary: answer.summary,
-        files,
-        rejected,
-        requirements: None,
-        calls,
-        prompt_version: prompt.version,
-    })
+}
+
+/// The files in the order they earn room: those the findings name (the task changes them),
+/// then those that conflict or failed validation, then the rest, each group by path.
+fn files_by_need<'a>(files: &'a [ContextFile], findings: &[Finding]) -> Vec<&'a ContextFile> {
+    let mut ordered: Vec<&ContextFile> = files.iter().collect();
+    ordered.sort_by_key(|f| {
+        let named = findings.iter().any(|x| x.file == f.path);
+        let flagged = f.conflict.is_some() || f.validation.is_some();
+        (!named, !flagged, f.path.clone())
+    });
+    ordered
+}
+
+/// The first and last lines of `content` within `room` characters, with a line saying how
+/// many were left out between them; returns the text and that count.
+fn trim_middle(content: &str, room: usize) -> (String, usize) {
+    let lines: Vec<&str> = content.lines().collect();
+    let mut head = Vec::new();
+    let mut tail = Vec::new();
+    let mut used = 0;
+    let (mut i, mut j) = (0, lines.len());
+    // Two thirds of the room for the head, the rest for the tail.
+    while i < j && used + lines[i].len() + 1 <= room * 2 / 3 {
+        used += lines[i].len() + 1;
+        head.push(lines[i]);
+        i += 1;
+    }
+    // The line saying what was left out takes its share.
+    let room = room.saturating_sub(40);
+    while j > i && used + lines[j - 1].len() + 1 <= room {
+        used += lines[j - 1].len() + 1;
+        tail.push(lines[j - 1]);
+        j -= 1;
+    }
+    tail.reverse();
+    let left_out = j - i;
+    let mut out = head.join("\n");
+    out.push_str(&format!("\n… {left_out} line(s) left out …\n"));
+    out.push_str(&tail.join("\n"));
+    (out, left_out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trimming_keeps_the_ends_within_the_room() {
+        let content: String = (1..=100).map(|n| format!("line {n}\n")).collect();
+        let (trimmed, left_out) = trim_middle(&content, 200);
+        assert!(trimmed.len() <= 200 + 40, "{}", trimmed.len());
+        assert!(trimmed.starts_with("line 1\nline 2\n"));
+        assert!(trimmed.ends_with("line 99\nline 100"));
+        assert!(left_out > 70);
+        assert!(trimmed.contains(&format!("… {left_out} line(s) left out …")));
+    }
 }

@@ -33,8 +33,20 @@ fn input(kind: &str, project_type: ProjectType) -> TaskInput {
         feedback: None,
         upstream: vec![],
         files: vec![],
+        findings: vec![],
         use_cache: true,
         budget: None,
+    }
+}
+
+fn context_file(path: &str, content: String) -> ContextFile {
+    ContextFile {
+        path: path.into(),
+        version: 1,
+        content,
+        task_key: "database_schema".into(),
+        validation: None,
+        conflict: None,
     }
 }
 
@@ -74,6 +86,16 @@ async fn the_offline_team_writes_valid_files_for_every_task_of_every_template() 
                     .starts_with(&format!("Implemented `{}`", spec.key))
             );
             assert_eq!(outcome.prompt_version.len(), 12);
+            assert_eq!(outcome.repair_rounds, 0, "{}", spec.key);
+            for file in &outcome.files {
+                assert!(
+                    !file.validation.is_invalid(),
+                    "{}: {} is invalid: {}",
+                    spec.key,
+                    file.path,
+                    file.validation.describe()
+                );
+            }
             let call = &outcome.calls[0];
             assert_eq!(
                 (call.provider, call.model.as_str()),
@@ -242,33 +264,225 @@ async fn an_answer_without_files_and_a_transport_error_are_retryable_failures() 
 }
 
 #[tokio::test]
-async fn upstream_files_beyond_the_context_budget_are_listed_by_path_only() {
-    let model = Scripted::new(vec![Ok("ok\n\n```ts path=a.ts\nlet a = 1;\n```\n".into())]);
-    let settings = AgentSettings {
-        context_budget_chars: 100,
-        ..AgentSettings::default()
-    };
-    let agents = Agents::new(model.clone(), settings);
-    let mut task = input("api_structure", ProjectType::Fullstack);
+async fn a_prompt_over_the_context_budget_is_trimmed_to_fit() {
+    let answer = || Ok::<_, LlmError>("ok\n\n```ts path=a.ts\nlet a = 1;\n```\n".to_owned());
+    let mut task = input("authentication", ProjectType::Fullstack);
+    task.kind = guild_core::FIX_FINDINGS.into();
+    task.agent = guild_core::AgentKind::Backend;
+    task.findings = vec![guild_core::Finding {
+        severity: guild_core::Severity::High,
+        file: "src/must_fix.ts".into(),
+        line: Some(2),
+        message: "hard-coded secret".into(),
+        suggested_fix: None,
+    }];
+    task.requirements = Some(serde_json::json!({"core_features": ["x".repeat(2000)]}));
+
+    // The prompt's size without any file, with a budget that leaves room for everything.
+    let roomy = Scripted::new(vec![answer()]);
+    Agents::new(roomy.clone(), AgentSettings::default())
+        .run(&task)
+        .await
+        .expect("runs");
+    let size = |request: &LlmRequest| request.system.len() + request.messages[0].content.len();
+    let base = size(&roomy.requests.lock().expect("lock")[0]);
+
+    let long: String = (1..=2000).map(|n| format!("const line{n} = {n};\n")).collect();
     task.files = vec![
-        ContextFile {
-            path: "db/small.sql".into(),
-            content: "SELECT 1;".into(),
-            task_key: "database_schema".into(),
-        },
-        ContextFile {
-            path: "db/huge.sql".into(),
-            content: "x".repeat(500),
-            task_key: "database_schema".into(),
-        },
+        context_file("src/aaa_big.ts", long.clone()),
+        context_file("src/must_fix.ts", "const a = 1;\nconst secret = \"x\";\n".into()),
+        context_file("src/zzz_big.ts", long),
     ];
+    let budget = base + 3000;
+    let model = Scripted::new(vec![answer()]);
+    let agents = Agents::new(
+        model.clone(),
+        AgentSettings {
+            context_budget_chars: budget,
+            ..AgentSettings::default()
+        },
+    );
     agents.run(&task).await.expect("runs");
-    let prompt = model.requests.lock().expect("lock")[0].messages[0]
-        .content
-        .clone();
-    assert!(prompt.contains("```sql path=db/small.sql\nSELECT 1;\n```"));
-    assert!(!prompt.contains(&"x".repeat(500)));
-    assert!(prompt.contains("left out here for length: db/huge.sql"));
+    let request = model.requests.lock().expect("lock")[0].clone();
+    let prompt = &request.messages[0].content;
+    assert!(size(&request) <= budget, "{} > {budget}", size(&request));
+    // The file the findings name comes first, whole; the next is trimmed in the middle;
+    // the last is listed by path.
+    assert!(prompt.contains("```typescript path=src/must_fix.ts\nconst a = 1;\nconst secret = \"x\";\n```"));
+    assert!(prompt.contains("(trimmed to fit the context budget:"), "{prompt}");
+    assert!(prompt.contains("const line1 = 1;\n"));
+    assert!(prompt.contains("const line2000 = 2000;\n```"));
+    assert!(prompt.contains("left out here for length: src/zzz_big.ts"));
+    assert!(prompt.contains("# Findings to fix\n\n- [high] `src/must_fix.ts:2`: hard-coded secret."));
+
+    // A budget too small for even the requirements: they are cut, never sent whole.
+    let tight = Scripted::new(vec![answer()]);
+    task.files.clear();
+    Agents::new(
+        tight.clone(),
+        AgentSettings {
+            context_budget_chars: base - 1000,
+            ..AgentSettings::default()
+        },
+    )
+    .run(&task)
+    .await
+    .expect("runs");
+    let request = tight.requests.lock().expect("lock")[0].clone();
+    assert!(size(&request) <= base - 1000);
+    assert!(request.messages[0].content.contains("… (trimmed to fit the context budget)"));
+
+    let error = Agents::new(
+        Scripted::new(vec![]),
+        AgentSettings {
+            context_budget_chars: 300,
+            ..AgentSettings::default()
+        },
+    )
+    .run(&task)
+    .await
+    .expect_err("cannot fit");
+    assert!(!error.retryable);
+    assert!(error.message.contains("over the context budget of 300"), "{}", error.message);
+}
+
+#[tokio::test]
+async fn invalid_files_get_repair_rounds_with_the_exact_errors() {
+    let broken = "Wrote the app.\n\n```typescript path=src/app.ts\nexport function f(: number {\n  return 1;\n}\n```\n\n```json path=package.json\n{\"name\": \"x\"}\n```\n";
+    let fixed = "Fixed.\n\n```typescript path=src/app.ts\nexport function f(): number {\n  return 1;\n}\n```\n\n```json path=package.json\n{\"name\": \"x\"}\n```\n";
+    let model = Scripted::new(vec![Ok(broken.into()), Ok(fixed.into())]);
+    let agents = Agents::new(model.clone(), AgentSettings::default());
+    let outcome = agents
+        .run(&input("api_structure", ProjectType::Fullstack))
+        .await
+        .expect("runs");
+    assert_eq!(outcome.repair_rounds, 1);
+    assert!(outcome.unresolved.is_empty());
+    assert_eq!(outcome.summary, "Wrote the app.");
+    assert_eq!(outcome.calls.len(), 2);
+    // Both versions of the broken file, and the unchanged file once.
+    let versions: Vec<_> = outcome
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f.repair_round, f.validation.status))
+        .collect();
+    use guild_validate::Status::{Invalid, Valid};
+    assert_eq!(
+        versions,
+        [("src/app.ts", 0, Invalid), ("package.json", 0, Valid), ("src/app.ts", 1, Valid)]
+    );
+    assert_eq!(outcome.files[0].model, "script-1");
+    let requests = model.requests.lock().expect("lock");
+    let repair = &requests[1].messages;
+    assert_eq!(repair.len(), 3);
+    assert_eq!(repair[1].content, broken);
+    assert!(
+        repair[2].content.contains("- `src/app.ts` failed tree-sitter-typescript:\nline 1, column"),
+        "{}",
+        repair[2].content
+    );
+
+    // When every round fails, the task keeps its files and says what is unresolved.
+    let model = Scripted::new(vec![Ok(broken.into()), Ok(broken.into()), Ok(broken.into())]);
+    let agents = Agents::new(
+        model.clone(),
+        AgentSettings {
+            repair_rounds: 2,
+            ..AgentSettings::default()
+        },
+    );
+    let outcome = agents
+        .run(&input("api_structure", ProjectType::Fullstack))
+        .await
+        .expect("runs");
+    assert_eq!(outcome.repair_rounds, 2);
+    assert_eq!(outcome.calls.len(), 3);
+    assert_eq!(outcome.files.len(), 2, "an unchanged file is one version");
+    assert_eq!(outcome.unresolved.len(), 1);
+    assert!(outcome.unresolved[0].starts_with("`src/app.ts` failed"));
+}
+
+#[tokio::test]
+async fn reviews_answer_findings_and_are_asked_again_without_them() {
+    let report = "Reviewed.\n\n```markdown path=docs/reviews/code-review.md\n# Review\n```\n";
+    let with_findings = format!(
+        "{report}\n```json findings\n{{\"findings\": [{{\"severity\": \"high\", \"file\": \"./src/app.ts\", \"line\": 3, \"message\": \"SQL built from input\", \"suggested_fix\": \"use parameters\"}}]}}\n```\n"
+    );
+    let model = Scripted::new(vec![Ok(report.into()), Ok(with_findings)]);
+    let agents = Agents::new(model.clone(), AgentSettings::default());
+    let outcome = agents
+        .run(&input("code_review", ProjectType::Fullstack))
+        .await
+        .expect("runs");
+    assert_eq!(outcome.repair_rounds, 1);
+    assert_eq!(outcome.findings.len(), 1);
+    assert_eq!(outcome.findings[0].file, "src/app.ts");
+    assert!(outcome.findings[0].severity.is_blocking());
+    assert_eq!(outcome.files.len(), 1);
+    let requests = model.requests.lock().expect("lock");
+    assert!(requests[1].messages[2].content.contains("the findings block is missing"));
+    assert!(requests[0].messages[0].content.contains("```json findings"));
+}
+
+#[tokio::test]
+async fn the_flaw_marker_breaks_a_file_first_and_plants_a_blocking_finding() {
+    let agents = Agents::new(
+        Arc::new(OfflineProvider::default()),
+        AgentSettings::default(),
+    );
+    let flawed = |kind: &str| {
+        let mut task = input(kind, ProjectType::Fullstack);
+        task.description = format!("A todo list app {}", guild_llm::FLAW_MARKER);
+        task
+    };
+    let api = agents.run(&flawed("api_structure")).await.expect("api");
+    assert_eq!(api.repair_rounds, 1);
+    let app: Vec<_> = api
+        .files
+        .iter()
+        .filter(|f| f.path == "backend/src/app.ts")
+        .collect();
+    assert_eq!(app.len(), 2);
+    assert!(app[0].validation.is_invalid());
+    assert!(!app[1].validation.is_invalid());
+
+    let auth = agents.run(&flawed("authentication")).await.expect("auth");
+    let auth_file = &auth.files[0];
+    assert!(auth_file.content.contains("\"guild-dev-secret\""));
+    let mut audit = flawed("security_audit");
+    audit.files = vec![ContextFile {
+        path: auth_file.path.clone(),
+        version: 1,
+        content: auth_file.content.clone(),
+        task_key: "authentication".into(),
+        validation: None,
+        conflict: None,
+    }];
+    let review = agents.run(&audit).await.expect("audit");
+    let blocking: Vec<_> = review
+        .findings
+        .iter()
+        .filter(|f| f.severity.is_blocking())
+        .collect();
+    assert_eq!(blocking.len(), 1, "{:?}", review.findings);
+    assert_eq!(blocking[0].file, "backend/src/auth.ts");
+    assert_eq!(blocking[0].line, Some(5));
+
+    let mut fix = flawed("authentication");
+    fix.kind = guild_core::FIX_FINDINGS.into();
+    fix.findings = vec![blocking[0].clone()];
+    fix.files = audit.files.clone();
+    let fixed = agents.run(&fix).await.expect("fix");
+    assert_eq!(fixed.files.len(), 1);
+    assert_eq!(fixed.files[0].path, "backend/src/auth.ts");
+    assert!(!fixed.files[0].content.contains("guild-dev-secret"));
+
+    // Without the marker, nothing is broken or planted.
+    let clean = agents
+        .run(&input("api_structure", ProjectType::Fullstack))
+        .await
+        .expect("clean");
+    assert_eq!(clean.repair_rounds, 0);
 }
 
 /// A budget that allows `tokens` in all and keeps what it was told.
@@ -428,6 +642,8 @@ async fn tasks_ask_the_model_their_route_names() {
     let settings = AgentSettings {
         models: ModelRoutes::parse(Some("small"), "reviewer=strong,security_audit=strongest")
             .expect("routes"),
+        // The scripted reviews have no findings block: not asked again here.
+        repair_rounds: 0,
         ..AgentSettings::default()
     };
     let agents = Agents::new(model.clone(), settings);

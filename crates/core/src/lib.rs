@@ -4,10 +4,12 @@
 
 mod agent;
 mod plan;
+mod review;
 mod status;
 mod workflow;
 
 pub use agent::AgentKind;
 pub use plan::{Plan, PlanError, TaskSpec};
+pub use review::{FIX_FINDINGS, Finding, Severity, is_review_kind, parse_findings};
 pub use status::{ProjectStatus, TaskStatus, UnknownValue};
 pub use workflow::{ProjectType, REQUIREMENTS_ANALYSIS};

@@ -282,11 +282,7 @@ impl Agent for NoopAgent {
     async fn run(&self, input: &TaskInput) -> Result<AgentOutcome, AgentError> {
         Ok(AgentOutcome {
             summary: format!("{} done", input.key),
-            files: Vec::new(),
-            rejected: Vec::new(),
-            requirements: None,
-            calls: Vec::new(),
-            prompt_version: String::new(),
+            ..AgentOutcome::default()
         })
     }
 }

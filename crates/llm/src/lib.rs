@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 pub use anthropic::AnthropicProvider;
 pub use guard::{Guarded, Limits, RetryPolicy};
 pub use http::{HttpSettings, install_crypto};
-pub use offline::OfflineProvider;
+pub use offline::{FLAW_MARKER, OfflineProvider};
 pub use openai::OpenAiProvider;
 pub use prices::{Price, PriceTable};
 pub use routing::ModelRoutes;

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
+use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -16,6 +17,14 @@ pub struct NewFile {
     /// Lowercase hex SHA-256 of `content`.
     pub sha256: String,
     pub language: Option<String>,
+    /// The file's check (`guild_validate::Validation` as JSON).
+    pub validation: Value,
+    /// The model that wrote it.
+    pub model: Option<String>,
+    /// The version of the prompt that asked for it.
+    pub prompt_version: Option<String>,
+    /// 0 for the task's first answer, n for its n-th repair round.
+    pub repair_round: i32,
 }
 
 /// The latest version of a stored file.
@@ -29,6 +38,8 @@ pub struct StoredFile {
     pub language: Option<String>,
     pub task_key: Option<String>,
     pub agent: Option<String>,
+    pub validation: Option<Value>,
+    pub conflict: Option<Value>,
 }
 
 /// Who wrote a batch of files.
@@ -40,36 +51,49 @@ pub(crate) struct Writer<'a> {
     pub attempt: i32,
 }
 
+/// A version stored by [`write_versions`].
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub(crate) struct Written {
+    pub project_id: Uuid,
+    pub task_id: Uuid,
+    pub path: String,
+    pub version: i32,
+}
+
 /// Stores each writer's files as new versions of their paths, in one statement. Idempotent
 /// per task: a file whose content this task already stored at that path is not stored
-/// again. Two writers of one path in the same call get consecutive versions. Returns how
-/// many versions each task wrote.
+/// again. Two writers of one path in the same call get consecutive versions. Returns the
+/// versions stored.
 pub(crate) async fn write_versions(
     conn: &mut PgConnection,
     writes: &[(Writer<'_>, &[NewFile])],
-) -> Result<HashMap<Uuid, u64>> {
+) -> Result<Vec<Written>> {
     let rows: Vec<(&Writer<'_>, &NewFile)> = writes
         .iter()
         .flat_map(|(writer, files)| files.iter().map(move |file| (writer, file)))
         .collect();
     if rows.is_empty() {
-        return Ok(HashMap::new());
+        return Ok(Vec::new());
     }
-    let written: Vec<(Uuid,)> = sqlx::query_as(
+    let written: Vec<Written> = sqlx::query_as(
         "INSERT INTO project_files
-             (project_id, path, version, content, sha256, size_bytes, language, task_id, agent, attempt)
+             (project_id, path, version, content, sha256, size_bytes, language, task_id, agent,
+              attempt, validation, model, prompt_version, repair_round)
          SELECT f.project_id, f.path,
                 coalesce((SELECT max(version) FROM project_files pf
                           WHERE pf.project_id = f.project_id AND pf.path = f.path), 0)
                     + row_number() OVER (PARTITION BY f.project_id, f.path ORDER BY f.n),
-                f.content, f.sha256, octet_length(f.content), f.language, f.task_id, f.agent, f.attempt
+                f.content, f.sha256, octet_length(f.content), f.language, f.task_id, f.agent, f.attempt,
+                f.validation, f.model, f.prompt_version, f.repair_round
          FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int4[],
-                     $5::text[], $6::text[], $7::text[], $8::text[])
-              WITH ORDINALITY AS f(project_id, task_id, agent, attempt, path, content, sha256, language, n)
+                     $5::text[], $6::text[], $7::text[], $8::text[],
+                     $9::jsonb[], $10::text[], $11::text[], $12::int4[])
+              WITH ORDINALITY AS f(project_id, task_id, agent, attempt, path, content, sha256, language,
+                                   validation, model, prompt_version, repair_round, n)
          WHERE NOT EXISTS (SELECT 1 FROM project_files pf
                            WHERE pf.project_id = f.project_id AND pf.path = f.path
                              AND pf.task_id = f.task_id AND pf.sha256 = f.sha256)
-         RETURNING task_id",
+         RETURNING project_id, task_id, path, version",
     )
     .bind(rows.iter().map(|(w, _)| w.project_id).collect::<Vec<_>>())
     .bind(rows.iter().map(|(w, _)| w.task_id).collect::<Vec<_>>())
@@ -79,13 +103,86 @@ pub(crate) async fn write_versions(
     .bind(rows.iter().map(|(_, f)| f.content.as_str()).collect::<Vec<_>>())
     .bind(rows.iter().map(|(_, f)| f.sha256.as_str()).collect::<Vec<_>>())
     .bind(rows.iter().map(|(_, f)| f.language.as_deref()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, f)| f.validation.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, f)| f.model.as_deref()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, f)| f.prompt_version.as_deref()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, f)| f.repair_round).collect::<Vec<_>>())
     .fetch_all(conn)
     .await?;
+    Ok(written)
+}
+
+/// Versions written per task.
+pub(crate) fn counts(written: &[Written]) -> HashMap<Uuid, u64> {
     let mut counts = HashMap::new();
-    for (task_id,) in written {
-        *counts.entry(task_id).or_insert(0) += 1;
+    for w in written {
+        *counts.entry(w.task_id).or_insert(0) += 1;
     }
-    Ok(counts)
+    counts
+}
+
+/// A version that replaced one its task never saw.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub(crate) struct Conflict {
+    pub project_id: Uuid,
+    pub task_id: Uuid,
+    pub path: String,
+    pub version: i32,
+    pub other_version: i32,
+    pub other_task_key: String,
+    pub other_agent: Option<String>,
+}
+
+/// Finds, among the versions just written, those whose previous version was written by a
+/// task the graph does not order before the writer (neither upstream of it nor itself):
+/// the writer could not have seen it, so both are kept and the conflict is recorded on
+/// the new version. One statement.
+pub(crate) async fn record_conflicts(
+    conn: &mut PgConnection,
+    written: &[Written],
+) -> Result<Vec<Conflict>> {
+    if written.is_empty() {
+        return Ok(Vec::new());
+    }
+    let conflicts = sqlx::query_as::<_, Conflict>(
+        "WITH RECURSIVE mine AS (
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int4[])
+                 AS m(project_id, task_id, path, version)
+         ), up(root, id) AS (
+             SELECT d.task_id, d.depends_on FROM task_dependencies d
+             WHERE d.task_id IN (SELECT task_id FROM mine)
+             UNION
+             SELECT up.root, d.depends_on FROM up JOIN task_dependencies d ON d.task_id = up.id
+         ), found AS (
+             SELECT m.project_id, m.task_id, m.path, m.version,
+                    prev.version AS other_version, t.key AS other_task_key, prev.agent AS other_agent
+             FROM mine m
+             CROSS JOIN LATERAL (
+                 SELECT p.version, p.task_id, p.agent FROM project_files p
+                 WHERE p.project_id = m.project_id AND p.path = m.path AND p.version < m.version
+                 ORDER BY p.version DESC LIMIT 1
+             ) prev
+             JOIN tasks t ON t.id = prev.task_id
+             WHERE prev.task_id <> m.task_id
+               AND NOT EXISTS (SELECT 1 FROM up WHERE up.root = m.task_id AND up.id = prev.task_id)
+         ), marked AS (
+             UPDATE project_files f
+             SET conflict = jsonb_build_object('version', found.other_version,
+                                               'task_key', found.other_task_key,
+                                               'agent', found.other_agent)
+             FROM found
+             WHERE f.project_id = found.project_id AND f.path = found.path
+               AND f.version = found.version
+         )
+         SELECT * FROM found ORDER BY project_id, path, version",
+    )
+    .bind(written.iter().map(|w| w.project_id).collect::<Vec<_>>())
+    .bind(written.iter().map(|w| w.task_id).collect::<Vec<_>>())
+    .bind(written.iter().map(|w| w.path.as_str()).collect::<Vec<_>>())
+    .bind(written.iter().map(|w| w.version).collect::<Vec<_>>())
+    .fetch_all(conn)
+    .await?;
+    Ok(conflicts)
 }
 
 /// The latest version of every file of a project, by path.
@@ -93,7 +190,7 @@ pub async fn latest(pool: &PgPool, project_id: Uuid) -> Result<Vec<StoredFile>> 
     let files = sqlx::query_as::<_, StoredFile>(
         "SELECT DISTINCT ON (f.path)
                 f.path, f.version, f.content, f.sha256, f.size_bytes, f.language,
-                t.key AS task_key, f.agent
+                t.key AS task_key, f.agent, f.validation, f.conflict
          FROM project_files f LEFT JOIN tasks t ON t.id = f.task_id
          WHERE f.project_id = $1
          ORDER BY f.path, f.version DESC",
@@ -116,6 +213,11 @@ pub struct FileMeta {
     pub task_key: Option<String>,
     pub agent: Option<String>,
     pub attempt: Option<i32>,
+    pub model: Option<String>,
+    pub prompt_version: Option<String>,
+    pub repair_round: i32,
+    pub validation: Option<Value>,
+    pub conflict: Option<Value>,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -124,7 +226,8 @@ pub async fn list_latest(pool: &PgPool, project_id: Uuid) -> Result<Vec<FileMeta
     let files = sqlx::query_as::<_, FileMeta>(
         "SELECT DISTINCT ON (f.path)
                 f.path, f.version, f.sha256, f.size_bytes, f.language, f.task_id,
-                t.key AS task_key, f.agent, f.attempt, f.created_at
+                t.key AS task_key, f.agent, f.attempt, f.model, f.prompt_version,
+                f.repair_round, f.validation, f.conflict, f.created_at
          FROM project_files f LEFT JOIN tasks t ON t.id = f.task_id
          WHERE f.project_id = $1
          ORDER BY f.path, f.version DESC",
@@ -139,7 +242,8 @@ pub async fn list_latest(pool: &PgPool, project_id: Uuid) -> Result<Vec<FileMeta
 pub async fn written_by(pool: &PgPool, task_id: Uuid) -> Result<Vec<FileMeta>> {
     let files = sqlx::query_as::<_, FileMeta>(
         "SELECT f.path, f.version, f.sha256, f.size_bytes, f.language, f.task_id,
-                t.key AS task_key, f.agent, f.attempt, f.created_at
+                t.key AS task_key, f.agent, f.attempt, f.model, f.prompt_version,
+                f.repair_round, f.validation, f.conflict, f.created_at
          FROM project_files f JOIN tasks t ON t.id = f.task_id
          WHERE f.task_id = $1
          ORDER BY f.path, f.version",
@@ -159,7 +263,7 @@ pub async fn get(
 ) -> Result<Option<StoredFile>> {
     let file = sqlx::query_as::<_, StoredFile>(
         "SELECT f.path, f.version, f.content, f.sha256, f.size_bytes, f.language,
-                t.key AS task_key, f.agent
+                t.key AS task_key, f.agent, f.validation, f.conflict
          FROM project_files f LEFT JOIN tasks t ON t.id = f.task_id
          WHERE f.project_id = $1 AND f.path = $2 AND ($3::int IS NULL OR f.version = $3)
          ORDER BY f.version DESC LIMIT 1",

@@ -13,6 +13,7 @@ pub mod llm_cache;
 pub mod oversight;
 pub mod projects;
 pub mod retention;
+pub mod review;
 pub mod sessions;
 pub mod settle;
 pub mod tasks;

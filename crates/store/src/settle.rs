@@ -7,13 +7,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use guild_core::ProjectStatus;
+use guild_core::{Finding, ProjectStatus};
 use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::events::{self, NewEvent};
 use crate::files::{self, NewFile, Writer};
+use crate::review::{self, CompletedReview};
 use crate::listener::notify_ready;
 use crate::{Result, StoreError, parse};
 
@@ -29,6 +30,8 @@ pub struct LlmCall {
     pub cost_usd: Option<f64>,
     /// Answered from the response cache (no tokens, no cost).
     pub cached: bool,
+    /// The version of the prompt template the call was made with.
+    pub prompt_version: Option<String>,
 }
 
 /// A code block an agent wrote that was not stored, and why.
@@ -54,6 +57,8 @@ pub struct Completion<'a> {
     /// The requirements analysis, stored on the project when this task produced it.
     pub requirements: Option<&'a Value>,
     pub llm_calls: &'a [LlmCall],
+    /// A review's findings: blocking ones start a fix round (see [`crate::review`]).
+    pub findings: &'a [Finding],
 }
 
 /// A task's failed attempt.
@@ -137,7 +142,7 @@ pub async fn complete_many(
         .await?;
     // A task the project listed in `options.require_approval` waits for a human with its
     // result stored; its dependents are released when it is approved.
-    let updated: Vec<(Uuid, String, String, String)> = sqlx::query_as(
+    let rows: Vec<UpdatedRow> = sqlx::query_as(
         "UPDATE tasks t
          SET status = CASE WHEN p.options->'require_approval' ? t.key
                            THEN 'awaiting_approval' ELSE 'completed' END,
@@ -147,7 +152,7 @@ pub async fn complete_many(
          FROM unnest($1::uuid[], $2::int4[], $3::jsonb[]) AS u(id, attempt, result), projects p
          WHERE t.id = u.id AND t.status = 'running' AND t.attempt = u.attempt
            AND p.id = t.project_id
-         RETURNING t.id, t.key, t.agent, t.status",
+         RETURNING t.id, t.key, t.agent, t.status, t.kind, t.priority, t.critical, t.review_round",
     )
     .bind(completions.iter().map(|c| c.task_id).collect::<Vec<_>>())
     .bind(completions.iter().map(|c| c.attempt).collect::<Vec<_>>())
@@ -159,9 +164,14 @@ pub async fn complete_many(
     )
     .fetch_all(&mut *tx)
     .await?;
-    let updated: HashMap<Uuid, (String, String, bool)> = updated
-        .into_iter()
-        .map(|(id, key, agent, status)| (id, (key, agent, status == "awaiting_approval")))
+    let updated: HashMap<Uuid, (String, String, bool)> = rows
+        .iter()
+        .map(|u| {
+            (
+                u.id,
+                (u.key.clone(), u.agent.clone(), u.status == "awaiting_approval"),
+            )
+        })
         .collect();
     let done: Vec<&Completion<'_>> = completions
         .iter()
@@ -186,6 +196,25 @@ pub async fn complete_many(
             .collect::<Vec<_>>(),
     )
     .await?;
+    let conflicts = files::record_conflicts(&mut tx, &written).await?;
+    let written = files::counts(&written);
+    let reviews: Vec<CompletedReview<'_>> = completions
+        .iter()
+        .filter_map(|c| {
+            let row = rows.iter().find(|u| u.id == c.task_id)?;
+            (row.status == "completed" && !c.findings.is_empty()).then(|| CompletedReview {
+                project_id: c.project_id,
+                task_id: c.task_id,
+                key: &row.key,
+                kind: &row.kind,
+                priority: row.priority,
+                critical: row.critical,
+                review_round: row.review_round,
+                findings: c.findings,
+            })
+        })
+        .collect();
+    let grown = review::start_fix_rounds(&mut tx, &reviews).await?;
     let completed: Vec<Uuid> = done
         .iter()
         .filter(|c| !updated[&c.task_id].2)
@@ -220,6 +249,24 @@ pub async fn complete_many(
         .filter(|c| !updated.contains_key(&c.task_id))
         .map(|c| (c.project_id, result_dropped(c.task_id, c.attempt)))
         .collect();
+    log.extend(grown);
+    log.extend(conflicts.iter().map(|c| {
+        (
+            c.project_id,
+            NewEvent {
+                task_id: Some(c.task_id),
+                kind: "file_conflict",
+                data: json!({
+                    "path": c.path,
+                    "version": c.version,
+                    "other_version": c.other_version,
+                    "other_task_key": c.other_task_key,
+                    "other_agent": c.other_agent,
+                    "reason": "written by tasks the graph does not order: both versions are kept",
+                }),
+            },
+        )
+    }));
     for c in &done {
         let (key, agent, awaiting_approval) = &updated[&c.task_id];
         let event = |kind, data| {
@@ -247,6 +294,21 @@ pub async fn complete_many(
                 "released": released.get(&c.task_id).copied().unwrap_or(0),
             }),
         ));
+        log.extend(
+            c.files
+                .iter()
+                .filter(|f| f.validation["status"] == "invalid")
+                .map(|f| {
+                    event(
+                        "file_invalid",
+                        json!({
+                            "path": f.path,
+                            "repair_round": f.repair_round,
+                            "errors": f.validation["errors"],
+                        }),
+                    )
+                }),
+        );
         log.extend(c.rejected_files.iter().map(|r| {
             event(
                 "file_rejected",
@@ -312,6 +374,19 @@ pub async fn complete_many(
             }),
         })
         .collect())
+}
+
+/// A task `complete_many` completed.
+#[derive(sqlx::FromRow)]
+struct UpdatedRow {
+    id: Uuid,
+    key: String,
+    agent: String,
+    status: String,
+    kind: String,
+    priority: i16,
+    critical: bool,
+    review_round: i32,
 }
 
 /// Fails a running task's attempt. With attempts left and a retryable error it goes back to
@@ -522,6 +597,7 @@ fn llm_call_events(task_id: Uuid, calls: &[LlmCall]) -> Vec<NewEvent> {
                 "latency_ms": call.latency_ms,
                 "cost_usd": call.cost_usd,
                 "cached": call.cached,
+                "prompt_version": call.prompt_version,
             }),
         })
         .collect()

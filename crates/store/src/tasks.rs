@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use guild_core::{AgentKind, ProjectType, TaskStatus};
+use guild_core::{AgentKind, Finding, ProjectType, TaskStatus};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -182,6 +182,8 @@ pub struct TaskContext {
     pub use_cache: bool,
     /// The project has a budget (`max_tokens` or `max_cost_usd`) its calls must reserve.
     pub budgeted: bool,
+    /// The review findings the task fixes or verifies.
+    pub findings: Vec<Finding>,
 }
 
 /// A completed upstream task's summary.
@@ -196,8 +198,25 @@ pub struct UpstreamResult {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UpstreamFile {
     pub path: String,
+    pub version: i32,
     pub content: String,
     pub task_key: String,
+    /// The version's check, when it failed: `{status, checker, errors}`.
+    pub validation: Option<Value>,
+    /// The unordered version this one replaced: `{version, task_key, agent}`.
+    pub conflict: Option<Value>,
+}
+
+/// A version an upstream task wrote.
+#[derive(sqlx::FromRow)]
+struct WrittenRow {
+    task_id: Uuid,
+    path: String,
+    version: i32,
+    content: String,
+    key: String,
+    validation: Option<Value>,
+    conflict: Option<Value>,
 }
 
 /// A task with what its context needs of its project.
@@ -211,6 +230,7 @@ struct Head {
     feedback: Option<String>,
     use_cache: bool,
     budgeted: bool,
+    findings: Option<sqlx::types::Json<Vec<Finding>>>,
 }
 
 /// Reads the context of `task_id`: its project and everything upstream of it.
@@ -237,7 +257,8 @@ pub async fn contexts(pool: &PgPool, tasks: &[(Uuid, Uuid)]) -> Result<HashMap<U
     let heads: Vec<Head> = sqlx::query_as(
         "SELECT t.id, p.description, p.project_type, p.technology_stack, p.requirements,
                     t.feedback, coalesce((p.options->>'cache')::boolean, true) AS use_cache,
-                    (p.max_tokens IS NOT NULL OR p.max_cost_usd IS NOT NULL) AS budgeted
+                    (p.max_tokens IS NOT NULL OR p.max_cost_usd IS NOT NULL) AS budgeted,
+                    t.findings
              FROM tasks t JOIN projects p ON p.id = t.project_id
              WHERE t.id = ANY($1)",
     )
@@ -266,8 +287,9 @@ pub async fn contexts(pool: &PgPool, tasks: &[(Uuid, Uuid)]) -> Result<HashMap<U
         .collect();
     // Every version the upstream tasks wrote; each task takes, per path, the latest one
     // written by its own upstream.
-    let written: Vec<(Uuid, String, i32, String, String)> = sqlx::query_as(
-        "SELECT f.task_id, f.path, f.version, f.content, t.key
+    let written: Vec<WrittenRow> = sqlx::query_as(
+        "SELECT f.task_id, f.path, f.version, f.content, t.key, f.conflict,
+                CASE WHEN f.validation->>'status' = 'invalid' THEN f.validation END AS validation
          FROM project_files f JOIN tasks t ON t.id = f.task_id
          WHERE f.project_id = ANY($1) AND f.task_id = ANY($2)",
     )
@@ -288,31 +310,35 @@ pub async fn contexts(pool: &PgPool, tasks: &[(Uuid, Uuid)]) -> Result<HashMap<U
                  feedback,
                  use_cache,
                  budgeted,
+                 findings,
              }| {
                 let ups = &upstream[&task_id];
                 let mut rows: Vec<&GraphRow> =
                     ups.iter().filter_map(|id| by_id.get(id).copied()).collect();
                 rows.sort_by(|a, b| (a.priority, &a.key).cmp(&(b.priority, &b.key)));
-                let mut latest: HashMap<&str, &(Uuid, String, i32, String, String)> =
-                    HashMap::new();
-                for file in written.iter().filter(|f| ups.contains(&f.0)) {
-                    let newest = latest.entry(file.1.as_str()).or_insert(file);
-                    if file.2 > newest.2 {
+                let mut latest: HashMap<&str, &WrittenRow> = HashMap::new();
+                for file in written.iter().filter(|f| ups.contains(&f.task_id)) {
+                    let newest = latest.entry(file.path.as_str()).or_insert(file);
+                    if file.version > newest.version {
                         *newest = file;
                     }
                 }
                 let mut files: Vec<UpstreamFile> = latest
                     .into_values()
-                    .map(|(_, path, _, content, key)| UpstreamFile {
-                        path: path.clone(),
-                        content: content.clone(),
-                        task_key: key.clone(),
+                    .map(|f| UpstreamFile {
+                        path: f.path.clone(),
+                        version: f.version,
+                        content: f.content.clone(),
+                        task_key: f.key.clone(),
+                        validation: f.validation.clone(),
+                        conflict: f.conflict.clone(),
                     })
                     .collect();
                 files.sort_by(|a, b| a.path.cmp(&b.path));
                 let context = TaskContext {
                     use_cache,
                     budgeted,
+                    findings: findings.map(|f| f.0).unwrap_or_default(),
                     description,
                     project_type: parse(&project_type)?,
                     technology_stack,
@@ -392,6 +418,10 @@ pub struct Task {
     pub errors: Vec<AttemptError>,
     /// A reviewer's feedback from the last rejected approval.
     pub feedback: Option<String>,
+    /// 0 for planned tasks; n for the fix tasks and re-review of fix round n.
+    pub review_round: i32,
+    /// The review findings this task fixes (a fix task) or verifies (a re-review).
+    pub findings: Vec<Finding>,
     /// What the task's model calls used, over all its attempts.
     pub usage: crate::projects::Usage,
     pub created_at: DateTime<Utc>,
@@ -418,6 +448,8 @@ struct TaskRow {
     error: Option<String>,
     errors: sqlx::types::Json<Vec<AttemptError>>,
     feedback: Option<String>,
+    review_round: i32,
+    findings: Option<sqlx::types::Json<Vec<Finding>>>,
     #[sqlx(flatten)]
     usage: crate::projects::Usage,
     created_at: DateTime<Utc>,
@@ -442,8 +474,8 @@ pub async fn list_filtered(
                 coalesce(array_agg(dep.key ORDER BY dep.key) FILTER (WHERE dep.key IS NOT NULL),
                          '{}') AS depends_on,
                 t.priority, t.critical, t.estimated_minutes, t.attempt, t.max_attempts,
-                t.result, t.error, t.errors, t.feedback, t.created_at, t.started_at, t.completed_at,
-                t.prompt_tokens, t.completion_tokens, t.cost_usd::float8 AS cost_usd,
+                t.result, t.error, t.errors, t.feedback, t.review_round, t.findings,
+                t.created_at, t.started_at, t.completed_at, t.prompt_tokens, t.completion_tokens, t.cost_usd::float8 AS cost_usd,
                 t.llm_calls::int8 AS llm_calls, t.cache_hits::int8 AS cache_hits
          FROM tasks t
          LEFT JOIN task_dependencies d ON d.task_id = t.id
@@ -478,6 +510,8 @@ pub async fn list_filtered(
                 error: row.error,
                 errors: row.errors.0,
                 feedback: row.feedback,
+                review_round: row.review_round,
+                findings: row.findings.map(|f| f.0).unwrap_or_default(),
                 usage: row.usage,
                 created_at: row.created_at,
                 started_at: row.started_at,

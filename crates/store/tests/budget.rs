@@ -49,6 +49,7 @@ fn call(prompt: i64, completion: i64, cost: Option<f64>, cached: bool) -> LlmCal
         latency_ms: 5,
         cost_usd: cost,
         cached,
+        prompt_version: Some("v1".into()),
     }
 }
 

@@ -4,7 +4,6 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use guild_core::{AgentKind, Plan, ProjectStatus, ProjectType, TaskSpec, TaskStatus};
-use guild_store::files::NewFile;
 use guild_store::settle::{self, Completion, Failure};
 use guild_store::tasks::{self, ClaimedTask};
 use guild_store::{PgPool, StoreError, events, files, projects};
@@ -44,6 +43,7 @@ fn completion(task: &ClaimedTask) -> Completion<'static> {
         rejected_files: &[],
         requirements: None,
         llm_calls: &[],
+        findings: &[],
     }
 }
 
@@ -441,12 +441,7 @@ async fn files_get_versions_and_rewrites_of_the_same_content_are_idempotent() {
     let pool = guild_testkit::database().await;
     let plan = ProjectType::Fullstack.template();
     let project_id = create(&pool, &plan).await;
-    let file = |content: &str| NewFile {
-        path: "db/schema.sql".into(),
-        content: content.into(),
-        sha256: format!("{:064x}", content.len()),
-        language: Some("sql".into()),
-    };
+    let file = |content: &str| guild_testkit::new_file("db/schema.sql", content, "sql");
     let analysis = claim_one(&pool, "requirements_analysis").await;
     let written = [file("CREATE TABLE a (id int);")];
     let settled = settle::complete(

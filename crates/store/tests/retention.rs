@@ -11,12 +11,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 fn file(content: &str) -> NewFile {
-    NewFile {
-        path: "src/app.ts".into(),
-        content: content.into(),
-        sha256: format!("{:0>64}", content.len()),
-        language: Some("typescript".into()),
-    }
+    guild_testkit::new_file("src/app.ts", content, "typescript")
 }
 
 /// A finished project of two tasks, each writing `src/app.ts`: versions 1 and 2.
@@ -46,6 +41,7 @@ async fn finished_project(pool: &PgPool) -> Uuid {
                 rejected_files: &[],
                 requirements: None,
                 llm_calls: &[],
+                findings: &[],
             },
         )
         .await

@@ -194,12 +194,7 @@ async fn a_batch_of_completions_settles_together_and_fences_each_task() {
     let by_key = |key: &str| claimed.iter().find(|t| t.key == key).expect(key);
     let (left, right, solo) = (by_key("left0"), by_key("right0"), by_key("solo0"));
 
-    let file = |content: &str| guild_store::files::NewFile {
-        path: "src/shared.ts".into(),
-        content: content.into(),
-        sha256: format!("{:0>64}", content.len()),
-        language: Some("typescript".into()),
-    };
+    let file = |content: &str| guild_testkit::new_file("src/shared.ts", content, "typescript");
     let left_files = [file("left")];
     let right_files = [file("right!")];
     let completion = |task: &ClaimedTask, files| Completion {
@@ -213,6 +208,7 @@ async fn a_batch_of_completions_settles_together_and_fences_each_task() {
         rejected_files: &[],
         requirements: None,
         llm_calls: &[],
+        findings: &[],
     };
     // A stale completion of `solo` (an attempt it is not at) is refused; the rest settle.
     let stale = Completion {

@@ -153,10 +153,26 @@ pub async fn complete_task(
             rejected_files: &[],
             requirements: None,
             llm_calls,
+            findings: &[],
         },
     )
     .await
     .expect("complete");
+}
+
+/// A file as a task stores it, with a stand-in digest (the store does not check it): valid,
+/// by `offline-1`, prompt version `test`, first answer.
+pub fn new_file(path: &str, content: &str, language: &str) -> guild_store::files::NewFile {
+    guild_store::files::NewFile {
+        path: path.into(),
+        content: content.into(),
+        sha256: format!("{:0>64x}", content.len()),
+        language: Some(language.into()),
+        validation: serde_json::json!({"status": "valid", "checker": "test", "errors": []}),
+        model: Some("offline-1".into()),
+        prompt_version: Some("test".into()),
+        repair_round: 0,
+    }
 }
 
 /// A task of `agent` keyed and typed `key`, after `depends_on`, with priority 1, not

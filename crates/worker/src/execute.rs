@@ -276,10 +276,14 @@ impl Inner {
                 .into_iter()
                 .map(|f| ContextFile {
                     path: f.path,
+                    version: f.version,
                     content: f.content,
                     task_key: f.task_key,
+                    validation: f.validation,
+                    conflict: f.conflict,
                 })
                 .collect(),
+            findings: context.findings,
             use_cache: context.use_cache,
             budget: context.budgeted.then(|| {
                 Arc::new(ProjectBudget {
@@ -316,8 +320,18 @@ impl Inner {
                 content: f.content.clone(),
                 sha256: f.sha256.clone(),
                 language: f.language.clone(),
+                validation: json!(f.validation),
+                model: Some(f.model.clone()),
+                prompt_version: Some(outcome.prompt_version.clone()),
+                repair_round: i32::try_from(f.repair_round).unwrap_or(i32::MAX),
             })
             .collect();
+        // The last version of each path, as the task leaves it.
+        let mut last: std::collections::BTreeMap<&str, &guild_agents::GeneratedFile> =
+            std::collections::BTreeMap::new();
+        for file in &outcome.files {
+            last.insert(&file.path, file);
+        }
         let rejected: Vec<RejectedFile> = outcome
             .rejected
             .iter()
@@ -334,7 +348,11 @@ impl Inner {
             .sum();
         let result = json!({
             "summary": outcome.summary,
-            "files": outcome.files.iter().map(|f| &f.path).collect::<Vec<_>>(),
+            "files": last.keys().collect::<Vec<_>>(),
+            "invalid_files": last.values().filter(|f| f.validation.is_invalid()).map(|f| &f.path).collect::<Vec<_>>(),
+            "repair_rounds": outcome.repair_rounds,
+            "unresolved": outcome.unresolved,
+            "findings": outcome.findings,
             "rejected_files": outcome.rejected,
             "prompt_version": outcome.prompt_version,
             "models": outcome.calls.iter().map(|c| &c.model).collect::<std::collections::BTreeSet<_>>(),
@@ -355,6 +373,7 @@ impl Inner {
             rejected_files: rejected,
             requirements: outcome.requirements,
             llm_calls: calls,
+            findings: outcome.findings,
         };
         if settler.send(ToSettle { completion, reply }).is_err() {
             return Err(SettleError::Failed("the settler stopped".into()));
@@ -395,6 +414,7 @@ fn llm_calls(calls: &[guild_agents::CallRecord]) -> Vec<LlmCall> {
             latency_ms: c.latency_ms as i64,
             cost_usd: c.cost_usd,
             cached: c.cached,
+            prompt_version: Some(c.prompt_version.clone()),
         })
         .collect()
 }

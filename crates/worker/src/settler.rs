@@ -34,6 +34,7 @@ pub(crate) struct OwnedCompletion {
     pub rejected_files: Vec<RejectedFile>,
     pub requirements: Option<Value>,
     pub llm_calls: Vec<LlmCall>,
+    pub findings: Vec<guild_core::Finding>,
 }
 
 impl OwnedCompletion {
@@ -49,6 +50,7 @@ impl OwnedCompletion {
             rejected_files: &self.rejected_files,
             requirements: self.requirements.as_ref(),
             llm_calls: &self.llm_calls,
+            findings: &self.findings,
         }
     }
 }

@@ -538,6 +538,7 @@ async fn a_task_whose_worker_died_is_recovered_and_completes() {
             rejected_files: &[],
             requirements: None,
             llm_calls: &[],
+            findings: &[],
         },
     )
     .await;

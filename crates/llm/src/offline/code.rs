@@ -4,6 +4,7 @@
 //! The files are real templates under `crates/llm/offline/`, stored at the path they are
 //! written to, with `__entity__`-style placeholders filled from the project's subject.
 
+use super::flaws;
 use super::subject::{Backend, Subject};
 
 /// One file the offline provider writes: for which stacks, where, and from what template.
@@ -80,13 +81,46 @@ fn language(path: &str) -> &'static str {
     }
 }
 
-/// The markdown answer for task type `kind`.
-pub(super) fn answer(kind: &str, subject: &Subject) -> String {
-    let files: Vec<(String, String)> = TEMPLATES
+/// What the offline model knows of the call beyond its task type.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Call<'a> {
+    /// The project asked for flaws ([`flaws::FLAW_MARKER`]).
+    pub flaws: bool,
+    /// A repair round: the conversation already holds an answer and its errors.
+    pub repairing: bool,
+    /// The user messages, one after the other.
+    pub prompt: &'a str,
+}
+
+/// The templates of the stack, filled.
+fn filled<'a>(subject: &'a Subject) -> impl Iterator<Item = (&'static str, String, String)> + 'a {
+    TEMPLATES
         .iter()
-        .filter(|t| t.kind == kind && t.backend.is_none_or(|b| b == subject.backend))
-        .map(|t| (subject.fill(t.path), subject.fill(t.text)))
-        .collect();
+        .filter(|t| t.backend.is_none_or(|b| b == subject.backend))
+        .map(|t| (t.kind, subject.fill(t.path), subject.fill(t.text)))
+}
+
+/// The markdown answer for task type `kind`.
+pub(super) fn answer(kind: &str, subject: &Subject, call: Call<'_>) -> String {
+    let files: Vec<(String, String)> = if kind == guild_fix_kind() {
+        let wanted = flaws::files_to_fix(call.prompt);
+        filled(subject)
+            .filter(|(_, path, _)| wanted.contains(path))
+            .map(|(_, path, text)| (path, text))
+            .collect()
+    } else {
+        filled(subject)
+            .filter(|(k, _, _)| *k == kind)
+            .map(|(_, path, text)| {
+                let text = if call.flaws && !call.repairing {
+                    flaws::flawed(kind, &path, &text)
+                } else {
+                    text
+                };
+                (path, text)
+            })
+            .collect()
+    };
     let files = if files.is_empty() {
         // A task type of a custom workflow: write down the plan for it.
         vec![(
@@ -118,7 +152,68 @@ pub(super) fn answer(kind: &str, subject: &Subject) -> String {
             language(path)
         ));
     }
+    if let Some(findings) = findings(kind, subject, call) {
+        out.push_str(&format!(
+            "\nFindings:\n\n```json findings\n{}\n```\n",
+            serde_json::to_string_pretty(&serde_json::json!({ "findings": findings }))
+                .expect("findings serialise")
+        ));
+    }
     out
+}
+
+/// The fix tasks' type (as `guild_core::FIX_FINDINGS`, which this crate does not depend on).
+fn guild_fix_kind() -> &'static str {
+    "fix_findings"
+}
+
+/// A review's structured findings: those its report's table lists, and under the flaw
+/// marker the planted secrets the prompt shows.
+fn findings(kind: &str, subject: &Subject, call: Call<'_>) -> Option<Vec<serde_json::Value>> {
+    let finding = |severity: &str, file: String, line: Option<usize>, message: &str, fix: &str| {
+        serde_json::json!({
+            "severity": severity, "file": file, "line": line,
+            "message": message, "suggested_fix": fix,
+        })
+    };
+    let auth = match subject.backend {
+        Backend::TypeScript => "backend/src/auth.ts",
+        Backend::Python => "backend/app/auth.py",
+    };
+    match kind {
+        "code_review" => Some(vec![
+            finding(
+                "low",
+                subject.fill("frontend/src/state/__entity__Store.ts"),
+                None,
+                "errors are shown as raw strings",
+                "map known statuses to messages",
+            ),
+        ]),
+        "security_audit" => {
+            let mut found: Vec<serde_json::Value> = flaws::planted_secrets(call.prompt)
+                .into_iter()
+                .map(|(path, line)| {
+                    finding(
+                        "high",
+                        path,
+                        Some(line),
+                        "the token signing secret is hard-coded",
+                        "read it from the AUTH_SECRET environment variable",
+                    )
+                })
+                .collect();
+            found.push(finding(
+                "medium",
+                auth.to_owned(),
+                None,
+                "tokens never expire",
+                "add an `exp` claim and reject old tokens",
+            ));
+            Some(found)
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -146,7 +241,7 @@ mod tests {
         for description in ["A todo app", "A todo app in Python"] {
             let subject = Subject::new(description, None);
             for kind in kinds {
-                let answer = answer(kind, &subject);
+                let answer = answer(kind, &subject, Call::default());
                 assert!(answer.contains(" path="), "{kind}");
                 assert!(!answer.contains("__entit"), "{kind}: unfilled placeholder");
                 assert!(!answer.contains("__Entit"), "{kind}: unfilled placeholder");
@@ -156,7 +251,11 @@ mod tests {
 
     #[test]
     fn placeholders_are_filled_in_paths_and_content() {
-        let answer = answer("business_logic", &Subject::new("A recipe box", None));
+        let answer = answer(
+            "business_logic",
+            &Subject::new("A recipe box", None),
+            Call::default(),
+        );
         assert!(answer.contains("path=backend/src/services/recipeService.ts"));
         assert!(answer.contains("FROM recipes t"));
     }

@@ -5,6 +5,7 @@
 
 mod analysis;
 mod code;
+mod flaws;
 mod subject;
 
 use std::time::Duration;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::{LlmClient, LlmError, LlmRequest, LlmResponse, Usage, estimate_tokens};
+pub use flaws::FLAW_MARKER;
 pub use subject::{Backend, Subject};
 
 /// The offline model's name, recorded with its calls.
@@ -49,9 +51,21 @@ impl LlmClient for OfflineProvider {
             &request.purpose.description,
             request.purpose.technology_stack.as_deref(),
         );
+        let prompt: String = request
+            .messages
+            .iter()
+            .filter(|m| m.role == crate::Role::User)
+            .map(|m| m.content.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let call = code::Call {
+            flaws: flaws::wanted(&request.purpose.description),
+            repairing: request.messages.len() > 1,
+            prompt: &prompt,
+        };
         let content = match request.purpose.task_kind.as_str() {
             "requirements_analysis" => analysis::answer(&subject),
-            kind => code::answer(kind, &subject),
+            kind => code::answer(kind, &subject, call),
         };
         let prompt_tokens = estimate_tokens(&request.system)
             + request
