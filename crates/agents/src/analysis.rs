@@ -188,7 +188,8 @@ pub(crate) async fn run(agents: &Agents, input: &TaskInput) -> Result<AgentOutco
         let request = agents.request(input, prompt.system.clone(), messages.clone(), true);
         let response = match agents
             .call(input, &request, &prompt.version, &mut calls)
-            .await {
+            .await
+        {
             Ok(response) => response,
             Err(error) => return Err(AgentError::call(error, calls)),
         };

@@ -223,7 +223,12 @@ impl Prompts {
         let user = self.env.get_template(&task_name)?.render(&context)?;
         let hashed: String = ["base.j2", system_name.as_str(), task_name.as_str()]
             .iter()
-            .map(|name| self.sources.get(*name).map(String::as_str).unwrap_or_default())
+            .map(|name| {
+                self.sources
+                    .get(*name)
+                    .map(String::as_str)
+                    .unwrap_or_default()
+            })
             .collect();
         Ok(RenderedPrompt {
             system: system.trim().to_owned(),
@@ -358,7 +363,14 @@ mod tests {
         assert_eq!(helm.user, "Chart for A todo app.");
 
         std::fs::write(dir.path().join("tasks/broken.j2"), "{% if %}").expect("write");
-        let error = Prompts::load(dir.path()).err().expect("a broken template is refused");
-        assert!(error.to_string().starts_with("prompt template tasks/broken.j2 is invalid"), "{error}");
+        let error = Prompts::load(dir.path())
+            .err()
+            .expect("a broken template is refused");
+        assert!(
+            error
+                .to_string()
+                .starts_with("prompt template tasks/broken.j2 is invalid"),
+            "{error}"
+        );
     }
 }

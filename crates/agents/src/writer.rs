@@ -191,10 +191,7 @@ fn render_within_budget(agents: &Agents, input: &TaskInput) -> Result<RenderedPr
     let mut remaining = (budget - size).saturating_sub(FILES_SECTION);
     for file in files_by_need(&input.files, &input.findings) {
         let note = file.validation.as_ref().map(|v| {
-            let errors = v["errors"]
-                .as_array()
-                .map(|e| e.len())
-                .unwrap_or_default();
+            let errors = v["errors"].as_array().map(|e| e.len()).unwrap_or_default();
             format!("this version failed validation with {errors} error(s)")
         });
         let cost = file.content.len() + file.path.len() + FILE_OVERHEAD;

@@ -287,10 +287,15 @@ async fn a_prompt_over_the_context_budget_is_trimmed_to_fit() {
     let size = |request: &LlmRequest| request.system.len() + request.messages[0].content.len();
     let base = size(&roomy.requests.lock().expect("lock")[0]);
 
-    let long: String = (1..=2000).map(|n| format!("const line{n} = {n};\n")).collect();
+    let long: String = (1..=2000)
+        .map(|n| format!("const line{n} = {n};\n"))
+        .collect();
     task.files = vec![
         context_file("src/aaa_big.ts", long.clone()),
-        context_file("src/must_fix.ts", "const a = 1;\nconst secret = \"x\";\n".into()),
+        context_file(
+            "src/must_fix.ts",
+            "const a = 1;\nconst secret = \"x\";\n".into(),
+        ),
         context_file("src/zzz_big.ts", long),
     ];
     let budget = base + 3000;
@@ -308,12 +313,21 @@ async fn a_prompt_over_the_context_budget_is_trimmed_to_fit() {
     assert!(size(&request) <= budget, "{} > {budget}", size(&request));
     // The file the findings name comes first, whole; the next is trimmed in the middle;
     // the last is listed by path.
-    assert!(prompt.contains("```typescript path=src/must_fix.ts\nconst a = 1;\nconst secret = \"x\";\n```"));
-    assert!(prompt.contains("(trimmed to fit the context budget:"), "{prompt}");
+    assert!(
+        prompt.contains(
+            "```typescript path=src/must_fix.ts\nconst a = 1;\nconst secret = \"x\";\n```"
+        )
+    );
+    assert!(
+        prompt.contains("(trimmed to fit the context budget:"),
+        "{prompt}"
+    );
     assert!(prompt.contains("const line1 = 1;\n"));
     assert!(prompt.contains("const line2000 = 2000;\n```"));
     assert!(prompt.contains("left out here for length: src/zzz_big.ts"));
-    assert!(prompt.contains("# Findings to fix\n\n- [high] `src/must_fix.ts:2`: hard-coded secret."));
+    assert!(
+        prompt.contains("# Findings to fix\n\n- [high] `src/must_fix.ts:2`: hard-coded secret.")
+    );
 
     // A budget too small for even the requirements: they are cut, never sent whole.
     let tight = Scripted::new(vec![answer()]);
@@ -330,7 +344,11 @@ async fn a_prompt_over_the_context_budget_is_trimmed_to_fit() {
     .expect("runs");
     let request = tight.requests.lock().expect("lock")[0].clone();
     assert!(size(&request) <= base - 1000);
-    assert!(request.messages[0].content.contains("… (trimmed to fit the context budget)"));
+    assert!(
+        request.messages[0]
+            .content
+            .contains("… (trimmed to fit the context budget)")
+    );
 
     let error = Agents::new(
         Scripted::new(vec![]),
@@ -343,7 +361,11 @@ async fn a_prompt_over_the_context_budget_is_trimmed_to_fit() {
     .await
     .expect_err("cannot fit");
     assert!(!error.retryable);
-    assert!(error.message.contains("over the context budget of 300"), "{}", error.message);
+    assert!(
+        error.message.contains("over the context budget of 300"),
+        "{}",
+        error.message
+    );
 }
 
 #[tokio::test]
@@ -369,7 +391,11 @@ async fn invalid_files_get_repair_rounds_with_the_exact_errors() {
     use guild_validate::Status::{Invalid, Valid};
     assert_eq!(
         versions,
-        [("src/app.ts", 0, Invalid), ("package.json", 0, Valid), ("src/app.ts", 1, Valid)]
+        [
+            ("src/app.ts", 0, Invalid),
+            ("package.json", 0, Valid),
+            ("src/app.ts", 1, Valid)
+        ]
     );
     assert_eq!(outcome.files[0].model, "script-1");
     let requests = model.requests.lock().expect("lock");
@@ -377,13 +403,19 @@ async fn invalid_files_get_repair_rounds_with_the_exact_errors() {
     assert_eq!(repair.len(), 3);
     assert_eq!(repair[1].content, broken);
     assert!(
-        repair[2].content.contains("- `src/app.ts` failed tree-sitter-typescript:\nline 1, column"),
+        repair[2]
+            .content
+            .contains("- `src/app.ts` failed tree-sitter-typescript:\nline 1, column"),
         "{}",
         repair[2].content
     );
 
     // When every round fails, the task keeps its files and says what is unresolved.
-    let model = Scripted::new(vec![Ok(broken.into()), Ok(broken.into()), Ok(broken.into())]);
+    let model = Scripted::new(vec![
+        Ok(broken.into()),
+        Ok(broken.into()),
+        Ok(broken.into()),
+    ]);
     let agents = Agents::new(
         model.clone(),
         AgentSettings {
@@ -420,7 +452,11 @@ async fn reviews_answer_findings_and_are_asked_again_without_them() {
     assert!(outcome.findings[0].severity.is_blocking());
     assert_eq!(outcome.files.len(), 1);
     let requests = model.requests.lock().expect("lock");
-    assert!(requests[1].messages[2].content.contains("the findings block is missing"));
+    assert!(
+        requests[1].messages[2]
+            .content
+            .contains("the findings block is missing")
+    );
     assert!(requests[0].messages[0].content.contains("```json findings"));
 }
 

@@ -7,7 +7,7 @@ use guild_core::{AgentKind, Plan, ProjectStatus, ProjectType, TaskSpec, TaskStat
 use guild_store::files::FileMeta;
 use guild_store::projects::{Project, Usage};
 use guild_store::tasks::Task;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -156,8 +156,27 @@ pub struct TaskView {
     pub errors: Vec<AttemptErrorView>,
     /// The feedback of the last rejected approval.
     pub feedback: Option<String>,
+    /// 0 for planned tasks; n for the fix tasks and re-review a review's blocking findings
+    /// added in fix round n.
+    pub review_round: i32,
+    /// The review findings this task fixes (a `fix_findings` task) or verifies (a
+    /// re-review). A review's own findings are in its `result.findings`.
+    pub findings: Vec<FindingView>,
     /// What the task's model calls used, over all its attempts.
     pub usage: UsageView,
+}
+
+/// A review finding.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FindingView {
+    /// critical, high, medium, low or info; critical and high block (they get fix tasks).
+    #[schema(example = "high")]
+    pub severity: String,
+    #[schema(example = "backend/src/auth.ts")]
+    pub file: String,
+    pub line: Option<u32>,
+    pub message: String,
+    pub suggested_fix: Option<String>,
 }
 
 /// Why one attempt at a task failed.
@@ -196,6 +215,18 @@ impl From<&Task> for TaskView {
                 })
                 .collect(),
             feedback: t.feedback.clone(),
+            review_round: t.review_round,
+            findings: t
+                .findings
+                .iter()
+                .map(|f| FindingView {
+                    severity: f.severity.as_str().to_owned(),
+                    file: f.file.clone(),
+                    line: f.line,
+                    message: f.message.clone(),
+                    suggested_fix: f.suggested_fix.clone(),
+                })
+                .collect(),
             usage: t.usage.into(),
         }
     }
@@ -212,7 +243,9 @@ pub struct TaskList {
 pub struct TaskDetail {
     #[serde(flatten)]
     pub task: TaskView,
-    /// Summary, files, refused blocks, prompt version, models and tokens.
+    /// Summary, files (the last version of each), `invalid_files` (still invalid after
+    /// the last repair round), `repair_rounds`, `unresolved` problems, a review's
+    /// `findings`, refused blocks, prompt version, models and tokens.
     #[schema(value_type = Option<Object>)]
     pub result: Option<Value>,
     pub files: Vec<FileView>,
@@ -230,7 +263,48 @@ pub struct FileView {
     pub task_key: Option<String>,
     pub agent: Option<String>,
     pub attempt: Option<i32>,
+    /// The model whose answer held this version.
+    pub model: Option<String>,
+    /// The version of the prompt template the task was asked with.
+    pub prompt_version: Option<String>,
+    /// 0 for the task's first answer; n for its n-th repair round.
+    pub repair_round: i32,
+    /// The check of this version by its type; absent for versions stored before checks.
+    pub validation: Option<ValidationView>,
+    /// Set when this version replaced one written by a task the graph does not order
+    /// before its own: both are kept.
+    pub conflict: Option<ConflictView>,
     pub created_at: DateTime<Utc>,
+}
+
+/// A file version's check.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ValidationView {
+    /// valid, invalid, or unchecked (no checker for the type).
+    #[schema(example = "invalid")]
+    pub status: String,
+    /// What checked it: tree-sitter-python, tree-sitter-typescript, serde_json, yaml-rust2,
+    /// toml, sql-statements, ...
+    pub checker: Option<String>,
+    pub errors: Vec<ProblemView>,
+}
+
+/// One validation error, at a 1-based line and column.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ProblemView {
+    pub line: u32,
+    pub column: u32,
+    pub message: String,
+}
+
+/// The other side of a conflict.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConflictView {
+    /// The version replaced.
+    pub version: i32,
+    /// The task that wrote it.
+    pub task_key: String,
+    pub agent: Option<String>,
 }
 
 impl From<FileMeta> for FileView {
@@ -245,6 +319,11 @@ impl From<FileMeta> for FileView {
             task_key: f.task_key,
             agent: f.agent,
             attempt: f.attempt,
+            model: f.model,
+            prompt_version: f.prompt_version,
+            repair_round: f.repair_round,
+            validation: f.validation.and_then(|v| serde_json::from_value(v).ok()),
+            conflict: f.conflict.and_then(|c| serde_json::from_value(c).ok()),
             created_at: f.created_at,
         }
     }

@@ -57,7 +57,11 @@ impl Finding {
             .as_deref()
             .map(|fix| format!(" Suggested fix: {fix}"))
             .unwrap_or_default();
-        format!("[{}] `{at}`: {}.{fix}", self.severity.as_str(), self.message.trim_end_matches('.'))
+        format!(
+            "[{}] `{at}`: {}.{fix}",
+            self.severity.as_str(),
+            self.message.trim_end_matches('.')
+        )
     }
 }
 
@@ -119,7 +123,10 @@ mod tests {
 
         let error = parse_findings(r#"[{"severity": "low", "file": "b.py", "message": "x"}, {"severity": "urgent", "file": "c", "message": "y"}]"#)
             .expect_err("bad severity");
-        assert!(error.starts_with("finding 2 cannot be used: unknown variant `urgent`"), "{error}");
+        assert!(
+            error.starts_with("finding 2 cannot be used: unknown variant `urgent`"),
+            "{error}"
+        );
         assert!(parse_findings("{\"notes\": 1}").is_err());
     }
 }

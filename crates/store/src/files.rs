@@ -238,6 +238,23 @@ pub async fn list_latest(pool: &PgPool, project_id: Uuid) -> Result<Vec<FileMeta
     Ok(files)
 }
 
+/// Every version of one path, oldest first.
+pub async fn history(pool: &PgPool, project_id: Uuid, path: &str) -> Result<Vec<FileMeta>> {
+    let files = sqlx::query_as::<_, FileMeta>(
+        "SELECT f.path, f.version, f.sha256, f.size_bytes, f.language, f.task_id,
+                t.key AS task_key, f.agent, f.attempt, f.model, f.prompt_version,
+                f.repair_round, f.validation, f.conflict, f.created_at
+         FROM project_files f LEFT JOIN tasks t ON t.id = f.task_id
+         WHERE f.project_id = $1 AND f.path = $2
+         ORDER BY f.version",
+    )
+    .bind(project_id)
+    .bind(path)
+    .fetch_all(pool)
+    .await?;
+    Ok(files)
+}
+
 /// Every file version a task wrote, by path.
 pub async fn written_by(pool: &PgPool, task_id: Uuid) -> Result<Vec<FileMeta>> {
     let files = sqlx::query_as::<_, FileMeta>(

@@ -185,7 +185,12 @@ pub(crate) async fn start_fix_rounds(
         .bind(tasks.iter().map(|t| t.key.as_str()).collect::<Vec<_>>())
         .bind(tasks.iter().map(|t| t.kind.as_str()).collect::<Vec<_>>())
         .bind(tasks.iter().map(|t| t.agent.as_str()).collect::<Vec<_>>())
-        .bind(tasks.iter().map(|t| t.description.as_str()).collect::<Vec<_>>())
+        .bind(
+            tasks
+                .iter()
+                .map(|t| t.description.as_str())
+                .collect::<Vec<_>>(),
+        )
         .bind(tasks.iter().map(|t| t.pending).collect::<Vec<_>>())
         .bind(review.priority)
         .bind(review.critical)

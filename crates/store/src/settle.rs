@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use crate::events::{self, NewEvent};
 use crate::files::{self, NewFile, Writer};
-use crate::review::{self, CompletedReview};
 use crate::listener::notify_ready;
+use crate::review::{self, CompletedReview};
 use crate::{Result, StoreError, parse};
 
 /// One call to a model, for usage accounting.
@@ -169,7 +169,11 @@ pub async fn complete_many(
         .map(|u| {
             (
                 u.id,
-                (u.key.clone(), u.agent.clone(), u.status == "awaiting_approval"),
+                (
+                    u.key.clone(),
+                    u.agent.clone(),
+                    u.status == "awaiting_approval",
+                ),
             )
         })
         .collect();

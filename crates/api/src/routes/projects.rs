@@ -111,6 +111,11 @@ pub struct ProjectOptions {
     /// (default true).
     #[serde(default)]
     pub cache: Option<bool>,
+    /// Fix rounds per review (0 to 5, default 1): a `code_review` or `security_audit` with
+    /// blocking (critical or high) findings adds a fix task for each agent that owns a file
+    /// at fault and a re-review after them, at most this many times. 0 turns the loop off.
+    #[serde(default)]
+    pub max_fix_rounds: Option<u8>,
 }
 
 fn is_valid_name(name: &str) -> bool {
@@ -174,6 +179,12 @@ fn validate(request: &CreateProject) -> Result<Plan> {
             return Err(ApiError::invalid(
                 "options.require_approval",
                 format!("not tasks of this project: {}", join(&unknown)),
+            ));
+        }
+        if options.max_fix_rounds.is_some_and(|n| n > 5) {
+            return Err(ApiError::invalid(
+                "options.max_fix_rounds",
+                "must be from 0 to 5",
             ));
         }
         if options.max_attempts.is_some_and(|n| !(1..=10).contains(&n)) {

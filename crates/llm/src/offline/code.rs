@@ -181,15 +181,13 @@ fn findings(kind: &str, subject: &Subject, call: Call<'_>) -> Option<Vec<serde_j
         Backend::Python => "backend/app/auth.py",
     };
     match kind {
-        "code_review" => Some(vec![
-            finding(
-                "low",
-                subject.fill("frontend/src/state/__entity__Store.ts"),
-                None,
-                "errors are shown as raw strings",
-                "map known statuses to messages",
-            ),
-        ]),
+        "code_review" => Some(vec![finding(
+            "low",
+            subject.fill("frontend/src/state/__entity__Store.ts"),
+            None,
+            "errors are shown as raw strings",
+            "map known statuses to messages",
+        )]),
         "security_audit" => {
             let mut found: Vec<serde_json::Value> = flaws::planted_secrets(call.prompt)
                 .into_iter()

@@ -49,7 +49,9 @@ pub(super) fn planted_secrets(prompt: &str) -> Vec<(String, usize)> {
         match current {
             None => {
                 if let Some(info) = line.strip_prefix("```")
-                    && let Some(path) = info.split_whitespace().find_map(|t| t.strip_prefix("path="))
+                    && let Some(path) = info
+                        .split_whitespace()
+                        .find_map(|t| t.strip_prefix("path="))
                 {
                     current = Some((path, 0));
                 }
@@ -104,6 +106,9 @@ mod tests {
     #[test]
     fn files_to_fix_come_from_the_findings_section() {
         let prompt = "```ts path=a.ts\n```\n# Findings to fix\n\n- [high] `backend/src/auth.ts:5`: secret.\n- [critical] `db/schema.sql`: x.\n\n# Work already done\n- `other.ts`\n";
-        assert_eq!(files_to_fix(prompt), ["backend/src/auth.ts", "db/schema.sql"]);
+        assert_eq!(
+            files_to_fix(prompt),
+            ["backend/src/auth.ts", "db/schema.sql"]
+        );
     }
 }

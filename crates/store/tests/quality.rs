@@ -1,0 +1,295 @@
+//! Conflicts between unordered writers, and the review → fix loop growing the graph, on a
+//! real PostgreSQL.
+
+use std::time::Duration;
+
+use guild_core::{AgentKind, Finding, Plan, Severity, TaskStatus};
+use guild_store::files::NewFile;
+use guild_store::settle::{self, Completion};
+use guild_store::tasks::{self, ClaimedTask};
+use guild_store::{PgPool, events, files, projects};
+use serde_json::json;
+use uuid::Uuid;
+
+async fn claim(pool: &PgPool, key: &str) -> ClaimedTask {
+    let claimed = tasks::claim_ready(pool, "w", 100, Duration::from_secs(60), &[])
+        .await
+        .expect("claim");
+    let mut found = None;
+    for task in claimed {
+        if task.key == key {
+            found = Some(task);
+        } else {
+            tasks::release(pool, task.project_id, task.id, task.attempt)
+                .await
+                .expect("release");
+        }
+    }
+    found.unwrap_or_else(|| panic!("{key} was not ready"))
+}
+
+async fn complete(pool: &PgPool, task: &ClaimedTask, files: &[NewFile], findings: &[Finding]) {
+    settle::complete(
+        pool,
+        Completion {
+            project_id: task.project_id,
+            task_id: task.id,
+            attempt: task.attempt,
+            session_id: None,
+            duration_ms: 1,
+            result: json!({"summary": task.key}),
+            files,
+            rejected_files: &[],
+            requirements: None,
+            llm_calls: &[],
+            findings,
+        },
+    )
+    .await
+    .expect("complete");
+}
+
+async fn event_kinds(pool: &PgPool, project_id: Uuid) -> Vec<(String, serde_json::Value)> {
+    events::list(pool, project_id, 0, 1000)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| (e.kind, e.data))
+        .collect()
+}
+
+fn finding(severity: Severity, file: &str) -> Finding {
+    Finding {
+        severity,
+        file: file.into(),
+        line: Some(3),
+        message: format!("{} problem", severity.as_str()),
+        suggested_fix: Some("fix it".into()),
+    }
+}
+
+#[tokio::test]
+async fn unordered_writers_of_a_path_conflict_and_both_versions_are_kept() {
+    let pool = guild_testkit::database().await;
+    // `left` and `right` are not ordered; `join` comes after both.
+    let plan = Plan::new(vec![
+        guild_testkit::task_spec("left", AgentKind::Backend, &[]),
+        guild_testkit::task_spec("right", AgentKind::Frontend, &[]),
+        guild_testkit::task_spec("join", AgentKind::Reviewer, &["left", "right"]),
+    ])
+    .expect("plan");
+    let project_id = guild_testkit::create_project(&pool, &plan, json!({})).await;
+    let file = |content: &str| guild_testkit::new_file("src/shared.ts", content, "typescript");
+
+    let left = claim(&pool, "left").await;
+    complete(&pool, &left, &[file("export const a = 1;")], &[]).await;
+    let right = claim(&pool, "right").await;
+    complete(&pool, &right, &[file("export const a = 2;")], &[]).await;
+
+    let versions = files::history(&pool, project_id, "src/shared.ts")
+        .await
+        .expect("history");
+    assert_eq!(versions.len(), 2, "both versions are kept");
+    assert_eq!(versions[0].conflict, None);
+    assert_eq!(
+        versions[1].conflict,
+        Some(json!({"version": 1, "task_key": "left", "agent": "backend"}))
+    );
+    let conflicts: Vec<_> = event_kinds(&pool, project_id)
+        .await
+        .into_iter()
+        .filter(|(kind, _)| kind == "file_conflict")
+        .collect();
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(conflicts[0].1["path"], "src/shared.ts");
+    assert_eq!(conflicts[0].1["other_task_key"], "left");
+
+    // The task after both sees the conflict in its context; what it writes next is
+    // ordered after both writers, so it is no conflict.
+    let join = claim(&pool, "join").await;
+    let context = tasks::context(&pool, project_id, join.id)
+        .await
+        .expect("context");
+    assert_eq!(context.files.len(), 1);
+    assert_eq!(context.files[0].version, 2);
+    assert_eq!(
+        context.files[0].conflict.as_ref().expect("conflict")["task_key"],
+        "left"
+    );
+    complete(&pool, &join, &[file("export const a = 3;")], &[]).await;
+    let versions = files::history(&pool, project_id, "src/shared.ts")
+        .await
+        .expect("history");
+    assert_eq!(versions.len(), 3);
+    assert_eq!(versions[2].conflict, None);
+    // A task rewriting its own path is no conflict either.
+    assert_eq!(
+        event_kinds(&pool, project_id)
+            .await
+            .iter()
+            .filter(|(kind, _)| kind == "file_conflict")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn blocking_findings_add_fix_tasks_and_a_re_review_that_dependents_wait_for() {
+    let pool = guild_testkit::database().await;
+    let plan = Plan::new(vec![
+        guild_testkit::task_spec("api", AgentKind::Backend, &[]),
+        guild_testkit::task_spec("ui", AgentKind::Frontend, &[]),
+        guild_testkit::task_spec("code_review", AgentKind::Reviewer, &["api", "ui"]),
+        guild_testkit::task_spec("deploy", AgentKind::Devops, &["code_review"]),
+    ])
+    .expect("plan");
+    let project_id = guild_testkit::create_project(&pool, &plan, json!({})).await;
+    let api = claim(&pool, "api").await;
+    complete(
+        &pool,
+        &api,
+        &[guild_testkit::new_file("src/api.ts", "a", "typescript")],
+        &[],
+    )
+    .await;
+    let ui = claim(&pool, "ui").await;
+    complete(
+        &pool,
+        &ui,
+        &[guild_testkit::new_file("web/app.tsx", "b", "tsx")],
+        &[],
+    )
+    .await;
+
+    let review = claim(&pool, "code_review").await;
+    let findings = [
+        finding(Severity::High, "src/api.ts"),
+        finding(Severity::Critical, "src/api.ts"),
+        finding(Severity::Critical, "web/app.tsx"),
+        finding(Severity::Low, "web/app.tsx"),
+        finding(Severity::High, "nobody/wrote.this"),
+    ];
+    complete(&pool, &review, &[], &findings).await;
+
+    let all = tasks::list(&pool, project_id).await.expect("tasks");
+    let task = |key: &str| {
+        all.iter()
+            .find(|t| t.key == key)
+            .unwrap_or_else(|| panic!("{key}"))
+    };
+    let backend_fix = task("fix_code_review_backend_r1");
+    assert_eq!(backend_fix.kind, "fix_findings");
+    assert_eq!(backend_fix.agent, AgentKind::Backend);
+    assert_eq!(backend_fix.status, TaskStatus::Ready);
+    assert_eq!(backend_fix.review_round, 1);
+    assert_eq!(backend_fix.findings, findings[..2]);
+    assert_eq!(backend_fix.depends_on, ["code_review"]);
+    let frontend_fix = task("fix_code_review_frontend_r1");
+    assert_eq!(
+        frontend_fix.findings,
+        findings[2..3],
+        "low findings do not block"
+    );
+    let rereview = task("code_review_r1");
+    assert_eq!(rereview.kind, "code_review");
+    assert_eq!(rereview.status, TaskStatus::Blocked);
+    assert_eq!(
+        rereview.depends_on,
+        ["fix_code_review_backend_r1", "fix_code_review_frontend_r1"]
+    );
+    assert_eq!(rereview.findings.len(), 4);
+    let deploy = task("deploy");
+    assert_eq!(deploy.status, TaskStatus::Blocked);
+    assert_eq!(deploy.depends_on, ["code_review", "code_review_r1"]);
+
+    let log = event_kinds(&pool, project_id).await;
+    let started = log
+        .iter()
+        .find(|(kind, _)| kind == "fix_round_started")
+        .expect("fix_round_started");
+    assert_eq!(started.1["round"], 1);
+    assert_eq!(started.1["re_review"], "code_review_r1");
+    let unassigned = log
+        .iter()
+        .find(|(kind, _)| kind == "findings_unassigned")
+        .expect("findings_unassigned");
+    assert_eq!(unassigned.1["findings"][0]["file"], "nobody/wrote.this");
+
+    // The fixes release the re-review; its blocking finding has no round left (1 by
+    // default), so the project goes on.
+    for key in ["fix_code_review_backend_r1", "fix_code_review_frontend_r1"] {
+        let fix = claim(&pool, key).await;
+        let context = tasks::context(&pool, project_id, fix.id)
+            .await
+            .expect("context");
+        assert!(!context.findings.is_empty());
+        assert_eq!(
+            context.files.len(),
+            2,
+            "the fix sees the files under review"
+        );
+        complete(&pool, &fix, &[], &[]).await;
+    }
+    let rereview = claim(&pool, "code_review_r1").await;
+    complete(
+        &pool,
+        &rereview,
+        &[],
+        &[finding(Severity::High, "src/api.ts")],
+    )
+    .await;
+    let log = event_kinds(&pool, project_id).await;
+    let exhausted = log
+        .iter()
+        .find(|(kind, _)| kind == "fix_rounds_exhausted")
+        .expect("fix_rounds_exhausted");
+    assert_eq!(exhausted.1["max_fix_rounds"], 1);
+    let deploy = claim(&pool, "deploy").await;
+    complete(&pool, &deploy, &[], &[]).await;
+    let project = projects::get(&pool, project_id)
+        .await
+        .expect("get")
+        .expect("project");
+    assert_eq!(project.status, guild_core::ProjectStatus::Completed);
+    assert_eq!(
+        tasks::list(&pool, project_id).await.expect("tasks").len(),
+        7
+    );
+}
+
+#[tokio::test]
+async fn max_fix_rounds_zero_turns_the_loop_off() {
+    let pool = guild_testkit::database().await;
+    let plan = Plan::new(vec![
+        guild_testkit::task_spec("api", AgentKind::Backend, &[]),
+        guild_testkit::task_spec("security_audit", AgentKind::Reviewer, &["api"]),
+    ])
+    .expect("plan");
+    let project_id =
+        guild_testkit::create_project(&pool, &plan, json!({"max_fix_rounds": 0})).await;
+    let api = claim(&pool, "api").await;
+    complete(
+        &pool,
+        &api,
+        &[guild_testkit::new_file("src/api.ts", "a", "typescript")],
+        &[],
+    )
+    .await;
+    let audit = claim(&pool, "security_audit").await;
+    complete(
+        &pool,
+        &audit,
+        &[],
+        &[finding(Severity::Critical, "src/api.ts")],
+    )
+    .await;
+    assert_eq!(
+        tasks::list(&pool, project_id).await.expect("tasks").len(),
+        2
+    );
+    let project = projects::get(&pool, project_id)
+        .await
+        .expect("get")
+        .expect("project");
+    assert_eq!(project.status, guild_core::ProjectStatus::Completed);
+}
