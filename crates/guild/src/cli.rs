@@ -133,6 +133,22 @@ pub struct LlmArgs {
     #[arg(long = "llm-json-attempts", env = "GUILD_LLM_JSON_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
     pub json_attempts: u32,
 
+    /// Times a task is asked again, with the exact errors, when files it wrote fail
+    /// validation (or a review's findings block cannot be read). 0: never.
+    #[arg(long = "repair-rounds", env = "GUILD_REPAIR_ROUNDS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=10))]
+    pub repair_rounds: u32,
+
+    /// Most characters of a task's prompt (system and user). Files the task must change
+    /// come first; others are trimmed in the middle, then listed by path alone.
+    #[arg(long = "context-budget-chars", env = "GUILD_CONTEXT_BUDGET_CHARS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(2_000..=10_000_000))]
+    pub context_budget_chars: u64,
+
+    /// A directory of prompt templates overriding the embedded ones by relative name
+    /// (`base.j2`, `system/<agent>.j2`, `tasks/<task type>.j2`); new task types may have
+    /// their own. Checked at startup.
+    #[arg(long = "prompts-dir", env = "GUILD_PROMPTS_DIR")]
+    pub prompts_dir: Option<std::path::PathBuf>,
+
     /// Longest wait for a whole answer, in seconds.
     #[arg(long = "llm-timeout-secs", env = "GUILD_LLM_TIMEOUT_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout_secs: u64,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use guild_agents::{AgentSettings, Agents};
+use guild_agents::{AgentSettings, Agents, Prompts};
 use guild_llm::{
     AnthropicProvider, Guarded, HttpSettings, Limits, LlmClient, ModelRoutes, OfflineProvider,
     OpenAiProvider, PriceTable, RetryPolicy, Secret, anthropic, openai,
@@ -41,9 +41,15 @@ pub fn agents(args: &LlmArgs, pool: &PgPool) -> anyhow::Result<Agents> {
         temperature: args.temperature,
         max_tokens: args.max_tokens,
         analysis_attempts: args.json_attempts,
-        ..AgentSettings::default()
+        repair_rounds: args.repair_rounds,
+        context_budget_chars: usize::try_from(args.context_budget_chars).unwrap_or(usize::MAX),
     };
-    let agents = Agents::new(client(args, provider)?, settings);
+    let mut agents = Agents::new(client(args, provider)?, settings);
+    if let Some(dir) = &args.prompts_dir {
+        let prompts = Prompts::load(dir)?;
+        tracing::info!(dir = %dir.display(), overridden = ?prompts.overridden(), "prompt templates");
+        agents = agents.with_prompts(prompts);
+    }
     tracing::info!(model = %agents.describe(), cache = args.cache, "model provider");
     Ok(if provider != Provider::Offline && args.cache {
         agents.with_cache(Arc::new(PgResponseCache::new(pool.clone())))

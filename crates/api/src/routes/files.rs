@@ -15,16 +15,28 @@ use crate::routes::projects::existing;
 use crate::state::AppState;
 use crate::views::{FileList, FileView};
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FileQuery {
+    /// Only this path.
+    pub path: Option<String>,
+    /// Every version of `path`, oldest first, rather than the latest (needs `path`).
+    #[serde(default)]
+    pub history: bool,
+}
+
 /// List a project's files
 ///
-/// The latest version of each file: path, size, hash, language, and the task and agent
-/// that wrote it.
+/// The latest version of each file: path, size, hash, language, its validation (valid,
+/// invalid with the errors, or unchecked), any conflict, and its provenance: the task,
+/// agent, attempt, model, prompt version and repair round that produced it. With `path`
+/// and `history=true`, every version of that file.
 #[utoipa::path(
     get, path = "/projects/{id}/files", operation_id = "list_files", tag = "files",
-    params(("id" = Uuid, Path, description = "Project id")),
+    params(("id" = Uuid, Path, description = "Project id"), FileQuery),
     responses(
         (status = 200, description = "The files", body = FileList),
-        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The id is not a UUID, or `history` without `path`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such project", body = Problem, content_type = "application/problem+json"),
     )
@@ -32,8 +44,22 @@ use crate::views::{FileList, FileView};
 pub async fn list_files(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(query): ApiQuery<FileQuery>,
 ) -> Result<axum::Json<FileList>> {
-    let files = files::list_latest(&state.pool, id).await?;
+    if let Some(path) = &query.path {
+        crate::routes::projects::no_nul("path", path)?;
+    }
+    let files = match (&query.path, query.history) {
+        (Some(path), true) => files::history(&state.pool, id, path).await?,
+        (None, true) => return Err(ApiError::invalid("history", "needs `path`")),
+        (path, false) => {
+            let mut files = files::list_latest(&state.pool, id).await?;
+            if let Some(path) = path {
+                files.retain(|f| &f.path == path);
+            }
+            files
+        }
+    };
     if files.is_empty() {
         existing(&state.pool, id).await?;
     }
