@@ -1,13 +1,20 @@
 //! Showing a run's progress: a bar per agent on a terminal, plain lines otherwise.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::IsTerminal;
 
 use guild_core::{AgentKind, Plan};
 use guild_worker::WorkerEvent;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-pub enum Progress {
+/// The view, and the tasks it counts: a task it has not seen (a fix task or re-review a
+/// review added while the project ran) grows it.
+pub struct Progress {
+    view: View,
+    known: HashSet<String>,
+}
+
+enum View {
     Bars {
         // Kept alive: dropping it would stop drawing.
         _multi: MultiProgress,
@@ -22,6 +29,35 @@ pub enum Progress {
 impl Progress {
     /// Bars when stdout is a terminal, lines when it is a pipe or a file.
     pub fn new(plan: &Plan) -> Self {
+        Self {
+            view: View::new(plan),
+            known: plan.tasks().iter().map(|t| t.key.clone()).collect(),
+        }
+    }
+
+    pub fn update(&mut self, event: &WorkerEvent) {
+        if let WorkerEvent::TaskStarted { agent, key, .. } = event
+            && self.known.insert(key.clone())
+        {
+            match &mut self.view {
+                View::Bars { bars, .. } => {
+                    if let Some(bar) = bars.get(agent) {
+                        bar.inc_length(1);
+                    }
+                }
+                View::Lines { total, .. } => *total += 1,
+            }
+        }
+        self.view.update(event);
+    }
+
+    pub fn finish(self) {
+        self.view.finish();
+    }
+}
+
+impl View {
+    fn new(plan: &Plan) -> Self {
         let mut per_agent: BTreeMap<AgentKind, u64> = BTreeMap::new();
         for task in plan.tasks() {
             *per_agent.entry(task.agent).or_default() += 1;
@@ -52,7 +88,7 @@ impl Progress {
         }
     }
 
-    pub fn update(&mut self, event: &WorkerEvent) {
+    fn update(&mut self, event: &WorkerEvent) {
         match self {
             Self::Bars { bars, .. } => match event {
                 WorkerEvent::TaskStarted { agent, key, .. } => {
@@ -130,7 +166,7 @@ impl Progress {
         }
     }
 
-    pub fn finish(self) {
+    fn finish(self) {
         if let Self::Bars { bars, .. } = self {
             for bar in bars.values() {
                 bar.finish();

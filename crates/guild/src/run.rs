@@ -184,7 +184,8 @@ async fn report(
     out: &Path,
     started: Instant,
 ) -> anyhow::Result<ExitCode> {
-    let written = write_files(pool, project.id, out).await?;
+    let latest = write_files(pool, project.id, out).await?;
+    let written = latest.len();
     let counts = projects::task_counts(pool, project.id).await?;
     let wall = started.elapsed();
 
@@ -211,6 +212,10 @@ async fn report(
         plan.critical_path().join(" -> ")
     );
     say!("  files:    {written} written under {}", out.display());
+    say!(
+        "  checks:   {}",
+        checks(&latest, &tasks::list(pool, project.id).await?)
+    );
     let usage = &project.usage;
     say!(
         "  tokens:   {} prompt + {} completion = {}",
@@ -247,12 +252,51 @@ async fn report(
     Ok(ExitCode::FAILURE)
 }
 
-/// Writes the latest version of every file under `out`; returns how many.
+/// What validation, repairs and reviews did: `22 valid, 2 unchecked; 1 repair round; 1 fix
+/// task and 1 re-review added by reviews`, naming any file left invalid.
+fn checks(latest: &[files::StoredFile], tasks: &[tasks::Task]) -> String {
+    let status = |f: &files::StoredFile| {
+        f.validation
+            .as_ref()
+            .and_then(|v| v["status"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "unchecked".into())
+    };
+    let count = |wanted: &str| latest.iter().filter(|f| status(f) == wanted).count();
+    let invalid: Vec<&str> = latest
+        .iter()
+        .filter(|f| status(f) == "invalid")
+        .map(|f| f.path.as_str())
+        .collect();
+    let repairs: u64 = tasks
+        .iter()
+        .filter_map(|t| t.result.as_ref()?["repair_rounds"].as_u64())
+        .sum();
+    let fixes = tasks
+        .iter()
+        .filter(|t| t.kind == guild_core::FIX_FINDINGS)
+        .count();
+    let rereviews = tasks
+        .iter()
+        .filter(|t| t.review_round > 0 && t.kind != guild_core::FIX_FINDINGS)
+        .count();
+    let mut text = format!(
+        "{} valid, {} invalid, {} unchecked; {repairs} repair round(s); {fixes} fix task(s) and {rereviews} re-review(s) added by reviews",
+        count("valid"),
+        invalid.len(),
+        count("unchecked"),
+    );
+    if !invalid.is_empty() {
+        text.push_str(&format!("; still invalid: {}", invalid.join(", ")));
+    }
+    text
+}
+
+/// Writes the latest version of every file under `out`; returns them.
 async fn write_files(
     pool: &guild_store::PgPool,
     project_id: Uuid,
     out: &Path,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<Vec<files::StoredFile>> {
     let latest = files::latest(pool, project_id).await?;
     for file in &latest {
         // Paths were checked when stored; check again before touching the disk.
@@ -268,5 +312,5 @@ async fn write_files(
             .await
             .with_context(|| format!("writing {}", target.display()))?;
     }
-    Ok(latest.len())
+    Ok(latest)
 }

@@ -357,3 +357,99 @@ async fn prune_reports_what_it_removed_and_refuses_a_bad_age() {
     assert_eq!(refused.status.code(), Some(2));
     assert!(text(&refused.stderr).contains("--older-than"));
 }
+
+/// The prompt version a run recorded for task `key`.
+async fn prompt_version(url: &str, key: &str) -> String {
+    let pool = guild_store::PgPool::connect(url).await.expect("connect");
+    let (version,): (String,) =
+        guild_store::sqlx::query_as("SELECT result->>'prompt_version' FROM tasks WHERE key = $1")
+            .bind(key)
+            .fetch_one(&pool)
+            .await
+            .expect("version");
+    pool.close().await;
+    version
+}
+
+#[tokio::test]
+async fn flaws_are_repaired_and_fixed_and_a_prompt_directory_overrides_templates() {
+    let prompts = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(prompts.path().join("tasks")).expect("mkdir");
+    std::fs::write(
+        prompts.path().join("tasks/code_review.j2"),
+        "{% extends \"base.j2\" %}{% block instructions %}Review only what changed.\n\n```json findings\n[]\n```\n{% endblock %}",
+    )
+    .expect("write");
+    let run = |url: &str, prompts_dir: Option<&Path>| {
+        let out = tempfile::tempdir().expect("temp dir");
+        let mut command = guild();
+        command
+            .env("DATABASE_URL", url)
+            .args([
+                "run",
+                "A bug tracker in Python [guild:flaws]",
+                "--type",
+                "backend",
+            ])
+            .arg("--out")
+            .arg(out.path());
+        if let Some(dir) = prompts_dir {
+            command.arg("--prompts-dir").arg(dir);
+        }
+        let output = command.output().expect("guild runs");
+        let stdout = text(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{stdout}\n{}",
+            text(&output.stderr)
+        );
+        stdout
+    };
+
+    let custom = guild_testkit::database_url().await;
+    let stdout = run(&custom, Some(prompts.path()));
+    // 7 planned tasks, a fix task and a re-review added by the security audit.
+    assert!(stdout.contains("tasks:    9 completed"), "{stdout}");
+    let checks = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("checks:"))
+        .expect("a checks line");
+    assert!(checks.contains(" 0 invalid"), "{checks}");
+    assert!(
+        checks.contains("1 repair round(s); 1 fix task(s) and 1 re-review(s) added by reviews"),
+        "{checks}"
+    );
+    assert!(
+        stdout.contains("completed backend/fix_security_audit_backend_r1"),
+        "{stdout}"
+    );
+    // The progress counts the added tasks too.
+    assert!(stdout.contains("[  9/9] completed"), "{stdout}");
+
+    let embedded = guild_testkit::database_url().await;
+    run(&embedded, None);
+    assert_ne!(
+        prompt_version(&custom, "code_review").await,
+        prompt_version(&embedded, "code_review").await,
+        "the directory's template has its own version"
+    );
+    assert_eq!(
+        prompt_version(&custom, "security_audit").await,
+        prompt_version(&embedded, "security_audit").await,
+        "templates the directory does not hold are the embedded ones"
+    );
+
+    std::fs::write(prompts.path().join("tasks/broken.j2"), "{% if %}").expect("write");
+    let output = guild()
+        .env("DATABASE_URL", &custom)
+        .args(["run", "A todo app", "--prompts-dir"])
+        .arg(prompts.path())
+        .output()
+        .expect("guild runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("prompt template tasks/broken.j2 is invalid"),
+        "{stderr}"
+    );
+}

@@ -38,7 +38,8 @@ impl wiremock::Respond for FakeModel {
         } else {
             let n = seen.len();
             format!(
-                "Wrote module {n}.\n\n```ts path=src/module_{n}.ts\nexport const value{n} = {n};\n```\n"
+                "Wrote module {n}.\n\n```ts path=src/module_{n}.ts\nexport const value{n} = {n};\n```\n{}",
+                findings_if_asked(&body)
             )
         };
         seen.push(body);
@@ -302,6 +303,15 @@ async fn keys_never_reach_logs_events_or_errors() {
 }
 
 /// Anthropic's Messages API: the analysis for the analyst, code for the others.
+/// A review's prompt asks for a findings block: a model that follows it answers one.
+fn findings_if_asked(body: &Value) -> &'static str {
+    if body.to_string().contains("json findings") {
+        "\n```json findings\n{\"findings\": []}\n```\n"
+    } else {
+        ""
+    }
+}
+
 struct FakeClaude {
     analysis: String,
 }
@@ -314,7 +324,10 @@ impl wiremock::Respond for FakeClaude {
         let text = if system.contains("one JSON object") {
             self.analysis.clone()
         } else {
-            "Done.\n\n```py path=app/module.py\nVALUE = 1\n```\n".to_owned()
+            format!(
+                "Done.\n\n```py path=app/module.py\nVALUE = 1\n```\n{}",
+                findings_if_asked(&body)
+            )
         };
         ResponseTemplate::new(200).set_body_json(json!({
             "id": "msg_test", "type": "message", "role": "assistant",

@@ -58,6 +58,18 @@ async fn event_kinds(pool: &PgPool, project_id: Uuid) -> Vec<(String, serde_json
         .collect()
 }
 
+/// Claims `key` and completes it with one file at `path`.
+async fn run_writing(pool: &PgPool, key: &str, path: &str) {
+    let task = claim(pool, key).await;
+    complete(
+        pool,
+        &task,
+        &[guild_testkit::new_file(path, key, "typescript")],
+        &[],
+    )
+    .await;
+}
+
 fn finding(severity: Severity, file: &str) -> Finding {
     Finding {
         severity,
@@ -144,22 +156,8 @@ async fn blocking_findings_add_fix_tasks_and_a_re_review_that_dependents_wait_fo
     ])
     .expect("plan");
     let project_id = guild_testkit::create_project(&pool, &plan, json!({})).await;
-    let api = claim(&pool, "api").await;
-    complete(
-        &pool,
-        &api,
-        &[guild_testkit::new_file("src/api.ts", "a", "typescript")],
-        &[],
-    )
-    .await;
-    let ui = claim(&pool, "ui").await;
-    complete(
-        &pool,
-        &ui,
-        &[guild_testkit::new_file("web/app.tsx", "b", "tsx")],
-        &[],
-    )
-    .await;
+    run_writing(&pool, "api", "src/api.ts").await;
+    run_writing(&pool, "ui", "web/app.tsx").await;
 
     let review = claim(&pool, "code_review").await;
     let findings = [
@@ -267,14 +265,7 @@ async fn max_fix_rounds_zero_turns_the_loop_off() {
     .expect("plan");
     let project_id =
         guild_testkit::create_project(&pool, &plan, json!({"max_fix_rounds": 0})).await;
-    let api = claim(&pool, "api").await;
-    complete(
-        &pool,
-        &api,
-        &[guild_testkit::new_file("src/api.ts", "a", "typescript")],
-        &[],
-    )
-    .await;
+    run_writing(&pool, "api", "src/api.ts").await;
     let audit = claim(&pool, "security_audit").await;
     complete(
         &pool,
