@@ -311,14 +311,14 @@ fn trim_middle(content: &str, room: usize) -> (String, usize) {
     let mut used = 0;
     let (mut i, mut j) = (0, lines.len());
     // Two thirds of the room for the head, the rest for the tail.
-    while i < j && used + lines[i].len() + 1 <= room * 2 / 3 {
+    while i < j && used + lines[i].len() < room * 2 / 3 {
         used += lines[i].len() + 1;
         head.push(lines[i]);
         i += 1;
     }
     // The line saying what was left out takes its share.
     let room = room.saturating_sub(40);
-    while j > i && used + lines[j - 1].len() + 1 <= room {
+    while j > i && used + lines[j - 1].len() < room {
         used += lines[j - 1].len() + 1;
         tail.push(lines[j - 1]);
         j -= 1;

@@ -398,8 +398,7 @@ async fn invalid_files_get_repair_rounds_with_the_exact_errors() {
         ]
     );
     assert_eq!(outcome.files[0].model, "script-1");
-    let requests = model.requests.lock().expect("lock");
-    let repair = &requests[1].messages;
+    let repair = model.requests.lock().expect("lock")[1].messages.clone();
     assert_eq!(repair.len(), 3);
     assert_eq!(repair[1].content, broken);
     assert!(
