@@ -1,13 +1,14 @@
 //! Human oversight: approving or rejecting a task waiting at its gate, and retrying a task
 //! that failed, was skipped or was cancelled. Each is one transaction.
 
-use guild_core::{ProjectStatus, TaskStatus};
+use guild_core::{Finding, ProjectStatus, TaskStatus};
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::events::{self, NewEvent};
 use crate::listener::notify_ready;
+use crate::review::{self, CompletedReview};
 use crate::settle::{Settled, finish_project_if_done, release_dependents};
 use crate::{Result, StoreError, parse};
 
@@ -46,27 +47,51 @@ async fn begin_review(
     Ok((tx, key))
 }
 
-/// Approves a task waiting at its gate: it completes and its dependents are released.
+/// Approves a task waiting at its gate: it completes and its dependents are released. An
+/// approved review with blocking findings starts its fix round now, as it would have
+/// without the gate.
 pub async fn approve(pool: &PgPool, project_id: Uuid, task_id: Uuid) -> Result<Settled> {
     let (mut tx, key) = begin_review(pool, project_id, task_id).await?;
-    sqlx::query("UPDATE tasks SET status = 'completed', completed_at = now() WHERE id = $1")
-        .bind(task_id)
-        .execute(&mut *tx)
-        .await?;
+    let (kind, priority, critical, review_round, findings): (
+        String,
+        i16,
+        bool,
+        i32,
+        Option<sqlx::types::Json<Vec<Finding>>>,
+    ) = sqlx::query_as(
+        "UPDATE tasks SET status = 'completed', completed_at = now() WHERE id = $1
+         RETURNING kind, priority, critical, review_round,
+                   CASE WHEN jsonb_typeof(result->'findings') = 'array' THEN result->'findings' END",
+    )
+    .bind(task_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let findings = findings.map(|f| f.0).unwrap_or_default();
+    let grown = review::start_fix_rounds(
+        &mut tx,
+        &[CompletedReview {
+            project_id,
+            task_id,
+            key: &key,
+            kind: &kind,
+            priority,
+            critical,
+            review_round,
+            findings: &findings,
+        }],
+    )
+    .await?;
     let released = release_dependents(&mut tx, &[task_id])
         .await?
         .remove(&task_id)
         .unwrap_or(0);
-    events::record(
-        &mut tx,
-        project_id,
-        &[NewEvent {
-            task_id: Some(task_id),
-            kind: "approval_given",
-            data: json!({"key": key, "released": released}),
-        }],
-    )
-    .await?;
+    let mut log = vec![NewEvent {
+        task_id: Some(task_id),
+        kind: "approval_given",
+        data: json!({"key": key, "released": released}),
+    }];
+    log.extend(grown.into_iter().map(|(_, event)| event));
+    events::record(&mut tx, project_id, &log).await?;
     let project_finished = finish_project_if_done(&mut tx, project_id).await?;
     notify_ready(&mut tx).await?;
     tx.commit().await?;

@@ -153,6 +153,14 @@ pub(crate) async fn start_fix_rounds(
             })
             .collect();
         let fixes = tasks.len() as i32;
+        let mut taken: std::collections::HashSet<String> =
+            sqlx::query_as::<_, (String,)>("SELECT key FROM tasks WHERE project_id = $1")
+                .bind(review.project_id)
+                .fetch_all(&mut *conn)
+                .await?
+                .into_iter()
+                .map(|(key,)| key)
+                .collect();
         tasks.push(NewTask {
             id: Uuid::now_v7(),
             key: format!("{base}_r{round}"),
@@ -167,6 +175,11 @@ pub(crate) async fn start_fix_rounds(
             status: "blocked",
         });
         let rereview = tasks.last().expect("the re-review").id;
+        // A custom workflow may already use a key: the new task takes the next free one.
+        for task in &mut tasks {
+            task.key = free_key(&task.key, &taken);
+            taken.insert(task.key.clone());
+        }
 
         sqlx::query(
             "INSERT INTO tasks (id, project_id, key, kind, agent, description, priority, critical,
@@ -239,6 +252,17 @@ pub(crate) async fn start_fix_rounds(
     Ok(log)
 }
 
+/// `key`, or `key_2`, `key_3`, ... when it is taken.
+fn free_key(key: &str, taken: &std::collections::HashSet<String>) -> String {
+    if !taken.contains(key) {
+        return key.to_owned();
+    }
+    (2..)
+        .map(|n| format!("{key}_{n}"))
+        .find(|candidate| !taken.contains(candidate))
+        .expect("an unbounded range has a free key")
+}
+
 /// `security_audit_r2` → `security_audit`; keys stay within the 64 characters allowed.
 fn base_key(key: &str) -> &str {
     let base = match key.rsplit_once("_r") {
@@ -261,5 +285,14 @@ mod tests {
         assert_eq!(base_key("security_audit_r12"), "security_audit");
         assert_eq!(base_key("weird_rx"), "weird_rx");
         assert_eq!(base_key(&"a".repeat(64)).len(), 40);
+    }
+
+    #[test]
+    fn taken_keys_get_a_suffix() {
+        let taken = ["code_review_r1".to_owned(), "code_review_r1_2".to_owned()]
+            .into_iter()
+            .collect();
+        assert_eq!(free_key("fix_x_r1", &taken), "fix_x_r1");
+        assert_eq!(free_key("code_review_r1", &taken), "code_review_r1_3");
     }
 }

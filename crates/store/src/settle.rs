@@ -57,7 +57,8 @@ pub struct Completion<'a> {
     /// The requirements analysis, stored on the project when this task produced it.
     pub requirements: Option<&'a Value>,
     pub llm_calls: &'a [LlmCall],
-    /// A review's findings: blocking ones start a fix round (see [`crate::review`]).
+    /// A review's findings, stored in the result as `findings`; blocking ones start a fix
+    /// round (see [`crate::review`]).
     pub findings: &'a [Finding],
 }
 
@@ -148,8 +149,10 @@ pub async fn complete_many(
                            THEN 'awaiting_approval' ELSE 'completed' END,
              completed_at = CASE WHEN p.options->'require_approval' ? t.key
                                  THEN NULL ELSE now() END,
-             result = u.result, error = NULL, lease_expires_at = NULL
-         FROM unnest($1::uuid[], $2::int4[], $3::jsonb[]) AS u(id, attempt, result), projects p
+             result = u.result || jsonb_build_object('findings', u.findings),
+             error = NULL, lease_expires_at = NULL
+         FROM unnest($1::uuid[], $2::int4[], $3::jsonb[], $4::jsonb[])
+              AS u(id, attempt, result, findings), projects p
          WHERE t.id = u.id AND t.status = 'running' AND t.attempt = u.attempt
            AND p.id = t.project_id
          RETURNING t.id, t.key, t.agent, t.status, t.kind, t.priority, t.critical, t.review_round",
@@ -160,6 +163,12 @@ pub async fn complete_many(
         completions
             .iter()
             .map(|c| c.result.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        completions
+            .iter()
+            .map(|c| json!(c.findings))
             .collect::<Vec<_>>(),
     )
     .fetch_all(&mut *tx)

@@ -284,3 +284,43 @@ async fn max_fix_rounds_zero_turns_the_loop_off() {
         .expect("project");
     assert_eq!(project.status, guild_core::ProjectStatus::Completed);
 }
+
+#[tokio::test]
+async fn an_approved_review_starts_its_fix_round_and_taken_keys_are_not_reused() {
+    let pool = guild_testkit::database().await;
+    // A custom workflow that already has a task keyed like the re-review would be.
+    let plan = Plan::new(vec![
+        guild_testkit::task_spec("api", AgentKind::Backend, &[]),
+        guild_testkit::task_spec("code_review", AgentKind::Reviewer, &["api"]),
+        guild_testkit::task_spec("code_review_r1", AgentKind::Devops, &["code_review"]),
+    ])
+    .expect("plan");
+    let project_id =
+        guild_testkit::create_project(&pool, &plan, json!({"require_approval": ["code_review"]}))
+            .await;
+    run_writing(&pool, "api", "src/api.ts").await;
+    let review = claim(&pool, "code_review").await;
+    let blocking = [finding(Severity::High, "src/api.ts")];
+    complete(&pool, &review, &[], &blocking).await;
+    // Waiting at its gate: nothing grows yet.
+    assert_eq!(tasks::list(&pool, project_id).await.expect("tasks").len(), 3);
+
+    guild_store::oversight::approve(&pool, project_id, review.id)
+        .await
+        .expect("approve");
+    let all = tasks::list(&pool, project_id).await.expect("tasks");
+    let keys: Vec<&str> = all.iter().map(|t| t.key.as_str()).collect();
+    assert_eq!(
+        keys.len(),
+        5,
+        "the fix task and the re-review are added: {keys:?}"
+    );
+    let rereview = all
+        .iter()
+        .find(|t| t.key == "code_review_r1_2")
+        .expect("the re-review takes a free key");
+    assert_eq!(rereview.depends_on, ["fix_code_review_backend_r1"]);
+    let waiting = all.iter().find(|t| t.key == "code_review_r1").expect("task");
+    assert_eq!(waiting.depends_on, ["code_review", "code_review_r1_2"]);
+    assert_eq!(waiting.status, TaskStatus::Blocked);
+}

@@ -352,7 +352,6 @@ impl Inner {
             "invalid_files": last.values().filter(|f| f.validation.is_invalid()).map(|f| &f.path).collect::<Vec<_>>(),
             "repair_rounds": outcome.repair_rounds,
             "unresolved": outcome.unresolved,
-            "findings": outcome.findings,
             "rejected_files": outcome.rejected,
             "prompt_version": outcome.prompt_version,
             "models": outcome.calls.iter().map(|c| &c.model).collect::<std::collections::BTreeSet<_>>(),
