@@ -136,7 +136,8 @@ pub(crate) struct Conflict {
 /// Finds, among the versions just written, those whose previous version was written by a
 /// task the graph does not order before the writer (neither upstream of it nor itself):
 /// the writer could not have seen it, so both are kept and the conflict is recorded on
-/// the new version. One statement.
+/// the new version. One statement finds the versions that replaced another task's; only
+/// for those (rare) are the projects' graphs read and walked, and the conflicts marked.
 pub(crate) async fn record_conflicts(
     conn: &mut PgConnection,
     written: &[Written],
@@ -144,45 +145,123 @@ pub(crate) async fn record_conflicts(
     if written.is_empty() {
         return Ok(Vec::new());
     }
-    let conflicts = sqlx::query_as::<_, Conflict>(
-        "WITH RECURSIVE mine AS (
-             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int4[])
-                 AS m(project_id, task_id, path, version)
-         ), up(root, id) AS (
-             SELECT d.task_id, d.depends_on FROM task_dependencies d
-             WHERE d.task_id IN (SELECT task_id FROM mine)
-             UNION
-             SELECT up.root, d.depends_on FROM up JOIN task_dependencies d ON d.task_id = up.id
-         ), found AS (
-             SELECT m.project_id, m.task_id, m.path, m.version,
-                    prev.version AS other_version, t.key AS other_task_key, prev.agent AS other_agent
-             FROM mine m
-             CROSS JOIN LATERAL (
-                 SELECT p.version, p.task_id, p.agent FROM project_files p
-                 WHERE p.project_id = m.project_id AND p.path = m.path AND p.version < m.version
-                 ORDER BY p.version DESC LIMIT 1
-             ) prev
-             JOIN tasks t ON t.id = prev.task_id
-             WHERE prev.task_id <> m.task_id
-               AND NOT EXISTS (SELECT 1 FROM up WHERE up.root = m.task_id AND up.id = prev.task_id)
-         ), marked AS (
-             UPDATE project_files f
-             SET conflict = jsonb_build_object('version', found.other_version,
-                                               'task_key', found.other_task_key,
-                                               'agent', found.other_agent)
-             FROM found
-             WHERE f.project_id = found.project_id AND f.path = found.path
-               AND f.version = found.version
-         )
-         SELECT * FROM found ORDER BY project_id, path, version",
+    let replaced: Vec<(Conflict, Uuid)> = sqlx::query_as::<_, ReplacedRow>(
+        "SELECT m.project_id, m.task_id, m.path, m.version,
+                prev.version AS other_version, t.key AS other_task_key,
+                prev.agent AS other_agent, prev.task_id AS other_task_id
+         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int4[])
+              AS m(project_id, task_id, path, version)
+         CROSS JOIN LATERAL (
+             SELECT p.version, p.task_id, p.agent FROM project_files p
+             WHERE p.project_id = m.project_id AND p.path = m.path AND p.version < m.version
+             ORDER BY p.version DESC LIMIT 1
+         ) prev
+         JOIN tasks t ON t.id = prev.task_id
+         WHERE prev.task_id <> m.task_id",
     )
     .bind(written.iter().map(|w| w.project_id).collect::<Vec<_>>())
     .bind(written.iter().map(|w| w.task_id).collect::<Vec<_>>())
     .bind(written.iter().map(|w| w.path.as_str()).collect::<Vec<_>>())
     .bind(written.iter().map(|w| w.version).collect::<Vec<_>>())
-    .fetch_all(conn)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(ReplacedRow::split)
+    .collect();
+    if replaced.is_empty() {
+        return Ok(Vec::new());
+    }
+
+    let mut projects: Vec<Uuid> = replaced.iter().map(|(c, _)| c.project_id).collect();
+    projects.sort_unstable();
+    projects.dedup();
+    let edges: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT d.task_id, d.depends_on FROM task_dependencies d JOIN tasks t ON t.id = d.task_id
+         WHERE t.project_id = ANY($1)",
+    )
+    .bind(&projects)
+    .fetch_all(&mut *conn)
     .await?;
+    let mut depends_on: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for (task, dependency) in edges {
+        depends_on.entry(task).or_default().push(dependency);
+    }
+    let conflicts: Vec<Conflict> = replaced
+        .into_iter()
+        .filter(|(c, other)| !is_upstream(*other, c.task_id, &depends_on))
+        .map(|(c, _)| c)
+        .collect();
+    if !conflicts.is_empty() {
+        sqlx::query(
+            "UPDATE project_files f
+             SET conflict = jsonb_build_object('version', c.other_version,
+                                               'task_key', c.other_task_key,
+                                               'agent', c.other_agent)
+             FROM unnest($1::uuid[], $2::text[], $3::int4[], $4::int4[], $5::text[], $6::text[])
+                  AS c(project_id, path, version, other_version, other_task_key, other_agent)
+             WHERE f.project_id = c.project_id AND f.path = c.path AND f.version = c.version",
+        )
+        .bind(conflicts.iter().map(|c| c.project_id).collect::<Vec<_>>())
+        .bind(
+            conflicts
+                .iter()
+                .map(|c| c.path.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(conflicts.iter().map(|c| c.version).collect::<Vec<_>>())
+        .bind(
+            conflicts
+                .iter()
+                .map(|c| c.other_version)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            conflicts
+                .iter()
+                .map(|c| c.other_task_key.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            conflicts
+                .iter()
+                .map(|c| c.other_agent.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(conflicts)
+}
+
+/// A version that replaced another task's, with that task's id.
+#[derive(sqlx::FromRow)]
+struct ReplacedRow {
+    #[sqlx(flatten)]
+    conflict: Conflict,
+    other_task_id: Uuid,
+}
+
+impl ReplacedRow {
+    fn split(self) -> (Conflict, Uuid) {
+        (self.conflict, self.other_task_id)
+    }
+}
+
+/// Whether `ancestor` is upstream of `task` in the graph `depends_on`.
+fn is_upstream(ancestor: Uuid, task: Uuid, depends_on: &HashMap<Uuid, Vec<Uuid>>) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![task];
+    while let Some(id) = stack.pop() {
+        for dependency in depends_on.get(&id).into_iter().flatten() {
+            if *dependency == ancestor {
+                return true;
+            }
+            if seen.insert(*dependency) {
+                stack.push(*dependency);
+            }
+        }
+    }
+    false
 }
 
 /// The latest version of every file of a project, by path.

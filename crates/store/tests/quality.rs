@@ -303,7 +303,10 @@ async fn an_approved_review_starts_its_fix_round_and_taken_keys_are_not_reused()
     let blocking = [finding(Severity::High, "src/api.ts")];
     complete(&pool, &review, &[], &blocking).await;
     // Waiting at its gate: nothing grows yet.
-    assert_eq!(tasks::list(&pool, project_id).await.expect("tasks").len(), 3);
+    assert_eq!(
+        tasks::list(&pool, project_id).await.expect("tasks").len(),
+        3
+    );
 
     guild_store::oversight::approve(&pool, project_id, review.id)
         .await
@@ -320,7 +323,10 @@ async fn an_approved_review_starts_its_fix_round_and_taken_keys_are_not_reused()
         .find(|t| t.key == "code_review_r1_2")
         .expect("the re-review takes a free key");
     assert_eq!(rereview.depends_on, ["fix_code_review_backend_r1"]);
-    let waiting = all.iter().find(|t| t.key == "code_review_r1").expect("task");
+    let waiting = all
+        .iter()
+        .find(|t| t.key == "code_review_r1")
+        .expect("task");
     assert_eq!(waiting.depends_on, ["code_review", "code_review_r1_2"]);
     assert_eq!(waiting.status, TaskStatus::Blocked);
 }

@@ -36,8 +36,16 @@ impl Grammar {
     }
 }
 
+thread_local! {
+    /// A parser per thread, reused: creating one allocates its stacks and lexer.
+    static PARSER: std::cell::RefCell<Parser> = std::cell::RefCell::new(Parser::new());
+}
+
 pub(crate) fn check(grammar: Grammar, content: &str) -> Validation {
-    let mut parser = Parser::new();
+    PARSER.with_borrow_mut(|parser| check_with(parser, grammar, content))
+}
+
+fn check_with(parser: &mut Parser, grammar: Grammar, content: &str) -> Validation {
     if let Err(error) = parser.set_language(&grammar.language()) {
         // A grammar built for another tree-sitter ABI: a build problem, not the file's.
         return Validation::from_problems(
