@@ -92,26 +92,30 @@ pub(super) struct Call<'a> {
     pub prompt: &'a str,
 }
 
-/// The templates of the stack, filled.
-fn filled<'a>(subject: &'a Subject) -> impl Iterator<Item = (&'static str, String, String)> + 'a {
+/// The templates of the stack that `wanted` (task type, filled path) picks, filled.
+fn filled(subject: &Subject, wanted: impl Fn(&'static str, &str) -> bool) -> Vec<(String, String)> {
     TEMPLATES
         .iter()
         .filter(|t| t.backend.is_none_or(|b| b == subject.backend))
-        .map(|t| (t.kind, subject.fill(t.path), subject.fill(t.text)))
+        .filter_map(|t| {
+            let path = subject.fill(t.path);
+            wanted(t.kind, &path).then(|| {
+                let text = subject.fill(t.text);
+                (path, text)
+            })
+        })
+        .collect()
 }
 
 /// The markdown answer for task type `kind`.
 pub(super) fn answer(kind: &str, subject: &Subject, call: Call<'_>) -> String {
     let files: Vec<(String, String)> = if kind == guild_fix_kind() {
-        let wanted = flaws::files_to_fix(call.prompt);
-        filled(subject)
-            .filter(|(_, path, _)| wanted.contains(path))
-            .map(|(_, path, text)| (path, text))
-            .collect()
+        let to_fix = flaws::files_to_fix(call.prompt);
+        filled(subject, |_, path| to_fix.iter().any(|p| p == path))
     } else {
-        filled(subject)
-            .filter(|(k, _, _)| *k == kind)
-            .map(|(_, path, text)| {
+        filled(subject, |k, _| k == kind)
+            .into_iter()
+            .map(|(path, text)| {
                 let text = if call.flaws && !call.repairing {
                     flaws::flawed(kind, &path, &text)
                 } else {
