@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use guild_core::{AgentKind, Finding, Plan, Severity, TaskStatus};
 use guild_store::files::NewFile;
-use guild_store::settle::{self, Completion};
+use guild_store::settle;
 use guild_store::tasks::{self, ClaimedTask};
 use guild_store::{PgPool, events, files, projects};
 use serde_json::json;
@@ -29,24 +29,9 @@ async fn claim(pool: &PgPool, key: &str) -> ClaimedTask {
 }
 
 async fn complete(pool: &PgPool, task: &ClaimedTask, files: &[NewFile], findings: &[Finding]) {
-    settle::complete(
-        pool,
-        Completion {
-            project_id: task.project_id,
-            task_id: task.id,
-            attempt: task.attempt,
-            session_id: None,
-            duration_ms: 1,
-            result: json!({"summary": task.key}),
-            files,
-            rejected_files: &[],
-            requirements: None,
-            llm_calls: &[],
-            findings,
-        },
-    )
-    .await
-    .expect("complete");
+    settle::complete(pool, guild_testkit::completion(task, files, findings))
+        .await
+        .expect("complete");
 }
 
 async fn event_kinds(pool: &PgPool, project_id: Uuid) -> Vec<(String, serde_json::Value)> {

@@ -197,19 +197,7 @@ async fn a_batch_of_completions_settles_together_and_fences_each_task() {
     let file = |content: &str| guild_testkit::new_file("src/shared.ts", content, "typescript");
     let left_files = [file("left")];
     let right_files = [file("right!")];
-    let completion = |task: &ClaimedTask, files| Completion {
-        project_id: task.project_id,
-        task_id: task.id,
-        attempt: task.attempt,
-        session_id: None,
-        duration_ms: 1,
-        result: json!({"summary": task.key}),
-        files,
-        rejected_files: &[],
-        requirements: None,
-        llm_calls: &[],
-        findings: &[],
-    };
+    let completion = |task: &ClaimedTask, files| guild_testkit::completion(task, files, &[]);
     // A stale completion of `solo` (an attempt it is not at) is refused; the rest settle.
     let stale = Completion {
         attempt: solo.attempt + 1,

@@ -143,21 +143,35 @@ pub async fn complete_task(
     guild_store::settle::complete(
         pool,
         guild_store::settle::Completion {
-            project_id: task.project_id,
-            task_id: task.id,
-            attempt: task.attempt,
-            session_id: None,
-            duration_ms: 1,
             result: serde_json::json!({"summary": "done"}),
-            files: &[],
-            rejected_files: &[],
-            requirements: None,
             llm_calls,
-            findings: &[],
+            ..completion(task, &[], &[])
         },
     )
     .await
     .expect("complete");
+}
+
+/// The completion of a claimed task with the summary of its key, `files` and `findings`,
+/// no call made.
+pub fn completion<'a>(
+    task: &guild_store::tasks::ClaimedTask,
+    files: &'a [guild_store::files::NewFile],
+    findings: &'a [guild_core::Finding],
+) -> guild_store::settle::Completion<'a> {
+    guild_store::settle::Completion {
+        project_id: task.project_id,
+        task_id: task.id,
+        attempt: task.attempt,
+        session_id: None,
+        duration_ms: 1,
+        result: serde_json::json!({"summary": task.key}),
+        files,
+        rejected_files: &[],
+        requirements: None,
+        llm_calls: &[],
+        findings,
+    }
 }
 
 /// A file as a task stores it, with a stand-in digest (the store does not check it): valid,
