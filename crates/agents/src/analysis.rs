@@ -8,18 +8,16 @@ use serde_json::Value;
 use crate::prompts::{PromptContext, PromptTask};
 use crate::{AgentError, AgentOutcome, Agents, TaskInput};
 
-/// The JSON shape a field must have.
+/// The JSON shape a field must have, after [`normalise`] made what it can of the answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Shape {
-    Object,
-    Array,
-    /// An object or a string (models often describe these in prose).
-    ObjectOrText,
-    /// An array or an object.
-    Collection,
+    /// A list; a lone string or object becomes a one-item list.
+    List,
+    /// An object, a list or a text (models often describe these in prose).
+    Described,
 }
 
-/// The analysis fields of the reference design, and their shapes.
+/// The analysis fields of the reference design.
 pub const FIELDS: [&str; 10] = [
     "recommended_technology_stack",
     "core_features",
@@ -35,51 +33,150 @@ pub const FIELDS: [&str; 10] = [
 
 fn shape(field: &str) -> Shape {
     match field {
-        "recommended_technology_stack" | "technical_architecture" | "testing_strategy" => {
-            Shape::ObjectOrText
-        }
-        "database_schema" => Shape::Collection,
-        "performance_requirements" => Shape::Collection,
         "core_features"
         | "api_endpoints"
         | "frontend_components"
         | "security_considerations"
-        | "deployment_considerations" => Shape::Array,
-        _ => Shape::Object,
+        | "deployment_considerations" => Shape::List,
+        _ => Shape::Described,
     }
 }
 
-/// Parses an answer into a valid analysis, repairing code fences, text around the object
-/// and trailing commas.
+/// What a field looks like, for a re-ask that names the exact shape.
+fn example(field: &str) -> &'static str {
+    match field {
+        "recommended_technology_stack" => {
+            r#"{"backend": "Node.js + Express", "frontend": "React", "database": "PostgreSQL"}"#
+        }
+        "core_features" => r#"["user accounts", "shared lists"]"#,
+        "api_endpoints" => {
+            r#"[{"method": "GET", "path": "/api/todos", "description": "list todos"}]"#
+        }
+        "frontend_components" => r#"[{"name": "TodoList", "purpose": "shows the todos"}]"#,
+        "database_schema" => {
+            r#"{"tables": [{"name": "todos", "columns": ["id serial primary key", "title text"]}]}"#
+        }
+        "security_considerations" | "deployment_considerations" => {
+            r#"["hash passwords", "validate input"]"#
+        }
+        _ => r#""a short description" (or an object)"#,
+    }
+}
+
+/// Parses an answer into a valid analysis: the first complete JSON object (a fenced
+/// `json` block first, else the first balanced `{ … }` outside strings, with trailing
+/// commas repaired), its descriptive fields normalised to their shapes.
 pub fn parse_analysis(answer: &str) -> Result<Value, String> {
-    let candidate = strip_to_object(answer);
-    let value: Value = match serde_json::from_str(candidate) {
-        Ok(value) => value,
-        Err(first_error) => serde_json::from_str(&remove_trailing_commas(candidate))
-            .map_err(|_| format!("not valid JSON: {first_error}"))?,
-    };
-    validate(&value)?;
+    let mut value = first_json_object(answer)?;
+    normalise(&mut value)?;
     Ok(value)
 }
 
-fn validate(value: &Value) -> Result<(), String> {
-    let Some(object) = value.as_object() else {
+/// The first JSON object of an answer: from a fenced `json` block when one parses, else
+/// from the first `{` that starts a balanced object that parses.
+fn first_json_object(answer: &str) -> Result<Value, String> {
+    let parse = |text: &str| -> Option<Value> {
+        serde_json::from_str::<Value>(text)
+            .or_else(|_| serde_json::from_str(&remove_trailing_commas(text)))
+            .ok()
+            .filter(Value::is_object)
+    };
+    let fenced = crate::blocks::parse_answer(answer)
+        .blocks
+        .into_iter()
+        .filter(|b| {
+            b.language
+                .as_deref()
+                .is_none_or(|l| l.eq_ignore_ascii_case("json"))
+        });
+    for block in fenced {
+        if let Some(value) = parse(block.content.trim()) {
+            return Ok(value);
+        }
+    }
+    let mut first_error = None;
+    for (start, _) in answer.match_indices('{') {
+        let Some(end) = balanced_end(&answer[start..]) else {
+            continue;
+        };
+        let candidate = &answer[start..start + end];
+        if let Some(value) = parse(candidate) {
+            return Ok(value);
+        }
+        if first_error.is_none() {
+            first_error = serde_json::from_str::<Value>(candidate).err();
+        }
+    }
+    Err(match first_error {
+        Some(error) => format!("not valid JSON: {error}"),
+        None => "not valid JSON: the answer holds no complete JSON object".to_owned(),
+    })
+}
+
+/// The length of the balanced `{ … }` that `text` starts with, braces inside strings
+/// not counted; `None` when it never closes.
+fn balanced_end(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '{' => depth += 1,
+            '}' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Brings each field to its shape where the meaning is clear (a lone item where a list is
+/// expected becomes a one-item list), and names every field it cannot use, with an
+/// example of what it should be. Only `core_features` must say something: later steps
+/// plan from it.
+fn normalise(value: &mut Value) -> Result<(), String> {
+    let Some(object) = value.as_object_mut() else {
         return Err("the answer must be one JSON object".into());
     };
     let mut problems = Vec::new();
     for field in FIELDS {
-        let ok = match (object.get(field), shape(field)) {
-            (None, _) => {
-                problems.push(format!("`{field}` is missing"));
-                continue;
-            }
-            (Some(v), Shape::Object) => v.is_object(),
-            (Some(v), Shape::Array) => v.is_array(),
-            (Some(v), Shape::ObjectOrText) => v.is_object() || v.is_string(),
-            (Some(v), Shape::Collection) => v.is_object() || v.is_array(),
+        let wanted = shape(field);
+        let Some(v) = object.get_mut(field).filter(|v| !v.is_null()) else {
+            problems.push(format!(
+                "`{field}` is missing: give it as {}, e.g. \"{field}\": {}",
+                describe(wanted),
+                example(field)
+            ));
+            continue;
         };
-        if !ok {
-            problems.push(format!("`{field}` must be {:?}", shape(field)).to_lowercase());
+        let usable = match wanted {
+            Shape::List if v.is_string() || v.is_object() => {
+                *v = Value::Array(vec![v.take()]);
+                true
+            }
+            Shape::List => v.is_array(),
+            Shape::Described => v.is_object() || v.is_array() || v.is_string(),
+        };
+        if !usable {
+            problems.push(format!(
+                "`{field}` must be {}, e.g. \"{field}\": {}",
+                describe(wanted),
+                example(field)
+            ));
         }
     }
     if object
@@ -87,7 +184,10 @@ fn validate(value: &Value) -> Result<(), String> {
         .and_then(Value::as_array)
         .is_some_and(Vec::is_empty)
     {
-        problems.push("`core_features` must not be empty".into());
+        problems.push(format!(
+            "`core_features` must list at least one feature, e.g. \"core_features\": {}",
+            example("core_features")
+        ));
     }
     if problems.is_empty() {
         Ok(())
@@ -96,11 +196,10 @@ fn validate(value: &Value) -> Result<(), String> {
     }
 }
 
-/// The outermost `{ … }` of the answer, dropping fences and prose around it.
-fn strip_to_object(answer: &str) -> &str {
-    match (answer.find('{'), answer.rfind('}')) {
-        (Some(start), Some(end)) if start < end => &answer[start..=end],
-        _ => answer.trim(),
+fn describe(shape: Shape) -> &'static str {
+    match shape {
+        Shape::List => "a JSON array",
+        Shape::Described => "a JSON object, array or string",
     }
 }
 
@@ -161,7 +260,7 @@ fn summarize(analysis: &Value) -> String {
 
 pub(crate) async fn run(agents: &Agents, input: &TaskInput) -> Result<AgentOutcome, AgentError> {
     let context = PromptContext {
-        description: &input.description,
+        description: std::borrow::Cow::Borrowed(&input.description),
         project_type: input.project_type.as_str(),
         technology_stack: input.technology_stack.as_deref(),
         requirements: None,
@@ -183,7 +282,7 @@ pub(crate) async fn run(agents: &Agents, input: &TaskInput) -> Result<AgentOutco
     let mut messages = vec![Message::user(prompt.user)];
     let attempts = agents.settings.analysis_attempts.max(1);
     let mut last_error = String::new();
-    let mut last_answer = None;
+    let mut last_answer = String::new();
     for _ in 0..attempts {
         let request = agents.request(input, prompt.system.clone(), messages.clone(), true);
         let response = match agents
@@ -193,37 +292,46 @@ pub(crate) async fn run(agents: &Agents, input: &TaskInput) -> Result<AgentOutco
             Ok(response) => response,
             Err(error) => return Err(AgentError::call(error, calls)),
         };
-        match parse_analysis(&response.content) {
-            Ok(analysis) => {
+        let parsed = parse_analysis(&response.content);
+        match parsed {
+            Ok(analysis) if !response.stop_reason.is_cut() => {
                 return Ok(AgentOutcome {
                     summary: summarize(&analysis),
-                    files: Vec::new(),
-                    rejected: Vec::new(),
                     requirements: Some(analysis),
                     calls,
                     prompt_version: prompt.version,
-                    findings: Vec::new(),
-                    repair_rounds: 0,
-                    unresolved: Vec::new(),
+                    ..AgentOutcome::default()
                 });
             }
-            Err(error) => {
+            // A cut answer that parses is a shortened one: asked again all the same.
+            Ok(_) | Err(_) => {
+                let error = match parsed {
+                    _ if response.stop_reason.is_cut() => format!(
+                        "the answer was cut off at the length limit ({} tokens) before the object ended",
+                        request.max_tokens
+                    ),
+                    Err(error) => error,
+                    Ok(_) => unreachable!("a complete valid answer returned above"),
+                };
+                let ask = if response.stop_reason.is_cut() {
+                    "Answer again with the whole JSON object, more concisely: shorter descriptions and fewer items."
+                } else {
+                    "Answer again with only the corrected JSON object."
+                };
                 messages.push(Message::assistant(response.content.clone()));
                 messages.push(Message::user(format!(
-                    "That answer cannot be used: {error}. Answer again with only the corrected JSON object."
+                    "That answer cannot be used: {error}. {ask}"
                 )));
                 last_error = error;
-                last_answer = Some(response.content);
+                last_answer = response.content;
             }
         }
     }
-    Err(AgentError {
-        message: format!("the analysis was not valid after {attempts} attempts: {last_error}"),
-        retryable: true,
+    Err(AgentError::unusable(
+        format!("the analysis was not valid after {attempts} attempts: {last_error}"),
         calls,
-        raw_answer: last_answer,
-        stops_project: false,
-    })
+        last_answer,
+    ))
 }
 
 #[cfg(test)]
@@ -235,8 +343,8 @@ mod tests {
         let mut value = json!({});
         for field in FIELDS {
             value[field] = match shape(field) {
-                Shape::Array | Shape::Collection => json!([{"name": "x"}]),
-                _ => json!({"k": "v"}),
+                Shape::List => json!([{"name": "x"}]),
+                Shape::Described => json!({"k": "v"}),
             };
         }
         value
@@ -261,24 +369,73 @@ mod tests {
     }
 
     #[test]
-    fn missing_and_misshapen_fields_are_named() {
+    fn the_first_json_value_is_taken_whatever_prose_follows() {
+        let object = valid().to_string();
+        // Prose, a fenced block, then prose with braces (a path template): the field report.
+        let fenced = format!(
+            "Here is the analysis.\n\n```json\n{object}\n```\n\nThe API exposes `/api/todos/{{id}}` for one todo."
+        );
+        assert_eq!(parse_analysis(&fenced), Ok(valid()));
+        // No fence at all, and braces in the prose before and after.
+        let bare = format!("Routes like {{id}} matter. {object} Then `/api/todos/{{id}}`.");
+        assert_eq!(parse_analysis(&bare), Ok(valid()));
+        // Braces inside strings do not end the object.
+        let mut tricky = valid();
+        tricky["testing_strategy"] = json!("cover /api/todos/{id} and '}' in names");
+        assert_eq!(
+            parse_analysis(&format!("{tricky} and {{more}}")),
+            Ok(tricky.clone())
+        );
+    }
+
+    #[test]
+    fn descriptive_fields_in_other_shapes_are_accepted() {
+        let mut prose = valid();
+        prose["deployment_considerations"] = json!("container image, managed PostgreSQL");
+        prose["api_endpoints"] = json!({"method": "GET", "path": "/api/todos"});
+        prose["technical_architecture"] = json!(["REST API", "SPA"]);
+        let parsed = parse_analysis(&prose.to_string()).expect("usable");
+        assert_eq!(
+            parsed["deployment_considerations"],
+            json!(["container image, managed PostgreSQL"])
+        );
+        assert_eq!(
+            parsed["api_endpoints"],
+            json!([{"method": "GET", "path": "/api/todos"}])
+        );
+        assert_eq!(parsed["technical_architecture"], json!(["REST API", "SPA"]));
+    }
+
+    #[test]
+    fn missing_and_unusable_fields_are_named_with_an_example() {
         let mut value = valid();
         value
             .as_object_mut()
             .expect("object")
             .remove("api_endpoints");
-        value["core_features"] = json!("many");
+        value["core_features"] = json!(42);
+        value["security_considerations"] = json!([]);
         let error = parse_analysis(&value.to_string()).unwrap_err();
         assert_eq!(
             error,
-            "`core_features` must be array; `api_endpoints` is missing"
+            "`core_features` must be a JSON array, e.g. \"core_features\": [\"user accounts\", \"shared lists\"]; \
+             `api_endpoints` is missing: give it as a JSON array, e.g. \"api_endpoints\": [{\"method\": \"GET\", \"path\": \"/api/todos\", \"description\": \"list todos\"}]"
+        );
+        value["core_features"] = json!([]);
+        value["api_endpoints"] = json!([]);
+        assert!(
+            parse_analysis(&value.to_string())
+                .unwrap_err()
+                .starts_with("`core_features` must list at least one feature")
         );
         assert_eq!(
-            parse_analysis("no json here")
+            parse_analysis("no json here").unwrap_err(),
+            "not valid JSON: the answer holds no complete JSON object"
+        );
+        assert!(
+            parse_analysis("{\"core_features\": [1, }")
                 .unwrap_err()
-                .split(':')
-                .next(),
-            Some("not valid JSON")
+                .starts_with("not valid JSON")
         );
     }
 }

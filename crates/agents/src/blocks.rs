@@ -14,6 +14,9 @@ pub struct CodeBlock {
     /// The info string has the word `findings`: a review's structured findings, not a file.
     pub findings: bool,
     pub content: String,
+    /// Its closing fence is there. An unclosed block runs to the end of the answer, which
+    /// is how an answer cut off in the middle of a file ends.
+    pub closed: bool,
 }
 
 /// An answer split into prose and code.
@@ -30,22 +33,28 @@ pub fn parse_answer(markdown: &str) -> Answer {
     let mut summary = String::new();
     let mut blocks = Vec::new();
     let mut current: Option<CodeBlock> = None;
-    for event in Parser::new(markdown) {
+    for (event, range) in Parser::new(markdown).into_offset_iter() {
         match event {
             Event::Start(Tag::CodeBlock(kind)) => {
-                let (language, path, findings) = match kind {
+                let (language, path, findings, closed) = match kind {
                     CodeBlockKind::Fenced(info) => {
                         let (language, path) = parse_info(&info);
                         let findings = info.split_whitespace().any(|t| t == "findings");
-                        (language, path, findings)
+                        (
+                            language,
+                            path,
+                            findings,
+                            has_closing_fence(&markdown[range]),
+                        )
                     }
-                    CodeBlockKind::Indented => (None, None, false),
+                    CodeBlockKind::Indented => (None, None, false, true),
                 };
                 current = Some(CodeBlock {
                     language,
                     path,
                     findings,
                     content: String::new(),
+                    closed,
                 });
             }
             Event::End(TagEnd::CodeBlock) => blocks.extend(current.take()),
@@ -71,6 +80,23 @@ pub fn parse_answer(markdown: &str) -> Answer {
         summary: summary.split_whitespace().collect::<Vec<_>>().join(" "),
         blocks,
     }
+}
+
+/// Whether a fenced block's source (opening fence to the end of the block) ends with a
+/// closing fence: a line of at least as many of the same fence characters.
+fn has_closing_fence(block: &str) -> bool {
+    let opening = block.trim_start_matches(' ');
+    let Some(fence_char) = opening.chars().next().filter(|c| matches!(c, '`' | '~')) else {
+        return false;
+    };
+    let width = opening.chars().take_while(|c| *c == fence_char).count();
+    let mut lines = block.trim_end().lines();
+    lines.next(); // the opening fence
+    lines.next_back().is_some_and(|last| {
+        let last = last.trim();
+        last.chars().take_while(|c| *c == fence_char).count() >= width
+            && last.chars().all(|c| c == fence_char)
+    })
 }
 
 /// `ts path=src/app.ts` → (`ts`, `src/app.ts`); the path may be quoted.
@@ -118,19 +144,22 @@ mod tests {
                     language: Some("ts".into()),
                     path: Some("src/app.ts".into()),
                     findings: false,
-                    content: "const a = 1;\n".into()
+                    content: "const a = 1;\n".into(),
+                    closed: true,
                 },
                 CodeBlock {
                     language: Some("sql".into()),
                     path: Some("db/schema file.sql".into()),
                     findings: false,
-                    content: "CREATE TABLE t (id int);\n".into()
+                    content: "CREATE TABLE t (id int);\n".into(),
+                    closed: true,
                 },
                 CodeBlock {
                     language: Some("markdown".into()),
                     path: Some("README.md".into()),
                     findings: false,
-                    content: "```js\nnested\n```\n".into()
+                    content: "```js\nnested\n```\n".into(),
+                    closed: true,
                 },
             ]
         );
@@ -141,6 +170,20 @@ mod tests {
         let answer = parse_answer("Example:\n\n```python\nprint(1)\n```\n\n    indented code\n");
         assert_eq!(answer.blocks.len(), 2);
         assert!(answer.blocks.iter().all(|b| b.path.is_none()));
+    }
+
+    #[test]
+    fn a_block_cut_off_by_the_end_of_the_answer_is_unclosed() {
+        let answer = parse_answer(
+            "Files.\n\n```ts path=a.ts\nlet a = 1;\n```\n\n````markdown path=README.md\n# App\n```sh\nnpm ins",
+        );
+        assert!(answer.blocks[0].closed);
+        assert!(!answer.blocks[1].closed);
+        assert_eq!(answer.blocks[1].content, "# App\n```sh\nnpm ins");
+        let empty = parse_answer("```ts path=b.ts\n");
+        assert!(!empty.blocks[0].closed);
+        let tilde = parse_answer("~~~py path=c.py\nx = 1\n~~~~\n");
+        assert!(tilde.blocks[0].closed);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::blocks::CodeBlock;
-use crate::paths::safe_path;
+use guild_core::paths::{path_clash, safe_path};
 
 /// Files larger than this are refused: no generated source file needs more.
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
@@ -89,10 +89,8 @@ pub fn files_from_blocks(blocks: Vec<CodeBlock>) -> (Vec<GeneratedFile>, Vec<Rej
                 continue;
             }
         };
-        if files.iter().any(|f| f.path == path) {
-            rejected.push(reject(format!(
-                "duplicate path `{path}`: the first block was kept"
-            )));
+        if let Some(clash) = files.iter().find_map(|f| path_clash(&f.path, &path)) {
+            rejected.push(reject(format!("{clash}: the first block was kept")));
             continue;
         }
         if block.content.len() > MAX_FILE_BYTES {
@@ -139,6 +137,7 @@ mod tests {
             path: path.map(str::to_owned),
             findings: false,
             content: content.into(),
+            closed: true,
         }
     }
 
@@ -151,6 +150,9 @@ mod tests {
             block(None, "print(1)\n"),
             block(Some("src/app.ts"), "let b = 2;\n"),
             block(Some("blob.bin"), "\0\u{1}\u{2}"),
+            block(Some("SRC/APP.ts"), "let c = 3;\n"),
+            block(Some("src/app.ts/index.ts"), "let d = 4;\n"),
+            block(Some("src"), "not a directory\n"),
         ]);
         assert_eq!(files.len(), 1);
         assert_eq!(files[0].path, "src/app.ts");
@@ -167,6 +169,9 @@ mod tests {
                 "code block names no file (add `path=` after the language)",
                 "duplicate path `src/app.ts`: the first block was kept",
                 "content is not text",
+                "`SRC/APP.ts` and `src/app.ts` differ only in letter case: the first block was kept",
+                "`src/app.ts/index.ts` needs `src/app.ts` to be a directory, but it is a file: the first block was kept",
+                "`src` would be a file, but `src/app.ts` needs it to be a directory: the first block was kept",
             ]
         );
     }

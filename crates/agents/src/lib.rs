@@ -9,7 +9,6 @@
 pub mod analysis;
 pub mod blocks;
 pub mod files;
-pub mod paths;
 pub mod prompts;
 mod writer;
 
@@ -26,6 +25,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use files::{GeneratedFile, RejectedBlock};
+pub use guild_core::paths;
 pub use prompts::{Prompts, PromptsError};
 
 /// Everything an agent may know about its task.
@@ -54,6 +54,26 @@ pub struct TaskInput {
     pub use_cache: bool,
     /// The project's budget, when it has one: every call is checked against it first.
     pub budget: Option<Arc<dyn Budget>>,
+    /// Every call this attempt has made so far, kept outside the agent so that the calls
+    /// of an attempt that is stopped midway (its project cancelled, its lease lost) are
+    /// still counted: money spent is money spent.
+    pub spent: CallLog,
+}
+
+/// The calls an attempt has made so far, shared between the agent that makes them and the
+/// worker that runs it.
+#[derive(Debug, Clone, Default)]
+pub struct CallLog(Arc<std::sync::Mutex<Vec<CallRecord>>>);
+
+impl CallLog {
+    fn push(&self, call: CallRecord) {
+        self.0.lock().expect("call log lock").push(call);
+    }
+
+    /// The calls made so far.
+    pub fn calls(&self) -> Vec<CallRecord> {
+        self.0.lock().expect("call log lock").clone()
+    }
 }
 
 /// Tokens and dollars, spent or reserved.
@@ -150,6 +170,9 @@ pub struct AgentOutcome {
     /// Problems left after the last repair round (files still invalid, an unreadable
     /// findings block).
     pub unresolved: Vec<String>,
+    /// Files the model was still writing when its answer hit the length limit, kept
+    /// incomplete (their validation says so).
+    pub cut_off: Vec<String>,
 }
 
 /// Why an agent failed, with the calls it made before failing (they cost tokens too).
@@ -164,6 +187,9 @@ pub struct AgentError {
     pub raw_answer: Option<String>,
     /// The project must stop: its budget would be exceeded.
     pub stops_project: bool,
+    /// The provider asked not to be called again before this long (its `Retry-After`,
+    /// longer than a call waits): the task's next attempt must not start earlier.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl AgentError {
@@ -175,32 +201,41 @@ impl AgentError {
             calls: Vec::new(),
             raw_answer: None,
             stops_project: false,
+            retry_after: None,
         }
     }
 
     /// A failure that would repeat on every attempt, with no call made.
     pub fn permanent(message: impl Into<String>) -> Self {
         Self {
-            message: message.into(),
             retryable: false,
-            calls: Vec::new(),
-            raw_answer: None,
-            stops_project: false,
+            ..Self::retryable(message)
+        }
+    }
+
+    /// The model's answers could not be used after the calls made: another attempt may
+    /// get a better one. The last answer is kept.
+    fn unusable(message: String, calls: Vec<CallRecord>, raw_answer: String) -> Self {
+        Self {
+            calls,
+            raw_answer: Some(raw_answer),
+            ..Self::retryable(message)
         }
     }
 
     fn call(error: CallError, calls: Vec<CallRecord>) -> Self {
-        let (message, retryable, stops_project) = match error {
+        let (message, retryable, stops_project, retry_after) = match error {
             CallError::Llm(error) => (
                 format!("LLM call failed: {error}"),
                 error.is_retryable(),
                 false,
+                error.retry_after(),
             ),
             CallError::Budget(BudgetError::Exceeded(why)) => {
-                (format!("budget_exceeded: {why}"), false, true)
+                (format!("budget_exceeded: {why}"), false, true, None)
             }
             CallError::Budget(error @ BudgetError::Unavailable(_)) => {
-                (error.to_string(), true, false)
+                (error.to_string(), true, false, None)
             }
         };
         Self {
@@ -209,6 +244,7 @@ impl AgentError {
             calls,
             raw_answer: None,
             stops_project,
+            retry_after,
         }
     }
 }
@@ -298,12 +334,25 @@ impl Agents {
         self
     }
 
+    /// A request for the task's model with the settings' completion allowance.
     fn request(
         &self,
         input: &TaskInput,
         system: String,
         messages: Vec<Message>,
         json: bool,
+    ) -> LlmRequest {
+        self.request_allowing(input, system, messages, json, self.settings.max_tokens)
+    }
+
+    /// A request for the task's model that may answer `max_tokens`.
+    fn request_allowing(
+        &self,
+        input: &TaskInput,
+        system: String,
+        messages: Vec<Message>,
+        json: bool,
+        max_tokens: u32,
     ) -> LlmRequest {
         LlmRequest {
             model: self
@@ -315,7 +364,7 @@ impl Agents {
             system,
             messages,
             temperature: self.settings.temperature,
-            max_tokens: self.settings.max_tokens,
+            max_tokens,
             json,
             purpose: CallPurpose {
                 task_id: input.task_id.clone(),
@@ -358,19 +407,24 @@ impl Agents {
             && let Some((content, model)) = cache.get(key).await
         {
             metrics::counter!("guild_llm_cache_hits_total", "provider" => self.llm.provider(), "model" => model.clone()).increment(1);
-            calls.push(CallRecord {
-                provider: self.llm.provider(),
-                model: model.clone(),
-                usage: Usage::default(),
-                latency_ms: started.elapsed().as_millis() as u64,
-                cost_usd: Some(0.0),
-                cached: true,
-                prompt_version: prompt_version.to_owned(),
-            });
+            record(
+                input,
+                calls,
+                CallRecord {
+                    provider: self.llm.provider(),
+                    model: model.clone(),
+                    usage: Usage::default(),
+                    latency_ms: started.elapsed().as_millis() as u64,
+                    cost_usd: Some(0.0),
+                    cached: true,
+                    prompt_version: prompt_version.to_owned(),
+                },
+            );
             return Ok(LlmResponse {
                 content,
                 model,
                 usage: Usage::default(),
+                stop_reason: guild_llm::StopReason::Complete,
             });
         }
         let worst = Spend {
@@ -411,16 +465,23 @@ impl Agents {
             started.elapsed(),
             spent.cost_usd,
         );
-        calls.push(CallRecord {
-            provider: self.llm.provider(),
-            model: response.model.clone(),
-            usage: response.usage,
-            latency_ms: started.elapsed().as_millis() as u64,
-            cost_usd: spent.cost_usd,
-            cached: false,
-            prompt_version: prompt_version.to_owned(),
-        });
-        if let Some((cache, key)) = &cache {
+        record(
+            input,
+            calls,
+            CallRecord {
+                provider: self.llm.provider(),
+                model: response.model.clone(),
+                usage: response.usage,
+                latency_ms: started.elapsed().as_millis() as u64,
+                cost_usd: spent.cost_usd,
+                cached: false,
+                prompt_version: prompt_version.to_owned(),
+            },
+        );
+        // A cut answer is not worth keeping: the same call would be cut the same way.
+        if let Some((cache, key)) = &cache
+            && !response.stop_reason.is_cut()
+        {
             cache.put(key, self.llm.provider(), &response).await;
         }
         Ok(response)
@@ -444,6 +505,12 @@ impl Agent for Agents {
             writer::run(self, input).await
         }
     }
+}
+
+/// Keeps a call in the attempt's list and in its shared log.
+fn record(input: &TaskInput, calls: &mut Vec<CallRecord>, call: CallRecord) {
+    input.spent.push(call.clone());
+    calls.push(call);
 }
 
 /// The `guild_llm_*` metrics of a call the provider answered.

@@ -67,7 +67,7 @@ pub enum PromptsError {
 /// What a task template can use.
 #[derive(Debug, Clone, Serialize)]
 pub struct PromptContext<'a> {
-    pub description: &'a str,
+    pub description: std::borrow::Cow<'a, str>,
     pub project_type: &'a str,
     pub technology_stack: Option<&'a str>,
     /// The requirements analysis, pretty-printed JSON.
@@ -244,7 +244,7 @@ mod tests {
 
     fn context<'a>(files: Vec<PromptFile<'a>>) -> PromptContext<'a> {
         PromptContext {
-            description: "A todo app",
+            description: "A todo app".into(),
             project_type: "fullstack",
             technology_stack: Some("Rust"),
             requirements: Some("{\"core_features\": []}".into()),

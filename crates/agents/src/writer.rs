@@ -9,23 +9,23 @@ use guild_core::{Finding, is_review_kind, parse_findings};
 use guild_llm::Message;
 
 use crate::blocks::{CodeBlock, parse_answer};
-use crate::files::{GeneratedFile, files_from_blocks, language_of};
-use crate::paths::safe_path;
+use crate::files::{GeneratedFile, RejectedBlock, files_from_blocks, language_of};
 use crate::prompts::{PromptContext, PromptFile, PromptTask, PromptUpstream, RenderedPrompt};
 use crate::{AgentError, AgentOutcome, Agents, ContextFile, TaskInput};
+use guild_core::paths::safe_path;
+
+/// Times a cut answer (the model hit its length limit) is continued in the same
+/// conversation before what it left unfinished is kept, marked as cut off.
+const MAX_CONTINUATIONS: u32 = 2;
 
 pub(crate) async fn run(agents: &Agents, input: &TaskInput) -> Result<AgentOutcome, AgentError> {
     let prompt = render_within_budget(agents, input)?;
     let review = is_review_kind(&input.kind);
     let mut calls = Vec::new();
     let mut messages = vec![Message::user(prompt.user)];
-    // Every version the answers held, in order; `latest` indexes the last one per path.
-    let mut files: Vec<GeneratedFile> = Vec::new();
-    let mut latest: BTreeMap<String, usize> = BTreeMap::new();
-    let mut rejected = Vec::new();
-    let mut summary = None;
-    let mut findings: Option<Vec<Finding>> = None;
+    let mut collected = Collected::default();
     let mut rounds = 0;
+    let mut continuations = 0;
     loop {
         let request = agents.request(input, prompt.system.clone(), messages.clone(), false);
         let response = match agents
@@ -36,27 +36,113 @@ pub(crate) async fn run(agents: &Agents, input: &TaskInput) -> Result<AgentOutco
             Err(error) => return Err(AgentError::call(error, calls)),
         };
         let answer = parse_answer(&response.content);
-        summary.get_or_insert(answer.summary);
-        let (findings_blocks, blocks): (Vec<CodeBlock>, Vec<CodeBlock>) =
+        let cut = response.stop_reason.is_cut();
+        let continuing = cut && continuations < MAX_CONTINUATIONS;
+        let unfinished = collected.take(answer, &response.model, rounds, cut, continuing);
+        if continuing {
+            continuations += 1;
+            messages.push(Message::assistant(response.content));
+            messages.push(Message::user(continue_request(unfinished.as_deref())));
+            continue;
+        }
+        let problems = collected.problems(review);
+        if problems.is_empty() || rounds >= agents.settings.repair_rounds {
+            if collected.latest.is_empty() && collected.findings.is_none() {
+                return Err(AgentError::unusable(
+                    format!(
+                        "the answer contained no usable file ({} block(s) refused)",
+                        collected.rejected.len()
+                    ),
+                    calls,
+                    response.content,
+                ));
+            }
+            return Ok(collected.outcome(calls, prompt.version, rounds, problems));
+        }
+        rounds += 1;
+        messages.push(Message::assistant(response.content));
+        messages.push(Message::user(repair_request(&problems)));
+    }
+}
+
+/// What the answers of a task held so far.
+#[derive(Default)]
+struct Collected {
+    /// Every version the answers held, in order; `latest` indexes the last one per path.
+    files: Vec<GeneratedFile>,
+    latest: BTreeMap<String, usize>,
+    rejected: Vec<RejectedBlock>,
+    summary: Option<String>,
+    findings: Option<Vec<Finding>>,
+    findings_error: Option<String>,
+    /// Files left unfinished by an answer cut at the length limit, as kept.
+    cut_off: Vec<String>,
+}
+
+impl Collected {
+    /// Takes an answer's files and findings. When the answer was `cut`, its last block may
+    /// be unfinished: it is left out when the model is asked to `continue`, and otherwise
+    /// kept marked as cut off. Returns the unfinished file's path.
+    fn take(
+        &mut self,
+        answer: crate::blocks::Answer,
+        model: &str,
+        round: u32,
+        cut: bool,
+        continuing: bool,
+    ) -> Option<String> {
+        self.summary.get_or_insert(answer.summary);
+        let (findings_blocks, mut blocks): (Vec<CodeBlock>, Vec<CodeBlock>) =
             answer.blocks.into_iter().partition(|b| b.findings);
+        let unfinished = blocks
+            .last()
+            .filter(|b| cut && !b.closed)
+            .and_then(|b| b.path.clone());
+        if unfinished.is_some() && continuing {
+            blocks.pop();
+        }
         let (written, refused) = files_from_blocks(blocks);
-        rejected.extend(refused);
+        self.rejected.extend(refused);
         for mut file in written {
+            if unfinished
+                .as_deref()
+                .is_some_and(|p| safe_path(p).ok().as_deref() == Some(&file.path))
+            {
+                file.validation
+                    .mark_cut_off(file.content.lines().count().max(1));
+                self.cut_off.push(file.path.clone());
+            }
             // A file repeated unchanged is the same version.
-            if latest
+            if self
+                .latest
                 .get(&file.path)
-                .is_some_and(|&i| files[i].sha256 == file.sha256)
+                .is_some_and(|&i| self.files[i].sha256 == file.sha256)
             {
                 continue;
             }
-            file.repair_round = rounds;
-            file.model = response.model.clone();
-            latest.insert(file.path.clone(), files.len());
-            files.push(file);
+            file.repair_round = round;
+            file.model = model.to_owned();
+            self.latest.insert(file.path.clone(), self.files.len());
+            self.files.push(file);
         }
-        let mut problems: Vec<String> = latest
+        match read_findings(&findings_blocks) {
+            Ok(Some(found)) => {
+                self.findings = Some(found);
+                self.findings_error = None;
+            }
+            Ok(None) => {}
+            Err(error) => self.findings_error = Some(error),
+        }
+        unfinished
+    }
+
+    /// What is wrong with the files as they stand: invalid files, no usable file at all,
+    /// a review's missing or unreadable findings.
+    fn problems(&self, review: bool) -> Vec<String> {
+        let mut problems: Vec<String> = self
+            .latest
             .values()
-            .map(|&i| &files[i])
+            .map(|&i| &self.files[i])
             .filter(|f| f.validation.is_invalid())
             .map(|f| {
                 format!(
@@ -67,44 +153,101 @@ pub(crate) async fn run(agents: &Agents, input: &TaskInput) -> Result<AgentOutco
                 )
             })
             .collect();
+        if self.latest.is_empty() && !review {
+            problems.push(self.no_file_problem());
+        }
         if review {
-            match read_findings(&findings_blocks) {
-                Ok(Some(found)) => findings = Some(found),
-                Ok(None) if findings.is_none() => problems.push(
+            match (&self.findings, &self.findings_error) {
+                (_, Some(error)) => {
+                    problems.push(format!("the findings block cannot be used: {error}"))
+                }
+                (None, None) => problems.push(
                     "the findings block is missing: end the answer with a ```json findings block (an empty list when nothing was found)".to_owned(),
                 ),
-                Ok(None) => {}
-                Err(error) => problems.push(format!("the findings block cannot be used: {error}")),
+                (Some(_), None) => {}
             }
         }
-        if problems.is_empty() || rounds >= agents.settings.repair_rounds {
-            if latest.is_empty() && findings.is_none() {
-                return Err(AgentError {
-                    message: format!(
-                        "the answer contained no usable file ({} block(s) refused)",
-                        rejected.len()
-                    ),
-                    retryable: true,
-                    calls,
-                    raw_answer: Some(response.content),
-                    stops_project: false,
-                });
-            }
-            return Ok(AgentOutcome {
-                summary: summary.unwrap_or_default(),
-                files,
-                rejected,
-                requirements: None,
-                calls,
-                prompt_version: prompt.version,
-                findings: findings.unwrap_or_default(),
-                repair_rounds: rounds,
-                unresolved: problems,
-            });
+        problems
+    }
+
+    /// Why the answers gave no file, for the model to act on.
+    fn no_file_problem(&self) -> String {
+        if self.rejected.is_empty() {
+            return "your answer has no file: give each file as a fenced code block whose info \
+                    string is the language and `path=` with the file's path, e.g. \
+                    ```typescript path=backend/src/app.ts"
+                .to_owned();
         }
-        rounds += 1;
-        messages.push(Message::assistant(response.content));
-        messages.push(Message::user(repair_request(&problems)));
+        let reasons: Vec<String> = self
+            .rejected
+            .iter()
+            .map(|r| match &r.path {
+                Some(path) => format!("`{path}`: {}", r.reason),
+                None => format!("a block: {}", r.reason),
+            })
+            .collect();
+        format!(
+            "your answer has no usable file; every block was refused: {}",
+            reasons.join("; ")
+        )
+    }
+
+    fn outcome(
+        self,
+        calls: Vec<crate::CallRecord>,
+        prompt_version: String,
+        rounds: u32,
+        mut unresolved: Vec<String>,
+    ) -> AgentOutcome {
+        let mut summary = self.summary.unwrap_or_default();
+        let cut_off: Vec<String> = self
+            .cut_off
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .filter(|path| {
+                self.latest.get(path).is_some_and(|&i| {
+                    self.files[i]
+                        .validation
+                        .errors
+                        .iter()
+                        .any(|e| e.message == guild_validate::CUT_OFF)
+                })
+            })
+            .collect();
+        if !cut_off.is_empty() {
+            summary.push_str(&format!(
+                " (The answer was cut off at the model's length limit: {} incomplete.)",
+                cut_off.join(", ")
+            ));
+        }
+        unresolved.retain(|p| !p.starts_with("your answer has no"));
+        AgentOutcome {
+            summary,
+            files: self.files,
+            rejected: self.rejected,
+            requirements: None,
+            calls,
+            prompt_version,
+            findings: self.findings.unwrap_or_default(),
+            repair_rounds: rounds,
+            unresolved,
+            cut_off,
+        }
+    }
+}
+
+/// The message that asks a cut answer to go on.
+fn continue_request(unfinished: Option<&str>) -> String {
+    match unfinished {
+        Some(path) => format!(
+            "Your answer was cut off at the length limit while writing `{path}`. Continue: give \
+             `{path}` again whole, then the files you had not written yet, in the same format. \
+             The complete files you already gave are kept."
+        ),
+        None => "Your answer was cut off at the length limit. Continue with the files you had \
+                 not written yet, in the same format. The files you already gave are kept."
+            .to_owned(),
     }
 }
 
@@ -177,9 +320,21 @@ fn render_within_budget(agents: &Agents, input: &TaskInput) -> Result<RenderedPr
     if size > budget
         && let Some(requirements) = context.requirements.take()
     {
-        let keep = requirements.len().saturating_sub(size - budget + 40);
+        let keep = chars(&requirements).saturating_sub(size - budget + 40);
         let cut: String = requirements.chars().take(keep).collect();
         context.requirements = Some(format!("{cut}\n… (trimmed to fit the context budget)"));
+        size = rendered_size(agents, input, &context)?;
+    }
+    if size > budget {
+        // A description the API accepted always fits: its middle gives way last.
+        let description: Vec<char> = context.description.chars().collect();
+        let room = description.len().saturating_sub(size - budget + TRIM_NOTE);
+        let head: String = description[..room * 2 / 3].iter().collect();
+        let tail: String = description[description.len() - room / 3..].iter().collect();
+        context.description = Cow::Owned(format!(
+            "{head}\n… ({} characters of the description left out here to fit the context budget) …\n{tail}",
+            description.len() - head.chars().count() - tail.chars().count()
+        ));
         size = rendered_size(agents, input, &context)?;
     }
     if size > budget {
@@ -194,7 +349,7 @@ fn render_within_budget(agents: &Agents, input: &TaskInput) -> Result<RenderedPr
             let errors = v["errors"].as_array().map(|e| e.len()).unwrap_or_default();
             format!("this version failed validation with {errors} error(s)")
         });
-        let cost = file.content.len() + file.path.len() + FILE_OVERHEAD;
+        let cost = chars(&file.content) + chars(&file.path) + FILE_OVERHEAD;
         if cost <= remaining {
             remaining -= cost;
             context.files.push(PromptFile {
@@ -203,11 +358,11 @@ fn render_within_budget(agents: &Agents, input: &TaskInput) -> Result<RenderedPr
                 content: Cow::Borrowed(file.content.trim_end()),
                 note,
             });
-        } else if remaining >= MIN_TRIMMED + file.path.len() + FILE_OVERHEAD + TRIM_NOTE {
-            let room = remaining - file.path.len() - FILE_OVERHEAD - TRIM_NOTE;
+        } else if remaining >= MIN_TRIMMED + chars(&file.path) + FILE_OVERHEAD + TRIM_NOTE {
+            let room = remaining - chars(&file.path) - FILE_OVERHEAD - TRIM_NOTE;
             let (content, left_out) = trim_middle(&file.content, room);
             remaining = remaining
-                .saturating_sub(content.len() + file.path.len() + FILE_OVERHEAD + TRIM_NOTE);
+                .saturating_sub(chars(&content) + chars(&file.path) + FILE_OVERHEAD + TRIM_NOTE);
             context.files.push(PromptFile {
                 path: &file.path,
                 language: language_of(&file.path).unwrap_or("text"),
@@ -223,7 +378,7 @@ fn render_within_budget(agents: &Agents, input: &TaskInput) -> Result<RenderedPr
     // The estimate above is close; the rendered prompt decides.
     loop {
         let prompt = agents.render(input, &context)?;
-        if prompt.system.len() + prompt.user.len() <= budget {
+        if chars(&prompt.system) + chars(&prompt.user) <= budget {
             return Ok(prompt);
         }
         match context.files.pop() {
@@ -243,13 +398,13 @@ fn rendered_size(
     context: &PromptContext<'_>,
 ) -> Result<usize, AgentError> {
     let prompt = agents.render(input, context)?;
-    Ok(prompt.system.len() + prompt.user.len())
+    Ok(chars(&prompt.system) + chars(&prompt.user))
 }
 
 /// The prompt's context without files.
 fn base_context(input: &TaskInput, requirements: Option<String>) -> PromptContext<'_> {
     PromptContext {
-        description: &input.description,
+        description: Cow::Borrowed(&input.description),
         project_type: input.project_type.as_str(),
         technology_stack: input.technology_stack.as_deref(),
         requirements,
@@ -302,6 +457,12 @@ fn files_by_need<'a>(files: &'a [ContextFile], findings: &[Finding]) -> Vec<&'a 
     ordered
 }
 
+/// The length of `text` in characters: every limit the docs state in characters counts
+/// characters, not UTF-8 bytes.
+fn chars(text: &str) -> usize {
+    text.chars().count()
+}
+
 /// The first and last lines of `content` within `room` characters, with a line saying how
 /// many were left out between them; returns the text and that count.
 fn trim_middle(content: &str, room: usize) -> (String, usize) {
@@ -311,15 +472,15 @@ fn trim_middle(content: &str, room: usize) -> (String, usize) {
     let mut used = 0;
     let (mut i, mut j) = (0, lines.len());
     // Two thirds of the room for the head, the rest for the tail.
-    while i < j && used + lines[i].len() < room * 2 / 3 {
-        used += lines[i].len() + 1;
+    while i < j && used + chars(lines[i]) < room * 2 / 3 {
+        used += chars(lines[i]) + 1;
         head.push(lines[i]);
         i += 1;
     }
     // The line saying what was left out takes its share.
     let room = room.saturating_sub(40);
-    while j > i && used + lines[j - 1].len() < room {
-        used += lines[j - 1].len() + 1;
+    while j > i && used + chars(lines[j - 1]) < room {
+        used += chars(lines[j - 1]) + 1;
         tail.push(lines[j - 1]);
         j -= 1;
     }

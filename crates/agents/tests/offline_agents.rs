@@ -8,7 +8,8 @@ use guild_agents::{
 };
 use guild_core::{ProjectType, REQUIREMENTS_ANALYSIS};
 use guild_llm::{
-    LlmClient, LlmError, LlmRequest, LlmResponse, ModelRoutes, OfflineProvider, PriceTable, Usage,
+    LlmClient, LlmError, LlmRequest, LlmResponse, ModelRoutes, OfflineProvider, PriceTable,
+    StopReason, Usage,
 };
 
 fn input(kind: &str, project_type: ProjectType) -> TaskInput {
@@ -36,6 +37,7 @@ fn input(kind: &str, project_type: ProjectType) -> TaskInput {
         findings: vec![],
         use_cache: true,
         budget: None,
+        spent: Default::default(),
     }
 }
 
@@ -115,12 +117,22 @@ async fn the_offline_team_writes_valid_files_for_every_task_of_every_template() 
 
 /// A model that answers from a script, one answer per call, and remembers the requests.
 struct Scripted {
-    answers: Mutex<Vec<Result<String, LlmError>>>,
+    answers: Mutex<Vec<Result<(String, StopReason), LlmError>>>,
     requests: Mutex<Vec<LlmRequest>>,
 }
 
 impl Scripted {
     fn new(answers: Vec<Result<String, LlmError>>) -> Arc<Self> {
+        Self::stopping(
+            answers
+                .into_iter()
+                .map(|a| a.map(|text| (text, StopReason::Complete)))
+                .collect(),
+        )
+    }
+
+    /// Answers that say why they ended: `MaxTokens` for one cut at the length limit.
+    fn stopping(answers: Vec<Result<(String, StopReason), LlmError>>) -> Arc<Self> {
         Arc::new(Self {
             answers: Mutex::new(answers),
             requests: Mutex::new(vec![]),
@@ -140,7 +152,7 @@ impl LlmClient for Scripted {
 
     async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
         self.requests.lock().expect("lock").push(request.clone());
-        let answer = self.answers.lock().expect("lock").remove(0)?;
+        let (answer, stop_reason) = self.answers.lock().expect("lock").remove(0)?;
         Ok(LlmResponse {
             content: answer,
             model: "script-1".into(),
@@ -148,6 +160,7 @@ impl LlmClient for Scripted {
                 prompt_tokens: 10,
                 completion_tokens: 5,
             },
+            stop_reason,
         })
     }
 }
@@ -243,24 +256,173 @@ async fn unsafe_paths_are_refused_and_reported_while_safe_files_are_kept() {
 }
 
 #[tokio::test]
-async fn an_answer_without_files_and_a_transport_error_are_retryable_failures() {
-    let agents = Agents::new(
-        Scripted::new(vec![
-            Ok("I would write a schema.".into()),
-            Err(LlmError::Transport("reset".into())),
-        ]),
-        AgentSettings::default(),
-    );
+async fn an_answer_without_files_is_told_why_and_a_transport_error_is_retryable() {
+    let model = Scripted::new(vec![
+        Ok("I would write a schema.".into()),
+        Ok("Here:\n\n```sql\nCREATE TABLE t (id int);\n```\n".into()),
+        Ok("Sorry.".into()),
+        Err(LlmError::Transport("reset".into())),
+    ]);
+    let agents = Agents::new(model.clone(), AgentSettings::default());
     let task = input("database_schema", ProjectType::Fullstack);
     let no_files = agents.run(&task).await.unwrap_err();
     assert!(no_files.retryable);
     assert_eq!(
-        no_files.raw_answer.as_deref(),
-        Some("I would write a schema.")
+        no_files.calls.len(),
+        3,
+        "asked again in the same conversation"
     );
+    assert_eq!(no_files.raw_answer.as_deref(), Some("Sorry."));
+    {
+        let requests = model.requests.lock().expect("lock");
+        // Each new ask says what was wrong with the answer before it.
+        let first_repair = &requests[1].messages.last().expect("message").content;
+        assert!(
+            first_repair.contains("your answer has no file"),
+            "{first_repair}"
+        );
+        assert!(first_repair.contains("path="), "{first_repair}");
+        let second_repair = &requests[2].messages.last().expect("message").content;
+        assert!(
+            second_repair.contains("every block was refused")
+                && second_repair.contains("code block names no file"),
+            "{second_repair}"
+        );
+    }
     let transport = agents.run(&task).await.unwrap_err();
     assert!(transport.retryable);
     assert_eq!(transport.message, "LLM call failed: transport error: reset");
+}
+
+#[tokio::test]
+async fn a_cut_answer_is_continued_and_the_unfinished_file_is_not_kept() {
+    let cut = "Wrote the docs.\n\n```ts path=src/a.ts\nexport const a = 1;\n```\n\n```markdown path=README.md\n# Todo\n\nInstall with npm ins";
+    let rest =
+        "Continuing.\n\n```markdown path=README.md\n# Todo\n\nInstall with npm install.\n```\n";
+    let model = Scripted::stopping(vec![
+        Ok((cut.into(), StopReason::MaxTokens)),
+        Ok((rest.into(), StopReason::Complete)),
+    ]);
+    let outcome = Agents::new(model.clone(), AgentSettings::default())
+        .run(&input("database_schema", ProjectType::Fullstack))
+        .await
+        .expect("continued");
+    assert_eq!(outcome.calls.len(), 2);
+    let readme: Vec<_> = outcome
+        .files
+        .iter()
+        .filter(|f| f.path == "README.md")
+        .collect();
+    assert_eq!(readme.len(), 1, "the cut version is never kept");
+    assert!(readme[0].content.ends_with("npm install.\n"));
+    assert!(outcome.cut_off.is_empty());
+    assert!(outcome.files.iter().any(|f| f.path == "src/a.ts"));
+    let requests = model.requests.lock().expect("lock");
+    let ask = &requests[1].messages.last().expect("message").content;
+    assert!(
+        ask.contains("cut off") && ask.contains("`README.md`"),
+        "{ask}"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_that_stays_cut_keeps_the_file_marked_incomplete() {
+    let cut = || {
+        Ok((
+            "Docs.\n\n```markdown path=README.md\n# Todo\n\nInstall with npm ins".to_owned(),
+            StopReason::MaxTokens,
+        ))
+    };
+    let model = Scripted::stopping(vec![cut(), cut(), cut(), cut(), cut(), cut()]);
+    let outcome = Agents::new(model, AgentSettings::default())
+        .run(&input("database_schema", ProjectType::Fullstack))
+        .await
+        .expect("kept, flagged");
+    assert_eq!(outcome.cut_off, ["README.md"]);
+    let readme = outcome.files.last().expect("README");
+    assert!(readme.validation.is_invalid());
+    assert_eq!(readme.validation.errors[0].message, guild_validate::CUT_OFF);
+    assert!(outcome.summary.contains("cut off"), "{}", outcome.summary);
+    assert!(outcome.unresolved.iter().any(|p| p.contains("README.md")));
+}
+
+#[tokio::test]
+async fn a_cut_analysis_is_asked_again_more_concisely() {
+    let good = offline_analysis().await;
+    let model = Scripted::stopping(vec![
+        Ok((good[..good.len() / 2].to_owned(), StopReason::MaxTokens)),
+        Ok((good, StopReason::Complete)),
+    ]);
+    let outcome = Agents::new(model.clone(), AgentSettings::default())
+        .run(&input(REQUIREMENTS_ANALYSIS, ProjectType::Fullstack))
+        .await
+        .expect("asked again");
+    assert!(outcome.requirements.is_some());
+    let requests = model.requests.lock().expect("lock");
+    let ask = &requests[1].messages.last().expect("message").content;
+    assert!(
+        ask.contains("cut off") && ask.contains("more concisely"),
+        "{ask}"
+    );
+}
+
+#[tokio::test]
+async fn a_provider_retry_after_reaches_the_task() {
+    let model = Scripted::new(vec![Err(LlmError::Provider {
+        status: 503,
+        message: "busy".into(),
+        retry_after: Some(std::time::Duration::from_secs(300)),
+    })]);
+    let error = Agents::new(model, AgentSettings::default())
+        .run(&input("database_schema", ProjectType::Fullstack))
+        .await
+        .unwrap_err();
+    assert!(error.retryable);
+    assert_eq!(error.retry_after, Some(std::time::Duration::from_secs(300)));
+}
+
+#[tokio::test]
+async fn a_description_the_api_accepts_always_fits_the_context_budget() {
+    // 19,900 Chinese characters: 59,700 bytes, within the 20,000-character limit.
+    let description: String = "待办事项应用支持用户账户共享列表和提醒。"
+        .chars()
+        .cycle()
+        .take(19_900)
+        .collect();
+    let model = Scripted::new(vec![Ok("ok\n\n```ts path=a.ts\nlet a = 1;\n```\n".into())]);
+    let mut task = input("api_structure", ProjectType::Fullstack);
+    task.description = description.clone();
+    task.requirements = Some(serde_json::json!({"core_features": ["待办".repeat(3000)]}));
+    Agents::new(model.clone(), AgentSettings::default())
+        .run(&task)
+        .await
+        .expect("fits");
+    let requests = model.requests.lock().expect("lock");
+    let prompt = &requests[0];
+    let size = prompt.system.chars().count() + prompt.messages[0].content.chars().count();
+    assert!(size <= 60_000, "{size} characters");
+    assert!(prompt.messages[0].content.contains(&description[..300]));
+}
+
+/// A valid requirements analysis, as the offline model writes it.
+async fn offline_analysis() -> String {
+    OfflineProvider::default()
+        .complete(&LlmRequest {
+            model: "offline-1".into(),
+            system: String::new(),
+            messages: vec![],
+            temperature: 0.0,
+            max_tokens: 1,
+            json: true,
+            purpose: guild_llm::CallPurpose {
+                task_kind: REQUIREMENTS_ANALYSIS.into(),
+                description: "A todo app".into(),
+                ..Default::default()
+            },
+        })
+        .await
+        .expect("offline")
+        .content
 }
 
 #[tokio::test]

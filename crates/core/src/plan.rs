@@ -55,9 +55,9 @@ fn format_edges(edges: &[(String, String)]) -> String {
 }
 
 impl PlanError {
-    /// The keys this error is about, for clients that highlight them.
+    /// The keys this error is about, each once, for clients that highlight them.
     pub fn keys(&self) -> Vec<String> {
-        match self {
+        let mut keys: Vec<String> = match self {
             Self::Empty => Vec::new(),
             Self::InvalidKeys(keys)
             | Self::DuplicateKeys(keys)
@@ -67,14 +67,41 @@ impl PlanError {
                 .iter()
                 .flat_map(|(t, d)| [t.clone(), d.clone()])
                 .collect(),
-        }
+        };
+        let mut seen = HashSet::new();
+        keys.retain(|key| seen.insert(key.clone()));
+        keys
     }
 }
+
+/// Everything that keeps a graph from running, found in one pass: a client fixes them
+/// all at once rather than one per request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanErrors(pub Vec<PlanError>);
+
+impl PlanErrors {
+    /// Each problem, in the order the checks found them.
+    pub fn problems(&self) -> &[PlanError] {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for PlanErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let texts: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&texts.join("; "))
+    }
+}
+
+impl std::error::Error for PlanErrors {}
 
 /// A checked task graph: every dependency exists, no key repeats, no cycle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
     tasks: Vec<TaskSpec>,
+    /// The workflow template it was planned from; `None` for a custom workflow.
+    #[serde(skip)]
+    template: Option<crate::ProjectType>,
     phases: Vec<Vec<String>>,
     total_minutes: u32,
     critical_path: Vec<String>,
@@ -82,14 +109,39 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Checks the graph and computes its phases and critical path.
-    pub fn new(tasks: Vec<TaskSpec>) -> Result<Self, PlanError> {
+    /// Checks the graph and computes its phases and critical path. Every problem found is
+    /// reported; a cycle is looked for unless keys repeat (then edges are ambiguous).
+    pub fn new(tasks: Vec<TaskSpec>) -> Result<Self, PlanErrors> {
         if tasks.is_empty() {
-            return Err(PlanError::Empty);
+            return Err(PlanErrors(vec![PlanError::Empty]));
         }
-        check_keys(&tasks)?;
-        check_dependencies(&tasks)?;
-        let order = topological_order(&tasks)?;
+        let mut problems: Vec<PlanError> = [
+            invalid_keys(&tasks),
+            duplicate_keys(&tasks),
+            self_dependencies(&tasks),
+            unknown_dependencies(&tasks),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let duplicated = problems
+            .iter()
+            .any(|p| matches!(p, PlanError::DuplicateKeys(_)));
+        let order = if duplicated {
+            None
+        } else {
+            match topological_order(&tasks) {
+                Ok(order) => Some(order),
+                Err(cycle) => {
+                    problems.push(cycle);
+                    None
+                }
+            }
+        };
+        let order = match order {
+            Some(order) if problems.is_empty() => order,
+            _ => return Err(PlanErrors(problems)),
+        };
 
         let index: HashMap<&str, usize> = tasks
             .iter()
@@ -131,11 +183,23 @@ impl Plan {
         let total_minutes = tasks.iter().map(|t| t.estimated_minutes).sum();
         Ok(Self {
             tasks,
+            template: None,
             phases,
             total_minutes,
             critical_path,
             critical_path_minutes,
         })
+    }
+
+    /// The same plan, as the template of `project_type`.
+    pub(crate) fn planned_from(mut self, project_type: crate::ProjectType) -> Self {
+        self.template = Some(project_type);
+        self
+    }
+
+    /// The workflow template it was planned from; `None` for a custom workflow.
+    pub fn template(&self) -> Option<crate::ProjectType> {
+        self.template
     }
 
     /// The tasks, in the order they were given.
@@ -165,22 +229,24 @@ impl Plan {
     }
 }
 
-fn is_valid_key(key: &str) -> bool {
+/// Whether `key` may name a task (and a task type): 1 to 64 of `a-z`, `0-9`, `_`.
+pub fn is_valid_key(key: &str) -> bool {
     (1..=64).contains(&key.len())
         && key
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-fn check_keys(tasks: &[TaskSpec]) -> Result<(), PlanError> {
+fn invalid_keys(tasks: &[TaskSpec]) -> Option<PlanError> {
     let invalid: Vec<String> = tasks
         .iter()
         .filter(|t| !is_valid_key(&t.key))
         .map(|t| t.key.clone())
         .collect();
-    if !invalid.is_empty() {
-        return Err(PlanError::InvalidKeys(invalid));
-    }
+    (!invalid.is_empty()).then_some(PlanError::InvalidKeys(invalid))
+}
+
+fn duplicate_keys(tasks: &[TaskSpec]) -> Option<PlanError> {
     let mut seen = HashSet::new();
     let mut duplicates = Vec::new();
     for task in tasks {
@@ -188,23 +254,20 @@ fn check_keys(tasks: &[TaskSpec]) -> Result<(), PlanError> {
             duplicates.push(task.key.clone());
         }
     }
-    if duplicates.is_empty() {
-        Ok(())
-    } else {
-        Err(PlanError::DuplicateKeys(duplicates))
-    }
+    (!duplicates.is_empty()).then_some(PlanError::DuplicateKeys(duplicates))
 }
 
-fn check_dependencies(tasks: &[TaskSpec]) -> Result<(), PlanError> {
-    let keys: HashSet<&str> = tasks.iter().map(|t| t.key.as_str()).collect();
+fn self_dependencies(tasks: &[TaskSpec]) -> Option<PlanError> {
     let self_dependent: Vec<String> = tasks
         .iter()
         .filter(|t| t.depends_on.contains(&t.key))
         .map(|t| t.key.clone())
         .collect();
-    if !self_dependent.is_empty() {
-        return Err(PlanError::SelfDependencies(self_dependent));
-    }
+    (!self_dependent.is_empty()).then_some(PlanError::SelfDependencies(self_dependent))
+}
+
+fn unknown_dependencies(tasks: &[TaskSpec]) -> Option<PlanError> {
+    let keys: HashSet<&str> = tasks.iter().map(|t| t.key.as_str()).collect();
     let unknown: Vec<(String, String)> = tasks
         .iter()
         .flat_map(|t| {
@@ -214,15 +277,12 @@ fn check_dependencies(tasks: &[TaskSpec]) -> Result<(), PlanError> {
                 .map(|d| (t.key.clone(), d.clone()))
         })
         .collect();
-    if unknown.is_empty() {
-        Ok(())
-    } else {
-        Err(PlanError::UnknownDependencies(unknown))
-    }
+    (!unknown.is_empty()).then_some(PlanError::UnknownDependencies(unknown))
 }
 
 /// Depth-first topological sort (dependencies before dependents); on a back edge it
-/// returns the cycle as a path that starts and ends with the same key.
+/// returns the cycle as a path that starts and ends with the same key. Edges to unknown
+/// keys and to the task itself are left out (they are reported on their own).
 fn topological_order(tasks: &[TaskSpec]) -> Result<Vec<usize>, PlanError> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
@@ -248,8 +308,11 @@ fn topological_order(tasks: &[TaskSpec]) -> Result<Vec<usize>, PlanError> {
         while let Some(&mut (node, ref mut next)) = stack.last_mut() {
             let deps = &tasks[node].depends_on;
             if *next < deps.len() {
-                let dep = index[deps[*next].as_str()];
+                let dep = index.get(deps[*next].as_str()).copied();
                 *next += 1;
+                let Some(dep) = dep.filter(|&d| d != node) else {
+                    continue;
+                };
                 match marks[dep] {
                     Mark::New => {
                         marks[dep] = Mark::OnStack;
@@ -297,7 +360,7 @@ mod tests {
 
     #[test]
     fn empty_graph_is_rejected() {
-        assert_eq!(Plan::new(vec![]), Err(PlanError::Empty));
+        assert_eq!(Plan::new(vec![]), Err(PlanErrors(vec![PlanError::Empty])));
     }
 
     #[test]
@@ -308,30 +371,33 @@ mod tests {
             task("a", &[], 1),
         ])
         .unwrap_err();
-        assert_eq!(err, PlanError::DuplicateKeys(vec!["a".into()]));
+        assert_eq!(err.0, [PlanError::DuplicateKeys(vec!["a".into()])]);
     }
 
     #[test]
     fn invalid_keys_are_named() {
         let err = Plan::new(vec![task("Bad Key", &[], 1), task("", &[], 1)]).unwrap_err();
         assert_eq!(
-            err,
-            PlanError::InvalidKeys(vec!["Bad Key".into(), "".into()])
+            err.0,
+            [PlanError::InvalidKeys(vec!["Bad Key".into(), "".into()])]
         );
     }
 
     #[test]
     fn self_dependency_is_named() {
         let err = Plan::new(vec![task("a", &["a"], 1)]).unwrap_err();
-        assert_eq!(err, PlanError::SelfDependencies(vec!["a".into()]));
+        assert_eq!(err.0, [PlanError::SelfDependencies(vec!["a".into()])]);
     }
 
     #[test]
     fn unknown_dependency_names_task_and_dependency() {
         let err = Plan::new(vec![task("a", &[], 1), task("b", &["a", "zzz"], 1)]).unwrap_err();
         assert_eq!(
-            err,
-            PlanError::UnknownDependencies(vec![("b".into(), "zzz".into())])
+            err.0,
+            [PlanError::UnknownDependencies(vec![(
+                "b".into(),
+                "zzz".into()
+            )])]
         );
         assert_eq!(err.to_string(), "unknown dependencies: b -> zzz");
     }
@@ -346,10 +412,42 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(
-            err,
-            PlanError::Cycle(vec!["a".into(), "c".into(), "b".into(), "a".into()])
+            err.0,
+            [PlanError::Cycle(vec![
+                "a".into(),
+                "c".into(),
+                "b".into(),
+                "a".into()
+            ])]
         );
         assert_eq!(err.to_string(), "dependency cycle: a -> c -> b -> a");
+        // Each key once, for clients that highlight them.
+        assert_eq!(err.0[0].keys(), ["a", "c", "b"]);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = Plan::new(vec![
+            task("a", &["a", "ghost"], 1),
+            task("b", &["c"], 1),
+            task("c", &["b"], 1),
+            task("Bad", &[], 1),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err.0,
+            [
+                PlanError::InvalidKeys(vec!["Bad".into()]),
+                PlanError::SelfDependencies(vec!["a".into()]),
+                PlanError::UnknownDependencies(vec![("a".into(), "ghost".into())]),
+                PlanError::Cycle(vec!["b".into(), "c".into(), "b".into()]),
+            ]
+        );
+        assert_eq!(
+            err.to_string(),
+            "invalid task keys (use 1 to 64 of a-z, 0-9, _): Bad; tasks depend on themselves: a; \
+             unknown dependencies: a -> ghost; dependency cycle: b -> c -> b"
+        );
     }
 
     #[test]

@@ -159,7 +159,9 @@ impl ProjectType {
                 }
             })
             .collect();
-        Plan::new(tasks).expect("built-in templates are valid graphs")
+        Plan::new(tasks)
+            .expect("built-in templates are valid graphs")
+            .planned_from(self)
     }
 }
 

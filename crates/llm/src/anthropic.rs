@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::http::{self, HttpSettings};
-use crate::{LlmClient, LlmError, LlmRequest, LlmResponse, Secret, Usage};
+use crate::{LlmClient, LlmError, LlmRequest, LlmResponse, Secret, StopReason, Usage};
 
 /// The default server.
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
@@ -51,7 +51,21 @@ struct MessagesResponse {
     #[serde(default)]
     model: Option<String>,
     content: Vec<ContentBlock>,
-    usage: AnthropicUsage,
+    /// Read field by field, like OpenAI's (see [`http::token_count`]).
+    #[serde(default)]
+    usage: Option<serde_json::Value>,
+    #[serde(default)]
+    stop_reason: Option<String>,
+}
+
+/// Anthropic's `stop_reason`: `end_turn`, `stop_sequence` (or none) are complete,
+/// `max_tokens` is cut; anything else (`refusal`, `pause_turn`, ...) is kept as said.
+fn stop_reason(reason: Option<&str>) -> StopReason {
+    match reason {
+        None | Some("end_turn" | "stop_sequence") => StopReason::Complete,
+        Some("max_tokens") => StopReason::MaxTokens,
+        Some(other) => StopReason::Other(other.to_owned()),
+    }
 }
 
 #[derive(Deserialize)]
@@ -60,12 +74,6 @@ struct ContentBlock {
     kind: String,
     #[serde(default)]
     text: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct AnthropicUsage {
-    input_tokens: u32,
-    output_tokens: u32,
 }
 
 #[async_trait]
@@ -109,13 +117,17 @@ impl LlmClient for AnthropicProvider {
         if content.is_empty() {
             return Err(LlmError::BadResponse("the answer has no text".into()));
         }
+        let usage = answer.usage.as_ref();
         Ok(LlmResponse {
+            usage: Usage {
+                prompt_tokens: http::token_count(usage, "input_tokens")
+                    .unwrap_or_else(|| request.worst_case_tokens() - request.max_tokens),
+                completion_tokens: http::token_count(usage, "output_tokens")
+                    .unwrap_or_else(|| crate::estimate_tokens(&content)),
+            },
             content,
             model: answer.model.unwrap_or_else(|| request.model.clone()),
-            usage: Usage {
-                prompt_tokens: answer.usage.input_tokens,
-                completion_tokens: answer.usage.output_tokens,
-            },
+            stop_reason: stop_reason(answer.stop_reason.as_deref()),
         })
     }
 }

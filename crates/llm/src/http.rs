@@ -124,6 +124,7 @@ fn status_error(
         code => LlmError::Provider {
             status: code,
             message: key.redact(&error_message(body)),
+            retry_after,
         },
     }
 }
@@ -141,6 +142,23 @@ fn error_message(body: &[u8]) -> String {
         });
     let text = parsed.unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned());
     text.chars().take(MESSAGE_CHARS).collect()
+}
+
+/// A token count from a provider's usage object: a non-negative number (an integer, or a
+/// float rounded up), or `None` when the field is missing, `null` or anything else (some
+/// gateways send `null` counts or strings).
+pub(crate) fn token_count(usage: Option<&serde_json::Value>, field: &str) -> Option<u32> {
+    let value = usage?.get(field)?;
+    let count = match value {
+        serde_json::Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.is_finite() && *f >= 0.0)
+                .map(|f| f.ceil() as u64)
+        }),
+        serde_json::Value::String(text) => text.trim().parse::<u64>().ok(),
+        _ => None,
+    }?;
+    Some(u32::try_from(count).unwrap_or(u32::MAX))
 }
 
 /// `Retry-After` as seconds or as an HTTP date (a date in the past means now).
@@ -190,6 +208,23 @@ mod tests {
     }
 
     #[test]
+    fn token_counts_are_read_leniently() {
+        let usage = serde_json::json!({
+            "prompt_tokens": 120, "completion_tokens": null, "total_tokens": "130",
+            "cached": 2.4, "negative": -3, "text": "many"
+        });
+        let usage = Some(&usage);
+        assert_eq!(token_count(usage, "prompt_tokens"), Some(120));
+        assert_eq!(token_count(usage, "completion_tokens"), None);
+        assert_eq!(token_count(usage, "total_tokens"), Some(130));
+        assert_eq!(token_count(usage, "cached"), Some(3));
+        assert_eq!(token_count(usage, "negative"), None);
+        assert_eq!(token_count(usage, "text"), None);
+        assert_eq!(token_count(usage, "absent"), None);
+        assert_eq!(token_count(None, "prompt_tokens"), None);
+    }
+
+    #[test]
     fn error_bodies_are_read_and_keys_redacted() {
         let key = Secret::new("sk-secret");
         let body =
@@ -198,7 +233,8 @@ mod tests {
             status_error(StatusCode::BAD_GATEWAY, None, body, &key, "K"),
             LlmError::Provider {
                 status: 502,
-                message: "model *** overloaded".into()
+                message: "model *** overloaded".into(),
+                retry_after: None,
             }
         );
         let anthropic = br#"{"type":"error","error":{"type":"invalid_request_error","message":"max_tokens too large"}}"#;

@@ -96,6 +96,27 @@ pub struct Usage {
     pub completion_tokens: u32,
 }
 
+/// Why the model stopped writing, read from each provider's own field (OpenAI
+/// `finish_reason`, Anthropic `stop_reason`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StopReason {
+    /// It finished its answer (`stop`, `end_turn`, `stop_sequence`, or not said).
+    #[default]
+    Complete,
+    /// It was cut off at the completion allowance (`length`, `max_tokens`): the answer is
+    /// incomplete.
+    MaxTokens,
+    /// Anything else the provider said (`content_filter`, `refusal`, ...), as it said it.
+    Other(String),
+}
+
+impl StopReason {
+    /// The answer ends where the allowance did, not where the model meant to stop.
+    pub fn is_cut(&self) -> bool {
+        matches!(self, Self::MaxTokens)
+    }
+}
+
 /// A provider's answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlmResponse {
@@ -103,6 +124,8 @@ pub struct LlmResponse {
     /// The model that actually answered.
     pub model: String,
     pub usage: Usage,
+    /// Why the answer ended.
+    pub stop_reason: StopReason,
 }
 
 /// Why a call failed. Messages never contain credentials: providers redact their key from
@@ -118,8 +141,13 @@ pub enum LlmError {
     /// The provider refused the credentials (401 or 403): no retry can succeed.
     #[error("the provider refused the API key ({status}); check the {variable} setting")]
     Unauthorized { status: u16, variable: &'static str },
-    #[error("provider error {status}: {message}")]
-    Provider { status: u16, message: String },
+    #[error("provider error {status}: {message}{}", retry_after.map(|d| format!(" (retry after {d:?})")).unwrap_or_default())]
+    Provider {
+        status: u16,
+        message: String,
+        /// The server's `Retry-After`, when it sent one.
+        retry_after: Option<Duration>,
+    },
     /// The provider answered 2xx with a body that is not its documented shape.
     #[error("unreadable answer from the provider: {0}")]
     BadResponse(String),
@@ -142,7 +170,7 @@ impl LlmError {
     /// How long the provider asked us to wait before the next call, if it said.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::RateLimited { retry_after } => *retry_after,
+            Self::RateLimited { retry_after } | Self::Provider { retry_after, .. } => *retry_after,
             _ => None,
         }
     }
@@ -154,6 +182,9 @@ impl LlmError {
 pub struct Secret(String);
 
 impl Secret {
+    /// Keys shorter than this are redacted only where they stand alone.
+    pub const SHORT: usize = 8;
+
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }
@@ -168,13 +199,39 @@ impl Secret {
         &self.0
     }
 
-    /// `text` with every occurrence of the credential replaced by `***`.
+    /// `text` with every occurrence of the credential replaced by `***`. A key shorter
+    /// than [`Secret::SHORT`] characters is replaced only where it stands alone (not next
+    /// to an ASCII letter, digit, `-` or `_`), so a one-letter key does not blank that
+    /// letter out of every word; a longer key is replaced wherever it appears, even inside
+    /// a longer token, which would otherwise show it.
     pub fn redact(&self, text: &str) -> String {
         if self.0.is_empty() {
-            text.to_owned()
-        } else {
-            text.replace(&self.0, "***")
+            return text.to_owned();
         }
+        if self.0.chars().count() >= Self::SHORT {
+            return text.replace(&self.0, "***");
+        }
+        let is_key_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = rest.find(&self.0) {
+            let end = at + self.0.len();
+            let before = rest[..at].chars().next_back();
+            let after = rest[end..].chars().next();
+            let whole = !before.is_some_and(is_key_char) && !after.is_some_and(is_key_char);
+            out.push_str(&rest[..at]);
+            if whole {
+                out.push_str("***");
+                rest = &rest[end..];
+            } else {
+                // Keep this match's first character and look again after it.
+                let first = rest[at..].chars().next().map_or(1, char::len_utf8);
+                out.push_str(&rest[at..at + first]);
+                rest = &rest[at + first..];
+            }
+        }
+        out.push_str(rest);
+        out
     }
 }
 
@@ -256,11 +313,31 @@ impl LlmRequest {
     }
 }
 
-/// A rough token count for text, about four characters a token, as providers bill English
-/// and code. Used where a provider reports no usage.
+/// A token count for `text` that does not undercount any script: each character is
+/// weighed by its class (ASCII letters 0.3, digits 0.8, whitespace 0.3, punctuation 0.6
+/// tokens; other characters by their UTF-8 length: 2 bytes 1.1, 3 bytes (CJK, kana,
+/// Hangul, Devanagari, Thai) 1.5, 4 bytes (emoji) 4). Calibrated against OpenAI's
+/// `cl100k_base` and `o200k_base` encodings (npm `gpt-tokenizer`) on English, code, JSON
+/// and eleven other scripts: it counts 1.07 to 2.6 times what they count, never less (the
+/// figures are in docs/providers.md). Anthropic publishes no tokenizer; the margin covers
+/// its heavier English tokens. Used for worst cases (budgets, the tokens-per-minute limit)
+/// and where a provider reports no usage.
 pub fn estimate_tokens(text: &str) -> u32 {
-    let chars = text.chars().count() as u32;
-    chars.div_ceil(4)
+    let tenths: u64 = text
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' => 3,
+            '0'..='9' => 8,
+            c if c.is_ascii_whitespace() => 3,
+            c if c.is_ascii() => 6,
+            c => match c.len_utf8() {
+                2 => 11,
+                3 => 15,
+                _ => 40,
+            },
+        })
+        .sum();
+    u32::try_from(tenths.div_ceil(10)).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -268,10 +345,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn token_estimate_rounds_up() {
+    fn token_estimate_rounds_up_and_weighs_scripts() {
         assert_eq!(estimate_tokens(""), 0);
         assert_eq!(estimate_tokens("abc"), 1);
         assert_eq!(estimate_tokens("abcdefghi"), 3);
+        // 116 Chinese characters: OpenAI's encodings count 98 (cl100k) and 76 (o200k);
+        // four characters a token said 29.
+        let chinese = "一个待办事项应用，支持用户账户、共享列表和提醒。".repeat(5);
+        assert!(estimate_tokens(&chinese) >= chinese.chars().count() as u32);
+        // An emoji is up to four byte-level tokens.
+        assert_eq!(estimate_tokens("🎉"), 4);
     }
 
     #[test]
@@ -281,14 +364,16 @@ mod tests {
         assert!(
             LlmError::Provider {
                 status: 503,
-                message: String::new()
+                message: String::new(),
+                retry_after: None,
             }
             .is_retryable()
         );
         assert!(
             !LlmError::Provider {
                 status: 401,
-                message: String::new()
+                message: String::new(),
+                retry_after: None,
             }
             .is_retryable()
         );
@@ -310,6 +395,19 @@ mod tests {
             key.redact("Incorrect API key provided: sk-live-123."),
             "Incorrect API key provided: ***."
         );
+        assert_eq!(
+            key.redact("\"sk-live-123\" and sk-live-123"),
+            "\"***\" and ***"
+        );
+        // A one-letter key hides itself, not the letter in every word.
+        let short = Secret::new("a");
+        assert_eq!(
+            short.redact("a rate limit at a gateway: key a"),
+            "*** rate limit at *** gateway: key ***"
+        );
+        // A real key is hidden even inside a longer token.
+        assert_eq!(key.redact("sk-live-1234"), "***4");
+        assert_eq!(Secret::new("ab1").redact("ab1x ab1"), "ab1x ***");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::http::{self, HttpSettings};
-use crate::{LlmClient, LlmError, LlmRequest, LlmResponse, Secret, Usage};
+use crate::{LlmClient, LlmError, LlmRequest, LlmResponse, Secret, StopReason, Usage};
 
 /// The default server.
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -64,13 +64,16 @@ struct ChatResponse {
     #[serde(default)]
     model: Option<String>,
     choices: Vec<Choice>,
+    /// Read field by field: gateways send `null` or odd counts (see [`http::token_count`]).
     #[serde(default)]
-    usage: Option<ChatUsage>,
+    usage: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
 struct Choice {
     message: AnswerMessage,
+    #[serde(default)]
+    finish_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -79,10 +82,14 @@ struct AnswerMessage {
     content: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct ChatUsage {
-    prompt_tokens: u32,
-    completion_tokens: u32,
+/// OpenAI's `finish_reason`: `stop` (or none) is complete, `length` is cut at
+/// `max_tokens`; anything else (`content_filter`, `tool_calls`) is kept as said.
+fn stop_reason(finish_reason: Option<&str>) -> StopReason {
+    match finish_reason {
+        None | Some("stop") => StopReason::Complete,
+        Some("length") => StopReason::MaxTokens,
+        Some(other) => StopReason::Other(other.to_owned()),
+    }
 }
 
 #[async_trait]
@@ -133,27 +140,30 @@ impl LlmClient for OpenAiProvider {
         }
         let answer: ChatResponse =
             http::send(call, &self.key, KEY_VARIABLE, self.settings.timeout).await?;
-        let content = answer
+        let choice = answer
             .choices
             .into_iter()
             .next()
-            .and_then(|c| c.message.content)
+            .ok_or_else(|| LlmError::BadResponse("the answer has no choices".into()))?;
+        let stop_reason = stop_reason(choice.finish_reason.as_deref());
+        let content = choice
+            .message
+            .content
             .ok_or_else(|| LlmError::BadResponse("the answer has no message content".into()))?;
-        let usage = match answer.usage {
-            Some(u) => Usage {
-                prompt_tokens: u.prompt_tokens,
-                completion_tokens: u.completion_tokens,
-            },
-            // Some servers leave usage out: estimate it rather than call the call free.
-            None => Usage {
-                prompt_tokens: request.worst_case_tokens() - request.max_tokens,
-                completion_tokens: crate::estimate_tokens(&content),
-            },
+        // Some servers leave usage out, or send null counts: what is missing is estimated
+        // rather than called free.
+        let usage = answer.usage.as_ref();
+        let usage = Usage {
+            prompt_tokens: http::token_count(usage, "prompt_tokens")
+                .unwrap_or_else(|| request.worst_case_tokens() - request.max_tokens),
+            completion_tokens: http::token_count(usage, "completion_tokens")
+                .unwrap_or_else(|| crate::estimate_tokens(&content)),
         };
         Ok(LlmResponse {
             content,
             model: answer.model.unwrap_or_else(|| request.model.clone()),
             usage,
+            stop_reason,
         })
     }
 }

@@ -228,7 +228,8 @@ async fn server_errors_are_retried_until_the_budget_is_spent() {
         error,
         LlmError::Provider {
             status: 500,
-            message: "The server had an error".into()
+            message: "The server had an error".into(),
+            retry_after: None,
         }
     );
     assert!(error.is_retryable(), "the task may still try again later");
@@ -373,6 +374,7 @@ impl LlmClient for Counting {
             content: String::new(),
             model: "m".into(),
             usage: Usage::default(),
+            stop_reason: guild_llm::StopReason::Complete,
         })
     }
 }
@@ -454,4 +456,136 @@ async fn requests_and_tokens_per_minute_wait_rather_than_fail() {
         started.elapsed()
     );
     assert_eq!(counting.calls.load(Ordering::SeqCst), 242);
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_on_every_retryable_status() {
+    for status in [503, 500, 529] {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(status)
+                    .insert_header("retry-after", "1")
+                    .set_body_json(openai_error("Service Unavailable", "server_error")),
+            )
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(chat_answer("done")))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let started = Instant::now();
+        let answer = guarded(openai(&server, Duration::from_secs(5)), 3)
+            .complete(&request(false))
+            .await
+            .expect("succeeds after the wait");
+        assert_eq!(answer.content, "done");
+        // The backoff alone would have waited at most 50 ms.
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "{status}: waited only {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_retry_after_longer_than_the_call_may_wait_fails_the_call_with_it() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(503)
+                .insert_header("retry-after", "300")
+                .set_body_json(openai_error("Service Unavailable", "server_error")),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let started = Instant::now();
+    let error = guarded(openai(&server, Duration::from_secs(5)), 3)
+        .complete(&request(false))
+        .await
+        .expect_err("the server asked for more than the call may wait");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(error.is_retryable());
+    // The task's retry must wait that long: the error carries the server's wish.
+    assert_eq!(error.retry_after(), Some(Duration::from_secs(300)));
+}
+
+#[tokio::test]
+async fn null_or_missing_usage_counts_are_estimated_not_refused() {
+    let server = MockServer::start().await;
+    let mut answer = chat_answer("Wrote the schema.");
+    answer["usage"] =
+        json!({"prompt_tokens": 120, "completion_tokens": null, "total_tokens": null});
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    let mut no_prompt = chat_answer("Wrote the schema.");
+    no_prompt["usage"] = json!({"completion_tokens": "7"});
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(no_prompt))
+        .mount(&server)
+        .await;
+    let provider = openai(&server, Duration::from_secs(5));
+    let first = provider.complete(&request(false)).await.expect("usable");
+    assert_eq!(first.usage.prompt_tokens, 120);
+    assert_eq!(
+        first.usage.completion_tokens,
+        guild_llm::estimate_tokens("Wrote the schema.")
+    );
+    let second = provider.complete(&request(false)).await.expect("usable");
+    assert_eq!(second.usage.completion_tokens, 7);
+    assert_eq!(
+        second.usage.prompt_tokens,
+        request(false).worst_case_tokens() - 500
+    );
+}
+
+#[tokio::test]
+async fn stop_reasons_say_when_an_answer_was_cut() {
+    let server = MockServer::start().await;
+    let mut cut = chat_answer("```markdown path=README.md\n# Todo\n\nInstall with npm ins");
+    cut["choices"][0]["finish_reason"] = json!("length");
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(cut))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "model": "claude-sonnet-4-5", "content": [{"type": "text", "text": "# Todo\n\nInst"}],
+            "stop_reason": "max_tokens",
+            "usage": {"input_tokens": 10, "output_tokens": null}
+        })))
+        .mount(&server)
+        .await;
+    let openai_answer = openai(&server, Duration::from_secs(5))
+        .complete(&request(false))
+        .await
+        .expect("answers");
+    assert_eq!(openai_answer.stop_reason, guild_llm::StopReason::MaxTokens);
+    assert!(openai_answer.stop_reason.is_cut());
+    let anthropic = AnthropicProvider::new(
+        &server.uri(),
+        Secret::new(KEY),
+        "claude-sonnet-4-5",
+        HttpSettings::default(),
+    );
+    let anthropic_answer = anthropic.complete(&request(false)).await.expect("answers");
+    assert_eq!(
+        anthropic_answer.stop_reason,
+        guild_llm::StopReason::MaxTokens
+    );
+    assert_eq!(anthropic_answer.usage.prompt_tokens, 10);
+    assert_eq!(
+        anthropic_answer.usage.completion_tokens,
+        guild_llm::estimate_tokens("# Todo\n\nInst")
+    );
 }

@@ -9,6 +9,7 @@
 //! the `postgres` system user and the data directory is handed to that user.
 
 mod binaries;
+mod reach;
 mod user;
 
 use std::io::Write;
@@ -18,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 
 pub use binaries::Binaries;
+pub use reach::RELOCATED_ROOT;
+use reach::reachable_data_dir;
 use user::RunAs;
 
 /// Why the cluster could not be started.
@@ -34,6 +37,12 @@ pub enum PgError {
          (initdb refuses root): create one, run as another user, or set DATABASE_URL"
     )]
     NoPostgresUser,
+    #[error(
+        "the postgres user cannot reach {0} (a parent directory is closed to other users), \
+         and the data could not be kept elsewhere: pass --data-dir (GUILD_DATA_DIR) under a \
+         directory it can reach, such as /var/lib/guild/pg, or set DATABASE_URL"
+    )]
+    Unreachable(PathBuf),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -81,8 +90,10 @@ impl Cluster {
             Storage::Persistent(dir) => {
                 std::fs::create_dir_all(dir)
                     .map_err(io_error(format!("creating {}", dir.display())))?;
-                dir.canonicalize()
-                    .map_err(io_error(format!("resolving {}", dir.display())))?
+                let dir = dir
+                    .canonicalize()
+                    .map_err(io_error(format!("resolving {}", dir.display())))?;
+                reachable_data_dir(&run_as, dir)?
             }
             Storage::Ephemeral => {
                 // The server's user owns the whole temporary directory, so the watchdog

@@ -42,6 +42,14 @@ impl RunAs {
             .ok_or(PgError::NoPostgresUser)
     }
 
+    /// The user and group PostgreSQL runs as, when it is not this process's own.
+    pub(crate) fn ids(&self) -> Option<(u32, u32)> {
+        match *self {
+            Self::CurrentUser => None,
+            Self::Postgres { uid, gid } => Some((uid, gid)),
+        }
+    }
+
     /// A command for `program` that runs as this user, from `/` (the caller's working
     /// directory may be closed to that user).
     pub(crate) fn command(&self, program: &Path) -> Command {

@@ -35,3 +35,36 @@ fn a_kept_cluster_restarts_on_its_existing_data() {
     assert!(TcpStream::connect(("127.0.0.1", second.port())).is_ok());
     second.stop();
 }
+
+#[test]
+fn a_kept_cluster_starts_under_a_private_directory_and_is_found_again() {
+    use std::os::unix::fs::PermissionsExt;
+    // What `mkdir -m 700 /root/demo` or `mktemp -d` make: closed to every other user,
+    // the postgres user included.
+    let private = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700))
+        .expect("chmod 700");
+    let requested = private.path().join("demo/.guild/pg");
+    let storage = Storage::Persistent(requested.clone());
+
+    let cluster = Cluster::start(&storage).expect("starts under a 0700 parent");
+    assert!(TcpStream::connect(("127.0.0.1", cluster.port())).is_ok());
+    let data_dir = cluster.data_dir().to_owned();
+    assert!(data_dir.join("PG_VERSION").exists());
+    // The requested path leads to the data, wherever it is kept.
+    assert_eq!(requested.canonicalize().expect("resolves"), data_dir);
+    cluster.stop();
+
+    let again = Cluster::start(&storage).expect("starts again on the same data");
+    assert_eq!(again.data_dir(), data_dir);
+    again.stop();
+    if !data_dir.starts_with(private.path()) {
+        // Kept elsewhere (as root): the test removes what it made there.
+        assert!(
+            data_dir.starts_with(guild_pg::RELOCATED_ROOT),
+            "{}",
+            data_dir.display()
+        );
+        std::fs::remove_dir_all(&data_dir).expect("remove the relocated cluster");
+    }
+}

@@ -58,7 +58,7 @@ pub(crate) async fn record_across(
     .bind(
         events
             .iter()
-            .map(|(_, e)| e.data.clone())
+            .map(|(_, e)| crate::text::storable(&e.data))
             .collect::<Vec<_>>(),
     )
     .execute(conn)

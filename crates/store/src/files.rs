@@ -66,11 +66,11 @@ pub(crate) struct Written {
 /// versions stored.
 pub(crate) async fn write_versions(
     conn: &mut PgConnection,
-    writes: &[(Writer<'_>, &[NewFile])],
+    writes: &[(Writer<'_>, Vec<&NewFile>)],
 ) -> Result<Vec<Written>> {
     let rows: Vec<(&Writer<'_>, &NewFile)> = writes
         .iter()
-        .flat_map(|(writer, files)| files.iter().map(move |file| (writer, file)))
+        .flat_map(|(writer, files)| files.iter().map(move |file| (writer, *file)))
         .collect();
     if rows.is_empty() {
         return Ok(Vec::new());
@@ -112,6 +112,80 @@ pub(crate) async fn write_versions(
     Ok(written)
 }
 
+/// A file a settlement refuses because it cannot share the project's tree with another:
+/// a file where another needs a directory (`src/config` beside `src/config/index.ts`), or
+/// a path that differs from another only in letter case. Written by another task, or by
+/// an earlier completion of the same batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Clash {
+    pub task_id: Uuid,
+    pub path: String,
+    pub reason: String,
+}
+
+/// A file on its way to a project: its project, its writer and its path.
+pub(crate) struct Arriving<'a> {
+    pub project_id: Uuid,
+    pub task_id: Uuid,
+    pub path: &'a str,
+}
+
+/// The arriving files that clash with the project's stored files or with a file that
+/// arrived before them in the same batch (from another task). A new version of the same
+/// path is no clash. One statement, whatever the batch's size.
+pub(crate) async fn clashes(
+    conn: &mut PgConnection,
+    arriving: &[Arriving<'_>],
+) -> Result<Vec<Clash>> {
+    let mut found = Vec::new();
+    for (i, file) in arriving.iter().enumerate() {
+        let earlier = arriving[..i].iter().filter(|e| {
+            e.project_id == file.project_id && e.task_id != file.task_id && e.path != file.path
+        });
+        if let Some(reason) = earlier
+            .filter_map(|e| guild_core::paths::path_clash(e.path, file.path))
+            .next()
+        {
+            found.push((i, reason));
+        }
+    }
+    if !arriving.is_empty() {
+        let stored: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT n.i, s.path
+             FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS n(project_id, path, i)
+             CROSS JOIN LATERAL (
+                 SELECT f.path FROM project_files f
+                 WHERE f.project_id = n.project_id
+                   AND ((lower(f.path) = lower(n.path) AND f.path <> n.path)
+                        OR starts_with(lower(f.path), lower(n.path) || '/')
+                        OR starts_with(lower(n.path), lower(f.path) || '/'))
+                 LIMIT 1
+             ) s",
+        )
+        .bind(arriving.iter().map(|a| a.project_id).collect::<Vec<_>>())
+        .bind(arriving.iter().map(|a| a.path).collect::<Vec<_>>())
+        .fetch_all(&mut *conn)
+        .await?;
+        for (ordinal, stored_path) in stored {
+            let i = usize::try_from(ordinal - 1).unwrap_or_default();
+            if found.iter().all(|(j, _)| *j != i)
+                && let Some(reason) = guild_core::paths::path_clash(&stored_path, arriving[i].path)
+            {
+                found.push((i, reason));
+            }
+        }
+    }
+    found.sort_by_key(|(i, _)| *i);
+    Ok(found
+        .into_iter()
+        .map(|(i, reason)| Clash {
+            task_id: arriving[i].task_id,
+            path: arriving[i].path.to_owned(),
+            reason: format!("{reason}: the other task's file was kept"),
+        })
+        .collect())
+}
+
 /// Versions written per task.
 pub(crate) fn counts(written: &[Written]) -> HashMap<Uuid, u64> {
     let mut counts = HashMap::new();
@@ -131,6 +205,25 @@ pub(crate) struct Conflict {
     pub other_version: i32,
     pub other_task_key: String,
     pub other_agent: Option<String>,
+}
+
+/// The `file_conflict` event of a conflict, for its project.
+pub(crate) fn conflict_event(c: &Conflict) -> (Uuid, crate::events::NewEvent) {
+    (
+        c.project_id,
+        crate::events::NewEvent {
+            task_id: Some(c.task_id),
+            kind: "file_conflict",
+            data: serde_json::json!({
+                "path": c.path,
+                "version": c.version,
+                "other_version": c.other_version,
+                "other_task_key": c.other_task_key,
+                "other_agent": c.other_agent,
+                "reason": "written by tasks the graph does not order: both versions are kept",
+            }),
+        },
+    )
 }
 
 /// Finds, among the versions just written, those whose previous version was written by a

@@ -17,6 +17,7 @@ pub mod review;
 pub mod sessions;
 pub mod settle;
 pub mod tasks;
+mod text;
 
 use std::time::Duration;
 

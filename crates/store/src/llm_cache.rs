@@ -27,8 +27,12 @@ pub async fn get(pool: &PgPool, key: &[u8; 32]) -> Result<Option<(String, String
     Ok(hit)
 }
 
-/// Keeps an answer; the first answer kept for a key stays.
+/// Keeps an answer; the first answer kept for a key stays. An answer holding NUL (which
+/// PostgreSQL text cannot store) is not kept: a hit must give back exactly what was said.
 pub async fn put(pool: &PgPool, key: &[u8; 32], answer: CachedAnswer<'_>) -> Result<()> {
+    if answer.content.contains('\0') {
+        return Ok(());
+    }
     sqlx::query(
         "INSERT INTO llm_cache (key, provider, model, content, prompt_tokens, completion_tokens)
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key) DO NOTHING",

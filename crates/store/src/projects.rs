@@ -328,7 +328,9 @@ async fn insert(pool: &PgPool, new: &NewProject<'_>) -> Result<Project> {
             task_id: None,
             kind: "project_created",
             data: json!({
-                "project_type": new.project_type.as_str(),
+                // The template it was planned from, or `custom`: a custom workflow has no
+                // project type of its own.
+                "workflow": new.plan.template().map_or("custom", ProjectType::as_str),
                 "tasks": tasks.len(),
                 "phases": new.plan.phases().len(),
                 "estimated_minutes": new.plan.total_minutes(),

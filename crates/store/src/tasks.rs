@@ -529,31 +529,47 @@ pub async fn get(pool: &PgPool, project_id: Uuid, task_id: Uuid) -> Result<Optio
 }
 
 /// The heartbeat of worker process `worker_id`, in one statement: extends the leases of its
-/// running tasks among `task_ids` and marks its sessions alive. Returns the tasks whose
-/// lease was extended; the others are no longer this worker's (their project was
-/// cancelled, or the lease expired and another process re-queued them).
+/// running tasks among `task_ids` and marks its sessions alive. Returns the tasks that are
+/// still this worker's; the others are not (their project was cancelled, or the lease
+/// expired and another process re-queued them).
+///
+/// A task or session row locked by another transaction (a settlement storing it right
+/// now, a batch starting) is skipped rather than waited for: settlements lock projects and then tasks, and a
+/// heartbeat that waited on task rows in its own order could deadlock with them (a field
+/// report: a batch of 53 completions and the heartbeat of the same process). Such a task
+/// is still this worker's; its lease is extended at the next beat, a third of a lease later.
+///
+/// # Errors
+///
+/// A database error; the leases are then not extended this time.
 pub async fn heartbeat(
     pool: &PgPool,
     worker_id: &str,
     task_ids: &[Uuid],
     lease: Duration,
 ) -> Result<Vec<Uuid>> {
-    let extended: Vec<(Uuid,)> = sqlx::query_as(
-        "WITH extended AS (
-             UPDATE tasks SET lease_expires_at = now() + make_interval(secs => $3)
-             WHERE id = ANY($1) AND worker_id = $2 AND status = 'running'
-             RETURNING id
+    let mine: Vec<(Uuid,)> = sqlx::query_as(
+        "WITH mine AS (
+             SELECT id FROM tasks WHERE id = ANY($1) AND worker_id = $2 AND status = 'running'
+         ), free AS (
+             SELECT t.id FROM tasks t JOIN mine USING (id)
+             ORDER BY t.id FOR NO KEY UPDATE OF t SKIP LOCKED
+         ), extended AS (
+             UPDATE tasks t SET lease_expires_at = now() + make_interval(secs => $3)
+             FROM free WHERE t.id = free.id AND t.worker_id = $2 AND t.status = 'running'
          ), alive AS (
-             UPDATE agent_sessions SET heartbeat_at = now(), lease_secs = $3 WHERE worker_id = $2
+             UPDATE agent_sessions SET heartbeat_at = now(), lease_secs = $3
+             WHERE id IN (SELECT id FROM agent_sessions WHERE worker_id = $2
+                          FOR NO KEY UPDATE SKIP LOCKED)
          )
-         SELECT id FROM extended",
+         SELECT id FROM mine",
     )
     .bind(task_ids)
     .bind(worker_id)
     .bind(lease.as_secs_f64())
     .fetch_all(pool)
     .await?;
-    Ok(extended.into_iter().map(|(id,)| id).collect())
+    Ok(mine.into_iter().map(|(id,)| id).collect())
 }
 
 /// Running tasks whose lease has expired: their worker stopped heartbeating (it crashed or

@@ -313,3 +313,163 @@ async fn the_cache_returns_what_was_kept_and_counts_hits() {
         .expect("hits");
     assert_eq!(hits, 2);
 }
+
+/// The field report: four calls costing 5.4e-05 by their events made the project cost
+/// 5.6e-05, each call rounded to the micro-dollar as it was added.
+#[tokio::test]
+async fn cost_totals_are_the_exact_sum_of_their_calls() {
+    let pool = guild_testkit::database().await;
+    let project_id = create(&pool, json!({})).await;
+    let (a, b) = claim_both(&pool).await;
+    let calls: Vec<LlmCall> = (0..4)
+        .map(|_| call(10, 20, Some(1.35e-05), false))
+        .collect();
+    complete(&pool, &a, &calls[..2]).await;
+    complete(&pool, &b, &calls[2..]).await;
+    let project = projects::get(&pool, project_id)
+        .await
+        .expect("read")
+        .expect("project");
+    let by_events: f64 = guild_store::events::list(&pool, project_id, 0, 100)
+        .await
+        .expect("events")
+        .iter()
+        .filter(|e| e.kind == "llm_call")
+        .map(|e| e.data["cost_usd"].as_f64().expect("a cost"))
+        .sum();
+    let total = project.usage.cost_usd.expect("known");
+    assert!((by_events - 5.4e-05).abs() < 1e-15, "{by_events}");
+    assert!(
+        (total - by_events).abs() < 1e-15,
+        "project {total} vs calls {by_events}"
+    );
+    let (_, task_a) = task_status(&pool, project_id, "a").await;
+    assert!((task_a.cost_usd.expect("known") - 2.7e-05).abs() < 1e-15);
+}
+
+/// Money spent is money spent: a result the fence refuses still counts its calls, and a
+/// running attempt's budget reservations are left alone by it.
+#[tokio::test]
+async fn a_dropped_result_counts_its_calls_and_says_so() {
+    let pool = guild_testkit::database().await;
+    let project_id = create(&pool, json!({"max_tokens": 100_000})).await;
+    let (a, _b) = claim_both(&pool).await;
+    // The lease is lost: another worker runs attempt 2 and holds a reservation.
+    settle::fail(
+        &pool,
+        Failure {
+            project_id,
+            task_id: a.id,
+            attempt: a.attempt,
+            session_id: None,
+            duration_ms: 1,
+            error: "lease expired",
+            retryable: true,
+            retry_delay: Duration::ZERO,
+            llm_calls: &[],
+            raw_answer: None,
+            stops_project: false,
+        },
+    )
+    .await
+    .expect("recovered");
+    let again = tasks::claim_ready(&pool, "w2", 5, Duration::from_secs(30), &[])
+        .await
+        .expect("claim")
+        .into_iter()
+        .find(|t| t.id == a.id)
+        .expect("attempt 2");
+    budget::reserve(&pool, project_id, a.id, again.attempt, tokens(500))
+        .await
+        .expect("reserve")
+        .expect("fits");
+
+    // The first worker's late result arrives with the two calls it paid for.
+    let paid = [
+        call(100, 50, Some(0.001), false),
+        call(10, 5, Some(0.0001), false),
+    ];
+    let late = settle::complete(
+        &pool,
+        settle::Completion {
+            llm_calls: &paid,
+            ..guild_testkit::completion(&a, &[], &[])
+        },
+    )
+    .await;
+    assert!(matches!(
+        late,
+        Err(guild_store::StoreError::NotRunning { .. })
+    ));
+    let (status, usage) = task_status(&pool, project_id, "a").await;
+    assert_eq!(status, TaskStatus::Running);
+    assert_eq!(
+        (
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            usage.llm_calls
+        ),
+        (110, 55, 2)
+    );
+    let project = projects::get(&pool, project_id)
+        .await
+        .expect("read")
+        .expect("project");
+    assert_eq!(project.usage.llm_calls, 2);
+    assert!((project.usage.cost_usd.expect("known") - 0.0011).abs() < 1e-12);
+    let log = guild_store::events::list(&pool, project_id, 0, 100)
+        .await
+        .expect("events");
+    let dropped = log
+        .iter()
+        .find(|e| e.kind == "result_dropped")
+        .expect("dropped");
+    assert_eq!(dropped.data["llm_calls"], 2);
+    assert_eq!(dropped.data["prompt_tokens"], 110);
+    // Attempt 2's reservation still holds: 110 + 55 spent + 500 held.
+    let refusal = budget::reserve(&pool, project_id, a.id, again.attempt, tokens(99_400))
+        .await
+        .expect("reserve")
+        .expect_err("over the budget");
+    assert!(
+        refusal.contains("665 of the project's max_tokens"),
+        "{refusal}"
+    );
+}
+
+/// A project's last event is its end: a result that arrives after the project ended is
+/// counted without an event after the end.
+#[tokio::test]
+async fn a_result_after_the_end_adds_no_event_after_the_end() {
+    let pool = guild_testkit::database().await;
+    let project_id = create(&pool, json!({})).await;
+    let (a, _b) = claim_both(&pool).await;
+    projects::cancel(&pool, project_id)
+        .await
+        .expect("cancelled");
+    let paid = [call(100, 50, Some(0.001), false)];
+    let late = settle::complete(
+        &pool,
+        settle::Completion {
+            llm_calls: &paid,
+            ..guild_testkit::completion(&a, &[], &[])
+        },
+    )
+    .await;
+    assert!(matches!(
+        late,
+        Err(guild_store::StoreError::NotRunning { .. })
+    ));
+    settle::record_dropped_result(&pool, project_id, a.id, a.attempt, &paid, Some("stopped"))
+        .await
+        .expect("recorded");
+    let log = guild_store::events::list(&pool, project_id, 0, 100)
+        .await
+        .expect("events");
+    assert_eq!(log.last().expect("events").kind, "project_cancelled");
+    let project = projects::get(&pool, project_id)
+        .await
+        .expect("read")
+        .expect("project");
+    assert_eq!(project.usage.llm_calls, 2, "both late results counted");
+}

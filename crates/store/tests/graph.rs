@@ -32,19 +32,7 @@ async fn create(pool: &PgPool, plan: &Plan) -> Uuid {
 }
 
 fn completion(task: &ClaimedTask) -> Completion<'static> {
-    Completion {
-        project_id: task.project_id,
-        task_id: task.id,
-        attempt: task.attempt,
-        session_id: None,
-        duration_ms: 1,
-        result: json!({"summary": format!("did {}", task.key)}),
-        files: &[],
-        rejected_files: &[],
-        requirements: None,
-        llm_calls: &[],
-        findings: &[],
-    }
+    guild_testkit::completion(task, &[], &[])
 }
 
 fn failure(task: &ClaimedTask, retryable: bool) -> Failure<'static> {
@@ -155,6 +143,21 @@ async fn creating_a_project_stores_its_whole_graph() {
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].kind, "project_created");
     assert_eq!(log[0].data["tasks"], 15);
+    assert_eq!(log[0].data["workflow"], "fullstack");
+}
+
+#[tokio::test]
+async fn a_custom_workflow_is_not_called_a_template_type() {
+    let pool = guild_testkit::database().await;
+    let plan =
+        Plan::new(vec![guild_testkit::task_spec("a", AgentKind::Backend, &[])]).expect("plan");
+    let project_id = create(&pool, &plan).await;
+    let log = events::list(&pool, project_id, 0, 10)
+        .await
+        .expect("events");
+    assert_eq!(log[0].kind, "project_created");
+    assert_eq!(log[0].data["workflow"], "custom");
+    assert!(log[0].data.get("project_type").is_none(), "{}", log[0].data);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -315,3 +315,151 @@ async fn an_approved_review_starts_its_fix_round_and_taken_keys_are_not_reused()
     assert_eq!(waiting.depends_on, ["code_review", "code_review_r1_2"]);
     assert_eq!(waiting.status, TaskStatus::Blocked);
 }
+
+/// The field report: `src/config` from one task and `src/config/index.ts` from another
+/// were both stored, and no archive of them could be unpacked. The second is refused like
+/// a duplicate; so is a path that differs from a stored one only in letter case.
+#[tokio::test]
+async fn a_file_where_another_task_needs_a_directory_is_refused() {
+    let pool = guild_testkit::database().await;
+    let plan = Plan::new(vec![
+        guild_testkit::task_spec("a", AgentKind::Backend, &[]),
+        guild_testkit::task_spec("b", AgentKind::Frontend, &["a"]),
+        guild_testkit::task_spec("c", AgentKind::Devops, &["b"]),
+    ])
+    .expect("plan");
+    let project_id = guild_testkit::create_project(&pool, &plan, json!({})).await;
+    run_writing(&pool, "a", "src/config/index.ts").await;
+    let b = claim(&pool, "b").await;
+    let files = [
+        guild_testkit::new_file("src/config", "b", "text"),
+        guild_testkit::new_file("src/ok.ts", "b", "typescript"),
+    ];
+    let mut completion = guild_testkit::completion(&b, &files, &[]);
+    completion.result =
+        json!({"summary": "b", "files": ["src/config", "src/ok.ts"], "invalid_files": []});
+    settle::complete(&pool, completion)
+        .await
+        .expect("completes");
+    let c = claim(&pool, "c").await;
+    complete(
+        &pool,
+        &c,
+        &[guild_testkit::new_file("SRC/OK.ts", "c", "typescript")],
+        &[],
+    )
+    .await;
+
+    let stored: Vec<String> = files::list_latest(&pool, project_id)
+        .await
+        .expect("files")
+        .into_iter()
+        .map(|f| f.path)
+        .collect();
+    assert_eq!(stored, ["src/config/index.ts", "src/ok.ts"]);
+    let refused: Vec<(String, String)> = event_kinds(&pool, project_id)
+        .await
+        .into_iter()
+        .filter(|(kind, _)| kind == "file_rejected")
+        .map(|(_, d)| {
+            (
+                d["path"].as_str().unwrap_or("").to_owned(),
+                d["reason"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            (
+                "src/config".to_owned(),
+                "`src/config` would be a file, but `src/config/index.ts` needs it to be a directory: the other task's file was kept".to_owned()
+            ),
+            (
+                "SRC/OK.ts".to_owned(),
+                "`SRC/OK.ts` and `src/ok.ts` differ only in letter case: the other task's file was kept".to_owned()
+            ),
+        ]
+    );
+    let task_b = tasks::get(&pool, project_id, b.id)
+        .await
+        .expect("read")
+        .expect("b");
+    let result = task_b.result.expect("result");
+    assert_eq!(result["files"], json!(["src/ok.ts"]));
+    assert_eq!(result["rejected_files"][0]["path"], "src/config");
+}
+
+/// Two completions of one batch that cannot share a tree: the first keeps its file.
+#[tokio::test]
+async fn clashing_files_in_one_batch_keep_the_first() {
+    let pool = guild_testkit::database().await;
+    let plan = Plan::new(vec![
+        guild_testkit::task_spec("a", AgentKind::Backend, &[]),
+        guild_testkit::task_spec("b", AgentKind::Frontend, &[]),
+    ])
+    .expect("plan");
+    let project_id = guild_testkit::create_project(&pool, &plan, json!({})).await;
+    let claimed = tasks::claim_ready(&pool, "w", 2, Duration::from_secs(60), &[])
+        .await
+        .expect("claim");
+    let a_files = [guild_testkit::new_file("lib", "a", "text")];
+    let b_files = [guild_testkit::new_file("lib/x.ts", "b", "typescript")];
+    let by_key = |key: &str| claimed.iter().find(|t| t.key == key).expect("claimed");
+    let batch = [
+        guild_testkit::completion(by_key("a"), &a_files, &[]),
+        guild_testkit::completion(by_key("b"), &b_files, &[]),
+    ];
+    let outcomes = settle::complete_many(&pool, &batch).await.expect("batch");
+    assert!(outcomes.iter().all(Result::is_ok));
+    let stored: Vec<String> = files::list_latest(&pool, project_id)
+        .await
+        .expect("files")
+        .into_iter()
+        .map(|f| f.path)
+        .collect();
+    assert_eq!(stored, ["lib"]);
+}
+
+/// The field report: an analysis holding `\u0000` made every settlement fail until the
+/// lease expired. Model output is made storable: NUL is dropped from the result, the
+/// analysis, the findings and every event.
+#[tokio::test]
+async fn nul_in_model_output_is_stored_without_it() {
+    let pool = guild_testkit::database().await;
+    let plan =
+        Plan::new(vec![guild_testkit::task_spec("a", AgentKind::Analyst, &[])]).expect("plan");
+    let project_id = guild_testkit::create_project(&pool, &plan, json!({})).await;
+    let task = claim(&pool, "a").await;
+    let analysis = json!({"core_features": ["lists\u{0}"], "notes\u{0}": "x\u{0}y"});
+    let rejected = [settle::RejectedFile {
+        path: Some("bad\u{0}path".into()),
+        reason: "no\u{0}".into(),
+    }];
+    let completion = settle::Completion {
+        result: json!({"summary": "Analysed\u{0} it"}),
+        requirements: Some(&analysis),
+        rejected_files: &rejected,
+        ..guild_testkit::completion(&task, &[], &[])
+    };
+    settle::complete(&pool, completion).await.expect("stored");
+    let project = projects::get(&pool, project_id)
+        .await
+        .expect("read")
+        .expect("project");
+    assert_eq!(
+        project.requirements,
+        Some(json!({"core_features": ["lists"], "notes": "xy"}))
+    );
+    let task = tasks::get(&pool, project_id, task.id)
+        .await
+        .expect("read")
+        .expect("task");
+    assert_eq!(task.result.expect("result")["summary"], "Analysed it");
+    let rejected = event_kinds(&pool, project_id)
+        .await
+        .into_iter()
+        .find(|(kind, _)| kind == "file_rejected")
+        .expect("rejected");
+    assert_eq!(rejected.1["path"], "badpath");
+}

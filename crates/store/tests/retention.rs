@@ -31,17 +31,8 @@ async fn finished_project(pool: &PgPool) -> Uuid {
         settle::complete(
             pool,
             Completion {
-                project_id,
-                task_id: task.id,
-                attempt: task.attempt,
-                session_id: None,
-                duration_ms: 1,
                 result: json!({"summary": content}),
-                files: &[file(content)],
-                rejected_files: &[],
-                requirements: None,
-                llm_calls: &[],
-                findings: &[],
+                ..guild_testkit::completion(&task, &[file(content)], &[])
             },
         )
         .await

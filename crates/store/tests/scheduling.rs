@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use guild_core::{AgentKind, Plan, TaskSpec};
-use guild_store::PgPool;
 use guild_store::settle::{self, Completion, Failure};
 use guild_store::tasks::{self, ClaimedTask};
+use guild_store::{PgPool, sqlx};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -252,4 +252,71 @@ async fn a_task_of_a_plan_may_have_its_own_attempt_budget() {
         .map(|t| (t.key, t.max_attempts))
         .collect();
     assert_eq!(budgets, [("t0".to_owned(), 1), ("t1".to_owned(), 3)]);
+}
+
+/// The field report: a settling batch and the heartbeat of the same process locked the
+/// same task rows in opposite orders, and PostgreSQL broke the deadlock by failing one.
+/// Heartbeats now skip rows a settlement holds, so neither ever waits for the other.
+#[tokio::test]
+async fn heartbeats_and_batched_settlements_of_the_same_tasks_never_deadlock() {
+    let pool = guild_testkit::database_with_connections(12).await;
+    for p in 0..4 {
+        create(
+            &pool,
+            independent(&format!("p{p}_"), 60, AgentKind::Backend),
+            json!({}),
+        )
+        .await;
+    }
+    let claimed = claim(&pool, 240, &[]).await;
+    assert_eq!(claimed.len(), 240);
+    let ids: Vec<Uuid> = claimed.iter().map(|t| t.id).collect();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let heartbeats: Vec<_> = (0..3)
+        .map(|_| {
+            let (pool, ids, stop) = (pool.clone(), ids.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut beats = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    tasks::heartbeat(&pool, "w", &ids, LEASE).await?;
+                    beats += 1;
+                }
+                Ok::<_, guild_store::StoreError>(beats)
+            })
+        })
+        .collect();
+    // Batches of 40, each in descending id order: the opposite of the heartbeat's scan.
+    let mut batches: Vec<Vec<ClaimedTask>> = claimed.chunks(40).map(<[_]>::to_vec).collect();
+    for batch in &mut batches {
+        batch.sort_by_key(|t| std::cmp::Reverse(t.id));
+    }
+    let settling: Vec<_> = batches
+        .into_iter()
+        .map(|batch| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let completions: Vec<Completion<'_>> = batch
+                    .iter()
+                    .map(|t| guild_testkit::completion(t, &[], &[]))
+                    .collect();
+                settle::complete_many(&pool, &completions).await
+            })
+        })
+        .collect();
+    for settled in settling {
+        let outcomes = settled.await.expect("joins").expect("no batch fails");
+        assert!(outcomes.iter().all(Result::is_ok));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for beats in heartbeats {
+        let beats = beats.await.expect("joins").expect("no heartbeat fails");
+        assert!(beats > 0);
+    }
+    let (deadlocks,): (i64,) =
+        sqlx::query_as("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+            .fetch_one(&pool)
+            .await
+            .expect("stats");
+    assert_eq!(deadlocks, 0);
 }

@@ -171,6 +171,7 @@ pub fn completion<'a>(
         requirements: None,
         llm_calls: &[],
         findings,
+        cut_off: &[],
     }
 }
 

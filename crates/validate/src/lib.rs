@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 /// At most this many problems are reported per file: the first ones are the useful ones.
 pub const MAX_PROBLEMS: usize = 10;
 
+/// The problem of a file cut off by the model's length limit.
+pub const CUT_OFF: &str =
+    "the model's answer was cut off at its length limit while writing this file: it is incomplete";
+
 /// A file's check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Validation {
@@ -74,6 +78,16 @@ impl Validation {
 
     pub fn is_invalid(&self) -> bool {
         self.status == Status::Invalid
+    }
+
+    /// Marks a file the model was still writing when its answer hit the length limit: it
+    /// is incomplete, whatever its checker said, and the first problem says so at its last
+    /// line.
+    pub fn mark_cut_off(&mut self, last_line: usize) {
+        self.status = Status::Invalid;
+        self.checker.get_or_insert_with(|| "stop_reason".to_owned());
+        self.errors.insert(0, Problem::new(last_line, 1, CUT_OFF));
+        self.errors.truncate(MAX_PROBLEMS);
     }
 
     /// The errors, one per line: `line 3, column 5: missing `}``.

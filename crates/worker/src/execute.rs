@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use guild_agents::{AgentError, AgentOutcome, ContextFile, TaskInput, Upstream};
+use guild_agents::{AgentError, AgentOutcome, CallLog, ContextFile, TaskInput, Upstream};
+use guild_store::StoreError;
 use guild_store::files::NewFile;
 use guild_store::sessions::{self, SlotTask};
 use guild_store::settle::{self, Failure, LlmCall, RejectedFile, Settled};
@@ -16,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 
 use crate::ledger::ProjectBudget;
-use crate::settler::{OwnedCompletion, SettleError, Settlement, ToSettle, while_unavailable};
+use crate::settler::{OwnedCompletion, SettleError, ToSettle, while_unavailable};
 use crate::{Inner, WorkerEvent, WorkerPool};
 
 /// A claimed task with its slot: the semaphore permit, the slot number for its session,
@@ -102,6 +103,29 @@ impl WorkerPool {
 /// The longest retry delay, whatever the attempt.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
 
+/// How one slot's task ended: reported in one place ([`Inner::report`]) as a metric, an
+/// event for progress displays and a log line.
+enum SlotOutcome {
+    /// Stored as completed (or awaiting approval).
+    Completed {
+        settled: Settled,
+        files_written: u64,
+        tokens: u64,
+        duration: Duration,
+    },
+    /// Stored as failed: retrying, or for good.
+    Failed { settled: Settled, error: String },
+    /// The task stopped being this worker's while it ran: its result was dropped (its
+    /// calls counted).
+    Dropped,
+    /// The agent was stopped midway: its project was cancelled or its lease was lost.
+    Interrupted,
+    /// Released to another process at shutdown.
+    Released,
+    /// The outcome could not be stored; the lease will expire and the task runs again.
+    Unsettled(String),
+}
+
 impl Inner {
     #[tracing::instrument(skip_all, fields(project_id = %task.project_id, task_id = %task.id, key = %task.key, agent = %task.agent, attempt = task.attempt))]
     pub(crate) async fn execute(
@@ -122,131 +146,219 @@ impl Inner {
             attempt: task.attempt,
             at: started,
         });
+        let spent = CallLog::default();
         let outcome = tokio::select! {
-            outcome = self.run_agent(&task, context) => outcome,
+            outcome = self.run_agent(&task, context, spent.clone()) => outcome,
             () = abort.cancelled() => {
                 match tasks::release(&self.pool, task.project_id, task.id, task.attempt).await {
                     Ok(()) => tracing::info!("released at shutdown"),
                     Err(error) => tracing::warn!(%error, "releasing at shutdown failed; the lease will expire"),
                 }
-                return;
+                return self.report(&task, SlotOutcome::Released);
             }
             () = cancel.cancelled() => {
-                tracing::info!("the task is no longer ours (cancelled, or its lease was lost); its agent was stopped");
-                if let Some(session_id) = session_id
-                    && let Err(error) = sessions::clear_task(&self.pool, session_id).await
-                {
-                    tracing::warn!(%error, "clearing the agent session failed");
-                }
-                self.emit(WorkerEvent::TaskInterrupted {
-                    project_id: task.project_id,
-                    task_id: task.id,
-                    key: task.key.clone(),
-                });
-                return;
+                self.interrupted(&task, session_id, &spent).await;
+                return self.report(&task, SlotOutcome::Interrupted);
             }
         };
         let duration = started.elapsed();
-        let duration_ms = duration.as_millis() as i64;
-        let outcome_label = if outcome.is_ok() {
+        let label = if outcome.is_ok() {
             "completed"
         } else {
             "failed"
         };
-        metrics::histogram!("guild_task_duration_seconds", "agent" => task.agent.as_str(), "kind" => task.kind.clone(), "outcome" => outcome_label)
+        metrics::histogram!("guild_task_duration_seconds", "agent" => task.agent.as_str(), "kind" => task.kind.clone(), "outcome" => label)
             .record(duration.as_secs_f64());
-        let settled = match outcome {
+        let outcome = match outcome {
             Ok(outcome) => {
                 self.complete(&task, session_id, duration, outcome, &settler)
                     .await
             }
             Err(error) => {
-                let retry_delay = retry_delay(self.config.retry_base_delay, task.attempt);
                 let calls = llm_calls(&error.calls);
-                let failure = Failure {
-                    project_id: task.project_id,
-                    task_id: task.id,
-                    attempt: task.attempt,
-                    session_id,
-                    duration_ms,
-                    error: &error.message,
-                    retryable: error.retryable,
-                    retry_delay,
-                    llm_calls: &calls,
-                    raw_answer: error.raw_answer.as_deref(),
-                    stops_project: error.stops_project,
+                self.fail(&task, session_id, duration, &error, &calls).await
+            }
+        };
+        self.report(&task, outcome);
+    }
+
+    /// Turns a slot's outcome into its metric, its progress event and its log line.
+    fn report(&self, task: &ClaimedTask, outcome: SlotOutcome) {
+        let (project_id, task_id, key) = (task.project_id, task.id, task.key.clone());
+        let agent = task.agent.as_str();
+        let settled = match outcome {
+            SlotOutcome::Completed {
+                settled,
+                files_written,
+                tokens,
+                duration,
+            } => {
+                metrics::counter!("guild_tasks_completed_total", "agent" => agent, "kind" => task.kind.clone()).increment(1);
+                tracing::info!(
+                    files_written,
+                    released = settled.released,
+                    duration_ms = duration.as_millis() as u64,
+                    "task completed"
+                );
+                self.emit(WorkerEvent::TaskCompleted {
+                    project_id,
+                    task_id,
+                    key,
+                    agent: task.agent,
+                    files_written,
+                    tokens,
+                    duration,
+                    at: Instant::now(),
+                });
+                settled
+            }
+            SlotOutcome::Failed { settled, error } => {
+                let counter = if settled.retrying {
+                    "guild_tasks_retried_total"
+                } else {
+                    "guild_tasks_failed_total"
                 };
-                let settled: Settlement = while_unavailable(self.config.lease, || {
-                    settle::fail(&self.pool, failure.clone())
-                })
+                metrics::counter!(counter, "agent" => agent, "kind" => task.kind.clone())
+                    .increment(1);
+                tracing::warn!(%error, retrying = settled.retrying, "task failed");
+                self.emit(WorkerEvent::TaskFailed {
+                    project_id,
+                    task_id,
+                    key,
+                    agent: task.agent,
+                    error,
+                    retrying: settled.retrying,
+                });
+                settled
+            }
+            SlotOutcome::Dropped => {
+                metrics::counter!("guild_results_dropped_total", "agent" => agent).increment(1);
+                tracing::warn!(
+                    "the task is no longer ours (lease lost or cancelled); its result is dropped, its calls counted"
+                );
+                return self.emit(WorkerEvent::ResultDropped {
+                    project_id,
+                    task_id,
+                    key,
+                });
+            }
+            SlotOutcome::Interrupted => {
+                metrics::counter!("guild_tasks_interrupted_total", "agent" => agent).increment(1);
+                tracing::info!(
+                    "the task is no longer ours (cancelled, or its lease was lost); its agent was stopped"
+                );
+                return self.emit(WorkerEvent::TaskInterrupted {
+                    project_id,
+                    task_id,
+                    key,
+                });
+            }
+            SlotOutcome::Released => return,
+            SlotOutcome::Unsettled(error) => {
+                return tracing::error!(%error, "settling the task failed; the lease will expire");
+            }
+        };
+        if let Some(status) = settled.project_finished {
+            tracing::info!(%status, "project finished");
+            self.emit(WorkerEvent::ProjectFinished { project_id, status });
+        }
+    }
+
+    /// An agent stopped midway: its session is freed and the calls it made are counted.
+    async fn interrupted(
+        &self,
+        task: &ClaimedTask,
+        session_id: Option<uuid::Uuid>,
+        spent: &CallLog,
+    ) {
+        if let Some(session_id) = session_id
+            && let Err(error) = sessions::clear_task(&self.pool, session_id).await
+        {
+            tracing::warn!(%error, "clearing the agent session failed");
+        }
+        let calls = llm_calls(&spent.calls());
+        if calls.is_empty() {
+            return;
+        }
+        let reason = "the task stopped being this worker's while its agent ran (its project was cancelled, or its lease was lost): the agent was stopped";
+        if let Err(error) = settle::record_dropped_result(
+            &self.pool,
+            task.project_id,
+            task.id,
+            task.attempt,
+            &calls,
+            Some(reason),
+        )
+        .await
+        {
+            tracing::warn!(%error, "counting the calls of a stopped attempt failed");
+        }
+    }
+
+    /// Settles a failed attempt. It retries after the backoff, or after the provider's
+    /// `Retry-After` when that is longer. A refused late failure is recorded as dropped,
+    /// with its calls counted.
+    async fn fail(
+        &self,
+        task: &ClaimedTask,
+        session_id: Option<uuid::Uuid>,
+        duration: Duration,
+        error: &AgentError,
+        calls: &[LlmCall],
+    ) -> SlotOutcome {
+        let backoff = retry_delay(self.config.retry_base_delay, task.attempt);
+        let failure = Failure {
+            project_id: task.project_id,
+            task_id: task.id,
+            attempt: task.attempt,
+            session_id,
+            duration_ms: duration.as_millis() as i64,
+            error: &error.message,
+            retryable: error.retryable,
+            retry_delay: error
+                .retry_after
+                .map_or(backoff, |asked| asked.max(backoff)),
+            llm_calls: calls,
+            raw_answer: error.raw_answer.as_deref(),
+            stops_project: error.stops_project,
+        };
+        let settled = while_unavailable(self.config.lease, || {
+            settle::fail(&self.pool, failure.clone())
+        })
+        .await;
+        match settled {
+            Ok(settled) => SlotOutcome::Failed {
+                settled,
+                error: error.message.clone(),
+            },
+            Err(StoreError::NotRunning { .. }) => {
+                if let Err(error) = settle::record_dropped_result(
+                    &self.pool,
+                    task.project_id,
+                    task.id,
+                    task.attempt,
+                    calls,
+                    None,
+                )
                 .await
-                .map_err(Into::into);
-                if settled == Err(SettleError::NotRunning)
-                    && let Err(error) = settle::record_dropped_result(
-                        &self.pool,
-                        task.project_id,
-                        task.id,
-                        task.attempt,
-                    )
-                    .await
                 {
                     tracing::warn!(%error, "recording the dropped result failed");
                 }
-                if let Ok(settled) = &settled {
-                    let counter = if settled.retrying {
-                        "guild_tasks_retried_total"
-                    } else {
-                        "guild_tasks_failed_total"
-                    };
-                    metrics::counter!(counter, "agent" => task.agent.as_str(), "kind" => task.kind.clone()).increment(1);
-                    tracing::warn!(error = %error.message, retrying = settled.retrying, "task failed");
-                    self.emit(WorkerEvent::TaskFailed {
-                        project_id: task.project_id,
-                        task_id: task.id,
-                        key: task.key.clone(),
-                        agent: task.agent,
-                        error: error.message.clone(),
-                        retrying: settled.retrying,
-                    });
-                }
-                settled
+                SlotOutcome::Dropped
             }
-        };
-        match settled {
-            Ok(Settled {
-                project_finished: Some(status),
-                ..
-            }) => {
-                tracing::info!(%status, "project finished");
-                self.emit(WorkerEvent::ProjectFinished {
-                    project_id: task.project_id,
-                    status,
-                });
-            }
-            Ok(_) => {}
-            Err(SettleError::NotRunning) => {
-                tracing::warn!(
-                    "the task is no longer ours (lease lost or cancelled); its result is dropped"
-                );
-                self.emit(WorkerEvent::ResultDropped {
-                    project_id: task.project_id,
-                    task_id: task.id,
-                    key: task.key.clone(),
-                });
-            }
-            Err(SettleError::Failed(error)) => {
-                tracing::error!(%error, "settling the task failed; the lease will expire")
-            }
+            Err(error) => SlotOutcome::Unsettled(error.to_string()),
         }
     }
 
     /// Runs the agent on the task's context in a task of its own, so a panic becomes a
     /// failed task. No connection is held while the agent runs. Dropping the returned
-    /// future aborts the agent, and with it any model call in flight.
+    /// future aborts the agent, and with it any model call in flight; the calls it made
+    /// are in `spent`.
     async fn run_agent(
         &self,
         task: &ClaimedTask,
         context: Result<TaskContext, String>,
+        spent: CallLog,
     ) -> Result<AgentOutcome, AgentError> {
         let context = context.map_err(AgentError::retryable)?;
         let input = TaskInput {
@@ -293,6 +405,7 @@ impl Inner {
                     attempt: task.attempt,
                 }) as Arc<dyn guild_agents::Budget>
             }),
+            spent,
         };
         let agent = self.agent.clone();
         let running = AbortOnDropHandle::new(tokio::spawn(async move { agent.run(&input).await }));
@@ -304,6 +417,10 @@ impl Inner {
         }
     }
 
+    /// Hands a completed task to the settler and waits for its answer. A completion the
+    /// database refuses for a reason that will not go away (not a lost connection) fails
+    /// the task at once with that reason, its calls counted: waiting for the lease to
+    /// expire would only repeat the refusal and hide the reason.
     async fn complete(
         &self,
         task: &ClaimedTask,
@@ -311,94 +428,104 @@ impl Inner {
         duration: Duration,
         outcome: AgentOutcome,
         settler: &mpsc::UnboundedSender<ToSettle>,
-    ) -> Settlement {
-        let files: Vec<NewFile> = outcome
-            .files
+    ) -> SlotOutcome {
+        let completion = owned_completion(task, session_id, duration, outcome);
+        let calls = completion.llm_calls.clone();
+        let tokens: u64 = calls
             .iter()
-            .map(|f| NewFile {
-                path: f.path.clone(),
-                content: f.content.clone(),
-                sha256: f.sha256.clone(),
-                language: f.language.clone(),
-                validation: json!(f.validation),
-                model: Some(f.model.clone()),
-                prompt_version: Some(outcome.prompt_version.clone()),
-                repair_round: i32::try_from(f.repair_round).unwrap_or(i32::MAX),
-            })
-            .collect();
-        // The last version of each path, as the task leaves it.
-        let mut last: std::collections::BTreeMap<&str, &guild_agents::GeneratedFile> =
-            std::collections::BTreeMap::new();
-        for file in &outcome.files {
-            last.insert(&file.path, file);
-        }
-        let rejected: Vec<RejectedFile> = outcome
-            .rejected
-            .iter()
-            .map(|r| RejectedFile {
-                path: r.path.clone(),
-                reason: r.reason.clone(),
-            })
-            .collect();
-        let calls = llm_calls(&outcome.calls);
-        let tokens: u64 = outcome
-            .calls
-            .iter()
-            .map(|c| u64::from(c.usage.prompt_tokens) + u64::from(c.usage.completion_tokens))
+            .map(|c| (c.prompt_tokens + c.completion_tokens).unsigned_abs())
             .sum();
-        let result = json!({
-            "summary": outcome.summary,
-            "files": last.keys().collect::<Vec<_>>(),
-            "invalid_files": last.values().filter(|f| f.validation.is_invalid()).map(|f| &f.path).collect::<Vec<_>>(),
-            "repair_rounds": outcome.repair_rounds,
-            "unresolved": outcome.unresolved,
-            "rejected_files": outcome.rejected,
-            "prompt_version": outcome.prompt_version,
-            "models": outcome.calls.iter().map(|c| &c.model).collect::<std::collections::BTreeSet<_>>(),
-            "llm_calls": outcome.calls.len(),
-            "cache_hits": outcome.calls.iter().filter(|c| c.cached).count(),
-            "prompt_tokens": outcome.calls.iter().map(|c| u64::from(c.usage.prompt_tokens)).sum::<u64>(),
-            "completion_tokens": outcome.calls.iter().map(|c| u64::from(c.usage.completion_tokens)).sum::<u64>(),
-        });
         let (reply, answer) = oneshot::channel();
-        let completion = OwnedCompletion {
-            project_id: task.project_id,
-            task_id: task.id,
-            attempt: task.attempt,
-            session_id,
-            duration_ms: duration.as_millis() as i64,
-            result,
-            files,
-            rejected_files: rejected,
-            requirements: outcome.requirements,
-            llm_calls: calls,
-            findings: outcome.findings,
-        };
         if settler.send(ToSettle { completion, reply }).is_err() {
-            return Err(SettleError::Failed("the settler stopped".into()));
+            return SlotOutcome::Unsettled("the settler stopped".into());
         }
         let settled = answer
             .await
-            .unwrap_or_else(|_| Err(SettleError::Failed("the settler stopped".into())))?;
-        let at = Instant::now();
-        metrics::counter!("guild_tasks_completed_total", "agent" => task.agent.as_str(), "kind" => task.kind.clone()).increment(1);
-        tracing::info!(
-            files_written = settled.files_written,
-            released = settled.released,
-            duration_ms = duration.as_millis() as u64,
-            "task completed"
-        );
-        self.emit(WorkerEvent::TaskCompleted {
-            project_id: task.project_id,
-            task_id: task.id,
-            key: task.key.clone(),
-            agent: task.agent,
-            files_written: settled.files_written,
-            tokens,
-            duration,
-            at,
-        });
-        Ok(settled)
+            .unwrap_or_else(|_| Err(SettleError::Unavailable("the settler stopped".into())));
+        match settled {
+            Ok(settled) => SlotOutcome::Completed {
+                files_written: settled.files_written,
+                settled,
+                tokens,
+                duration,
+            },
+            Err(SettleError::NotRunning) => SlotOutcome::Dropped,
+            Err(SettleError::Unavailable(error)) => SlotOutcome::Unsettled(error),
+            Err(SettleError::Refused(reason)) => {
+                let error = AgentError::permanent(format!(
+                    "the database refused to store the task's result: {reason}"
+                ));
+                // The calls were paid: the failure counts them.
+                self.fail(task, session_id, duration, &error, &calls).await
+            }
+        }
+    }
+}
+
+/// What the settler stores for a completed task: its result (the summary, its files, what
+/// was refused or cut off, its calls), files and usage.
+fn owned_completion(
+    task: &ClaimedTask,
+    session_id: Option<uuid::Uuid>,
+    duration: Duration,
+    outcome: AgentOutcome,
+) -> OwnedCompletion {
+    let files: Vec<NewFile> = outcome
+        .files
+        .iter()
+        .map(|f| NewFile {
+            path: f.path.clone(),
+            content: f.content.clone(),
+            sha256: f.sha256.clone(),
+            language: f.language.clone(),
+            validation: json!(f.validation),
+            model: Some(f.model.clone()),
+            prompt_version: Some(outcome.prompt_version.clone()),
+            repair_round: i32::try_from(f.repair_round).unwrap_or(i32::MAX),
+        })
+        .collect();
+    // The last version of each path, as the task leaves it.
+    let mut last: std::collections::BTreeMap<&str, &guild_agents::GeneratedFile> =
+        std::collections::BTreeMap::new();
+    for file in &outcome.files {
+        last.insert(&file.path, file);
+    }
+    let rejected: Vec<RejectedFile> = outcome
+        .rejected
+        .iter()
+        .map(|r| RejectedFile {
+            path: r.path.clone(),
+            reason: r.reason.clone(),
+        })
+        .collect();
+    let result = json!({
+        "summary": outcome.summary,
+        "files": last.keys().collect::<Vec<_>>(),
+        "invalid_files": last.values().filter(|f| f.validation.is_invalid()).map(|f| &f.path).collect::<Vec<_>>(),
+        "repair_rounds": outcome.repair_rounds,
+        "unresolved": outcome.unresolved,
+        "rejected_files": outcome.rejected,
+        "cut_off": outcome.cut_off,
+        "prompt_version": outcome.prompt_version,
+        "models": outcome.calls.iter().map(|c| &c.model).collect::<std::collections::BTreeSet<_>>(),
+        "llm_calls": outcome.calls.len(),
+        "cache_hits": outcome.calls.iter().filter(|c| c.cached).count(),
+        "prompt_tokens": outcome.calls.iter().map(|c| u64::from(c.usage.prompt_tokens)).sum::<u64>(),
+        "completion_tokens": outcome.calls.iter().map(|c| u64::from(c.usage.completion_tokens)).sum::<u64>(),
+    });
+    OwnedCompletion {
+        project_id: task.project_id,
+        task_id: task.id,
+        attempt: task.attempt,
+        session_id,
+        duration_ms: duration.as_millis() as i64,
+        result,
+        files,
+        rejected_files: rejected,
+        requirements: outcome.requirements,
+        llm_calls: llm_calls(&outcome.calls),
+        findings: outcome.findings,
+        cut_off: outcome.cut_off,
     }
 }
 

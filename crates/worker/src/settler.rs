@@ -35,6 +35,7 @@ pub(crate) struct OwnedCompletion {
     pub requirements: Option<Value>,
     pub llm_calls: Vec<LlmCall>,
     pub findings: Vec<guild_core::Finding>,
+    pub cut_off: Vec<String>,
 }
 
 impl OwnedCompletion {
@@ -51,6 +52,7 @@ impl OwnedCompletion {
             requirements: self.requirements.as_ref(),
             llm_calls: &self.llm_calls,
             findings: &self.findings,
+            cut_off: &self.cut_off,
         }
     }
 }
@@ -60,15 +62,18 @@ impl OwnedCompletion {
 pub(crate) enum SettleError {
     /// The task is no longer this worker's at this attempt: the result is dropped.
     NotRunning,
-    /// The database refused or could not be reached; the lease will expire.
-    Failed(String),
+    /// The database could not be reached for longer than a lease; the lease will expire.
+    Unavailable(String),
+    /// The database refused this completion for a reason that will not go away.
+    Refused(String),
 }
 
 impl From<StoreError> for SettleError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotRunning { .. } => Self::NotRunning,
-            other => Self::Failed(other.to_string()),
+            other if other.is_unavailable() => Self::Unavailable(other.to_string()),
+            other => Self::Refused(other.to_string()),
         }
     }
 }

@@ -210,6 +210,7 @@ impl Agent for FailOn {
             calls: vec![],
             raw_answer: Some("garbage".into()),
             stops_project: false,
+            retry_after: None,
         };
         match self.mode {
             Mode::Always { retryable } => Err(error(retryable)),
@@ -528,17 +529,8 @@ async fn a_task_whose_worker_died_is_recovered_and_completes() {
     let late = guild_store::settle::complete(
         &pool,
         guild_store::settle::Completion {
-            project_id: id,
-            task_id: ghost[0].id,
-            attempt: ghost[0].attempt,
-            session_id: None,
-            duration_ms: 1,
             result: json!({"summary": "late"}),
-            files: &[],
-            rejected_files: &[],
-            requirements: None,
-            llm_calls: &[],
-            findings: &[],
+            ..guild_testkit::completion(&ghost[0], &[], &[])
         },
     )
     .await;

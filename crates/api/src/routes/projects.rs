@@ -118,13 +118,6 @@ pub struct ProjectOptions {
     pub max_fix_rounds: Option<u8>,
 }
 
-fn is_valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-}
-
 /// PostgreSQL text cannot hold NUL: refuse it at the edge rather than fail in the database.
 pub(crate) fn no_nul(field: &str, value: &str) -> Result<()> {
     if value.contains('\0') {
@@ -238,7 +231,7 @@ fn custom_plan(workflow: &[WorkflowTask]) -> Result<Plan> {
     let mut errors = Vec::new();
     for (i, task) in workflow.iter().enumerate() {
         if let Some(kind) = &task.kind
-            && !is_valid_name(kind)
+            && !guild_core::is_valid_key(kind)
         {
             errors.push(FieldError {
                 field: format!("workflow[{i}].kind"),
@@ -293,14 +286,16 @@ fn custom_plan(workflow: &[WorkflowTask]) -> Result<Plan> {
             max_attempts: t.max_attempts,
         })
         .collect();
-    Plan::new(specs).map_err(|error| ApiError::Validation {
-        detail: format!("workflow: {error}"),
-        errors: error
-            .keys()
-            .into_iter()
-            .map(|key| FieldError {
-                field: "workflow".into(),
-                reason: format!("`{key}`: {error}"),
+    Plan::new(specs).map_err(|errors| ApiError::Validation {
+        detail: format!("workflow: {errors}"),
+        errors: errors
+            .problems()
+            .iter()
+            .flat_map(|problem| {
+                problem.keys().into_iter().map(move |key| FieldError {
+                    field: "workflow".into(),
+                    reason: format!("`{key}`: {problem}"),
+                })
             })
             .collect(),
     })

@@ -80,6 +80,7 @@ impl LlmClient for OfflineProvider {
             },
             content,
             model: OFFLINE_MODEL.to_owned(),
+            stop_reason: crate::StopReason::Complete,
         })
     }
 }
