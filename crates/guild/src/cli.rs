@@ -218,9 +218,15 @@ pub struct RunArgs {
     #[arg(long)]
     pub stack: Option<String>,
 
-    /// Where to write the generated files.
+    /// Where to write the generated files: a new or empty directory, or one Guild wrote
+    /// before (its files are replaced; files it did not write are never touched).
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
+
+    /// Write into `--out` even when it holds files Guild did not write, replacing those
+    /// with the same paths (other files are left alone).
+    #[arg(long)]
+    pub force: bool,
 
     /// Tasks run at once.
     #[arg(long, env = "GUILD_WORKERS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]

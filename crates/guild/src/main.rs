@@ -16,6 +16,7 @@ mod config_reference;
 mod database;
 mod healthcheck;
 mod llm;
+mod output;
 mod progress;
 mod run;
 mod serve;

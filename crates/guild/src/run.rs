@@ -1,12 +1,10 @@
 //! `guild run`: one project from description to files on disk, in this process.
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use guild_agents::paths::safe_path;
 use guild_core::{Plan, ProjectStatus, ProjectType};
 use guild_store::projects::{self, NewProject, Project};
 use guild_store::{files, tasks};
@@ -40,6 +38,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         description.chars().count() <= 20_000,
         "the description is longer than 20,000 characters"
     );
+    crate::output::check_writable(&args.out, args.force)?;
     let started = Instant::now();
     let mut signals = ShutdownSignals::register().context("registering signal handlers")?;
     let database = Database::open(&args.database, u32::from(args.workers) + 4).await?;
@@ -117,9 +116,7 @@ async fn generate(
             eprintln!("interrupted: project {} was left unfinished", project.id);
             Ok(ExitCode::from(130))
         }
-        Outcome::Finished(project) => {
-            report(&database.pool, &plan, &project, &args.out, started).await
-        }
+        Outcome::Finished(project) => report(&database.pool, &plan, &project, args, started).await,
     }
 }
 
@@ -181,11 +178,22 @@ async fn report(
     pool: &guild_store::PgPool,
     plan: &Plan,
     project: &Project,
-    out: &Path,
+    args: &RunArgs,
     started: Instant,
 ) -> anyhow::Result<ExitCode> {
-    let latest = write_files(pool, project.id, out).await?;
-    let written = latest.len();
+    let out = args.out.as_path();
+    let latest = files::latest(pool, project.id).await?;
+    let contents: Vec<(String, String)> = latest
+        .iter()
+        .map(|f| (f.path.clone(), f.content.clone()))
+        .collect();
+    let (out_dir, project_id, force) = (out.to_owned(), project.id.to_string(), args.force);
+    let output = tokio::task::spawn_blocking(move || {
+        crate::output::write(&out_dir, &project_id, &contents, force)
+    })
+    .await
+    .context("writing the files")??;
+    let written = output.files;
     let counts = projects::task_counts(pool, project.id).await?;
     let wall = started.elapsed();
 
@@ -212,6 +220,19 @@ async fn report(
         plan.critical_path().join(" -> ")
     );
     say!("  files:    {written} written under {}", out.display());
+    if !output.removed.is_empty() {
+        say!(
+            "            {} file(s) of the earlier run removed: {}",
+            output.removed.len(),
+            output.removed.join(", ")
+        );
+    }
+    if !output.kept_changed.is_empty() {
+        say!(
+            "            kept as you changed them (not replaced): {}",
+            output.kept_changed.join(", ")
+        );
+    }
     say!(
         "  checks:   {}",
         checks(&latest, &tasks::list(pool, project.id).await?)
@@ -289,28 +310,4 @@ fn checks(latest: &[files::StoredFile], tasks: &[tasks::Task]) -> String {
         text.push_str(&format!("; still invalid: {}", invalid.join(", ")));
     }
     text
-}
-
-/// Writes the latest version of every file under `out`; returns them.
-async fn write_files(
-    pool: &guild_store::PgPool,
-    project_id: Uuid,
-    out: &Path,
-) -> anyhow::Result<Vec<files::StoredFile>> {
-    let latest = files::latest(pool, project_id).await?;
-    for file in &latest {
-        // Paths were checked when stored; check again before touching the disk.
-        let relative = safe_path(&file.path)
-            .map_err(|e| anyhow::anyhow!("refusing to write `{}`: {e}", file.path))?;
-        let target = out.join(relative);
-        if let Some(parent) = target.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
-        tokio::fs::write(&target, &file.content)
-            .await
-            .with_context(|| format!("writing {}", target.display()))?;
-    }
-    Ok(latest)
 }

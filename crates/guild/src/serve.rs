@@ -20,6 +20,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     guild_api::metrics::install();
     let mut signals = ShutdownSignals::register().context("registering signal handlers")?;
     let workers = usize::from(args.workers);
+    // Bind first: an address in use fails at once, before PostgreSQL and the pool start.
+    let listener = tokio::net::TcpListener::bind(&args.bind)
+        .await
+        .with_context(|| format!("binding {}", args.bind))?;
     let database = Database::open(&args.database, args.workers as u32 + 10).await?;
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -62,9 +66,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 .and_then(std::num::NonZeroU32::new),
         },
     };
-    let listener = tokio::net::TcpListener::bind(&args.bind)
-        .await
-        .with_context(|| format!("binding {}", args.bind))?;
     let address = listener.local_addr().context("reading the bound address")?;
     say!(
         "Guild listening on http://{address} ({} worker slots; docs at http://{address}/docs)",

@@ -83,7 +83,9 @@ fn the_quick_start_generates_a_fullstack_project_with_a_private_postgres() {
     );
     let written = files_reported(&stdout);
     assert!(written >= 20, "{stdout}");
-    assert_eq!(files_under(&out), written);
+    // Every file, and the manifest of what Guild wrote.
+    assert_eq!(files_under(&out), written + 1);
+    assert!(out.join(".guild-manifest.json").is_file());
     for path in [
         "db/schema.sql",
         "backend/src/app.ts",
@@ -145,8 +147,8 @@ async fn every_other_template_runs_end_to_end_against_database_url() {
         );
         assert_eq!(
             files_under(out.path()),
-            files_reported(&stdout),
-            "{project_type}"
+            files_reported(&stdout) + 1,
+            "{project_type}: the files and Guild's manifest"
         );
         if project_type != "frontend" {
             assert!(
@@ -452,4 +454,73 @@ async fn flaws_are_repaired_and_fixed_and_a_prompt_directory_overrides_templates
         stderr.contains("prompt template tasks/broken.j2 is invalid"),
         "{stderr}"
     );
+}
+
+#[test]
+fn run_never_writes_over_files_it_did_not_write() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    std::fs::write(out.join("README.md"), "the user's own notes").expect("write");
+    let run = |force: bool| {
+        let mut command = guild();
+        command
+            .args(["run", "A todo app", "--type", "backend", "--data-dir"])
+            .arg(dir.path().join("pg"))
+            .arg("--out")
+            .arg(&out);
+        if force {
+            command.arg("--force");
+        }
+        command.output().expect("guild runs")
+    };
+    // Refused before anything runs: no project, no PostgreSQL.
+    let refused = run(false);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = text(&refused.stderr);
+    assert!(
+        stderr.contains("is not empty") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("pg").exists(), "nothing started");
+    assert_eq!(
+        std::fs::read_to_string(out.join("README.md")).expect("read"),
+        "the user's own notes"
+    );
+
+    // Forced: written, the user's other files left alone.
+    std::fs::write(out.join("notes.txt"), "keep me").expect("write");
+    let forced = run(true);
+    assert!(forced.status.success(), "{}", text(&forced.stderr));
+    assert!(out.join(".guild-manifest.json").is_file());
+
+    // A second run into Guild's own output replaces exactly what it wrote.
+    let schema = std::fs::read_dir(&out).expect("read").count();
+    let again = run(false);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_eq!(std::fs::read_dir(&out).expect("read").count(), schema);
+    assert_eq!(
+        std::fs::read_to_string(out.join("notes.txt")).expect("read"),
+        "keep me"
+    );
+}
+
+#[test]
+fn serve_fails_at_once_when_its_address_is_taken() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = taken.local_addr().expect("address").to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let started = Instant::now();
+    let output = guild()
+        .args(["serve", "--bind", &address, "--data-dir"])
+        .arg(dir.path().join("pg"))
+        .output()
+        .expect("guild runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains(&format!("binding {address}")), "{stderr}");
+    assert!(!stderr.contains("ERROR"), "{stderr}");
+    // Before PostgreSQL: its data directory was never made.
+    assert!(!dir.path().join("pg").exists());
+    assert!(started.elapsed() < Duration::from_secs(10));
 }

@@ -170,8 +170,9 @@ async fn a_project_runs_against_an_openai_compatible_server_and_reruns_from_the_
         .expect("a last message");
     // The fence and the trailing comma were repaired locally; the missing fields were not.
     assert!(
-        feedback
-            .starts_with("That answer cannot be used: `recommended_technology_stack` is missing; "),
+        feedback.starts_with(
+            "That answer cannot be used: `recommended_technology_stack` is missing: give it as a JSON object"
+        ),
         "{feedback}"
     );
     assert!(seen.iter().all(|b| b["model"] == "gpt-4o-mini"));
