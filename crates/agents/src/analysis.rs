@@ -156,11 +156,7 @@ fn normalise(value: &mut Value) -> Result<(), String> {
     for field in FIELDS {
         let wanted = shape(field);
         let Some(v) = object.get_mut(field).filter(|v| !v.is_null()) else {
-            problems.push(format!(
-                "`{field}` is missing: give it as {}, e.g. \"{field}\": {}",
-                describe(wanted),
-                example(field)
-            ));
+            problems.push(shape_problem(field, "is missing: give it as"));
             continue;
         };
         let usable = match wanted {
@@ -172,11 +168,7 @@ fn normalise(value: &mut Value) -> Result<(), String> {
             Shape::Described => v.is_object() || v.is_array() || v.is_string(),
         };
         if !usable {
-            problems.push(format!(
-                "`{field}` must be {}, e.g. \"{field}\": {}",
-                describe(wanted),
-                example(field)
-            ));
+            problems.push(shape_problem(field, "must be"));
         }
     }
     if object
@@ -194,6 +186,15 @@ fn normalise(value: &mut Value) -> Result<(), String> {
     } else {
         Err(problems.join("; "))
     }
+}
+
+/// "`field` <verb> <its shape>, e.g. <an example>": what a re-ask says of a field.
+fn shape_problem(field: &str, verb: &str) -> String {
+    format!(
+        "`{field}` {verb} {}, e.g. \"{field}\": {}",
+        describe(shape(field)),
+        example(field)
+    )
 }
 
 fn describe(shape: Shape) -> &'static str {

@@ -5,6 +5,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::blocks::CodeBlock;
+use guild_core::RejectedFile;
 use guild_core::paths::{path_clash, safe_path};
 
 /// Files larger than this are refused: no generated source file needs more.
@@ -24,13 +25,6 @@ pub struct GeneratedFile {
     pub repair_round: u32,
     /// The model whose answer held it.
     pub model: String,
-}
-
-/// A block that did not become a file, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RejectedBlock {
-    pub path: Option<String>,
-    pub reason: String,
 }
 
 /// Lowercase hex SHA-256.
@@ -68,11 +62,11 @@ pub fn language_of(path: &str) -> Option<&'static str> {
 
 /// Keeps the blocks that are files: a safe path, text content of a sane size, the first
 /// block for each path. Everything else is reported, never dropped silently.
-pub fn files_from_blocks(blocks: Vec<CodeBlock>) -> (Vec<GeneratedFile>, Vec<RejectedBlock>) {
+pub fn files_from_blocks(blocks: Vec<CodeBlock>) -> (Vec<GeneratedFile>, Vec<RejectedFile>) {
     let mut files: Vec<GeneratedFile> = Vec::new();
     let mut rejected = Vec::new();
     for block in blocks {
-        let reject = |reason: String| RejectedBlock {
+        let reject = |reason: String| RejectedFile {
             path: block.path.clone(),
             reason,
         };

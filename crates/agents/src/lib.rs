@@ -21,11 +21,10 @@ use guild_llm::{
     CallPurpose, LlmClient, LlmError, LlmRequest, LlmResponse, Message, ModelRoutes, PriceTable,
     Usage,
 };
-use serde::Serialize;
 use serde_json::Value;
 
-pub use files::{GeneratedFile, RejectedBlock};
-pub use guild_core::paths;
+pub use files::GeneratedFile;
+pub use guild_core::{ModelCall, RejectedFile, UpstreamFile, UpstreamSummary, paths};
 pub use prompts::{Prompts, PromptsError};
 
 /// Everything an agent may know about its task.
@@ -45,9 +44,9 @@ pub struct TaskInput {
     /// A reviewer's feedback on this task's previous answer (a rejected approval).
     pub feedback: Option<String>,
     /// Tasks upstream of this one, with their summaries.
-    pub upstream: Vec<Upstream>,
+    pub upstream: Vec<UpstreamSummary>,
     /// The latest version of each file upstream tasks wrote.
-    pub files: Vec<ContextFile>,
+    pub files: Vec<UpstreamFile>,
     /// The review findings this task fixes (a fix task) or verifies (a re-review).
     pub findings: Vec<Finding>,
     /// Whether answers may come from the response cache (the project's `options.cache`).
@@ -63,15 +62,15 @@ pub struct TaskInput {
 /// The calls an attempt has made so far, shared between the agent that makes them and the
 /// worker that runs it.
 #[derive(Debug, Clone, Default)]
-pub struct CallLog(Arc<std::sync::Mutex<Vec<CallRecord>>>);
+pub struct CallLog(Arc<std::sync::Mutex<Vec<ModelCall>>>);
 
 impl CallLog {
-    fn push(&self, call: CallRecord) {
+    fn push(&self, call: ModelCall) {
         self.0.lock().expect("call log lock").push(call);
     }
 
     /// The calls made so far.
-    pub fn calls(&self) -> Vec<CallRecord> {
+    pub fn calls(&self) -> Vec<ModelCall> {
         self.0.lock().expect("call log lock").clone()
     }
 }
@@ -117,51 +116,15 @@ pub trait ResponseCache: Send + Sync {
     async fn put(&self, key: &[u8; 32], provider: &str, response: &LlmResponse);
 }
 
-#[derive(Debug, Clone)]
-pub struct Upstream {
-    pub key: String,
-    pub agent: String,
-    pub summary: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct ContextFile {
-    pub path: String,
-    pub version: i32,
-    pub content: String,
-    pub task_key: String,
-    /// The version's check when it failed (`{status, checker, errors}`).
-    pub validation: Option<Value>,
-    /// The unordered version this one replaced (`{version, task_key, agent}`).
-    pub conflict: Option<Value>,
-}
-
-/// One model call an agent made.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CallRecord {
-    pub provider: &'static str,
-    /// The model that answered.
-    pub model: String,
-    /// Zero for an answer from the cache.
-    pub usage: Usage,
-    pub latency_ms: u64,
-    /// `None` when the model's price is unknown.
-    pub cost_usd: Option<f64>,
-    /// Answered from the response cache, at no cost.
-    pub cached: bool,
-    /// The version of the prompt template the call was made with.
-    pub prompt_version: String,
-}
-
 /// What an agent produced.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AgentOutcome {
     pub summary: String,
     pub files: Vec<GeneratedFile>,
-    pub rejected: Vec<RejectedBlock>,
+    pub rejected: Vec<RejectedFile>,
     /// The requirements analysis, from the analysis step.
     pub requirements: Option<Value>,
-    pub calls: Vec<CallRecord>,
+    pub calls: Vec<ModelCall>,
     pub prompt_version: String,
     /// A review's structured findings.
     pub findings: Vec<Finding>,
@@ -182,7 +145,7 @@ pub struct AgentError {
     pub message: String,
     /// Whether another attempt could succeed.
     pub retryable: bool,
-    pub calls: Vec<CallRecord>,
+    pub calls: Vec<ModelCall>,
     /// The model's last answer, kept when it could not be used.
     pub raw_answer: Option<String>,
     /// The project must stop: its budget would be exceeded.
@@ -215,7 +178,7 @@ impl AgentError {
 
     /// The model's answers could not be used after the calls made: another attempt may
     /// get a better one. The last answer is kept.
-    fn unusable(message: String, calls: Vec<CallRecord>, raw_answer: String) -> Self {
+    fn unusable(message: String, calls: Vec<ModelCall>, raw_answer: String) -> Self {
         Self {
             calls,
             raw_answer: Some(raw_answer),
@@ -223,7 +186,7 @@ impl AgentError {
         }
     }
 
-    fn call(error: CallError, calls: Vec<CallRecord>) -> Self {
+    fn call(error: CallError, calls: Vec<ModelCall>) -> Self {
         let (message, retryable, stops_project, retry_after) = match error {
             CallError::Llm(error) => (
                 format!("LLM call failed: {error}"),
@@ -394,7 +357,7 @@ impl Agents {
         input: &TaskInput,
         request: &LlmRequest,
         prompt_version: &str,
-        calls: &mut Vec<CallRecord>,
+        calls: &mut Vec<ModelCall>,
     ) -> Result<LlmResponse, CallError> {
         let started = Instant::now();
         // A retried task asks the model afresh: the kept answer may be why it failed.
@@ -410,11 +373,12 @@ impl Agents {
             record(
                 input,
                 calls,
-                CallRecord {
-                    provider: self.llm.provider(),
+                ModelCall {
+                    provider: self.llm.provider().to_owned(),
                     model: model.clone(),
-                    usage: Usage::default(),
-                    latency_ms: started.elapsed().as_millis() as u64,
+                    prompt_tokens: 0,
+                    completion_tokens: 0,
+                    latency_ms: elapsed_ms(started),
                     cost_usd: Some(0.0),
                     cached: true,
                     prompt_version: prompt_version.to_owned(),
@@ -468,11 +432,12 @@ impl Agents {
         record(
             input,
             calls,
-            CallRecord {
-                provider: self.llm.provider(),
+            ModelCall {
+                provider: self.llm.provider().to_owned(),
                 model: response.model.clone(),
-                usage: response.usage,
-                latency_ms: started.elapsed().as_millis() as u64,
+                prompt_tokens: response.usage.prompt_tokens,
+                completion_tokens: response.usage.completion_tokens,
+                latency_ms: elapsed_ms(started),
                 cost_usd: spent.cost_usd,
                 cached: false,
                 prompt_version: prompt_version.to_owned(),
@@ -507,8 +472,12 @@ impl Agent for Agents {
     }
 }
 
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Keeps a call in the attempt's list and in its shared log.
-fn record(input: &TaskInput, calls: &mut Vec<CallRecord>, call: CallRecord) {
+fn record(input: &TaskInput, calls: &mut Vec<ModelCall>, call: ModelCall) {
     input.spent.push(call.clone());
     calls.push(call);
 }

@@ -9,9 +9,9 @@ use guild_core::{Finding, is_review_kind, parse_findings};
 use guild_llm::Message;
 
 use crate::blocks::{CodeBlock, parse_answer};
-use crate::files::{GeneratedFile, RejectedBlock, files_from_blocks, language_of};
+use crate::files::{GeneratedFile, files_from_blocks, language_of};
 use crate::prompts::{PromptContext, PromptFile, PromptTask, PromptUpstream, RenderedPrompt};
-use crate::{AgentError, AgentOutcome, Agents, ContextFile, TaskInput};
+use crate::{AgentError, AgentOutcome, Agents, RejectedFile, TaskInput, UpstreamFile};
 use guild_core::paths::safe_path;
 
 /// Times a cut answer (the model hit its length limit) is continued in the same
@@ -71,7 +71,7 @@ struct Collected {
     /// Every version the answers held, in order; `latest` indexes the last one per path.
     files: Vec<GeneratedFile>,
     latest: BTreeMap<String, usize>,
-    rejected: Vec<RejectedBlock>,
+    rejected: Vec<RejectedFile>,
     summary: Option<String>,
     findings: Option<Vec<Finding>>,
     findings_error: Option<String>,
@@ -194,7 +194,7 @@ impl Collected {
 
     fn outcome(
         self,
-        calls: Vec<crate::CallRecord>,
+        calls: Vec<crate::ModelCall>,
         prompt_version: String,
         rounds: u32,
         mut unresolved: Vec<String>,
@@ -419,7 +419,7 @@ fn base_context(input: &TaskInput, requirements: Option<String>) -> PromptContex
             .iter()
             .map(|u| PromptUpstream {
                 key: &u.key,
-                agent: &u.agent,
+                agent: u.agent.as_str(),
                 summary: u.summary.as_deref(),
             })
             .collect(),
@@ -447,8 +447,8 @@ fn base_context(input: &TaskInput, requirements: Option<String>) -> PromptContex
 
 /// The files in the order they earn room: those the findings name (the task changes them),
 /// then those that conflict or failed validation, then the rest, each group by path.
-fn files_by_need<'a>(files: &'a [ContextFile], findings: &[Finding]) -> Vec<&'a ContextFile> {
-    let mut ordered: Vec<&ContextFile> = files.iter().collect();
+fn files_by_need<'a>(files: &'a [UpstreamFile], findings: &[Finding]) -> Vec<&'a UpstreamFile> {
+    let mut ordered: Vec<&UpstreamFile> = files.iter().collect();
     ordered.sort_by_key(|f| {
         let named = findings.iter().any(|x| x.file == f.path);
         let flagged = f.conflict.is_some() || f.validation.is_some();

@@ -4,7 +4,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use guild_agents::{
-    Agent, AgentSettings, Agents, Budget, BudgetError, ContextFile, ResponseCache, Spend, TaskInput,
+    Agent, AgentSettings, Agents, Budget, BudgetError, ResponseCache, Spend, TaskInput,
+    UpstreamFile,
 };
 use guild_core::{ProjectType, REQUIREMENTS_ANALYSIS};
 use guild_llm::{
@@ -41,8 +42,8 @@ fn input(kind: &str, project_type: ProjectType) -> TaskInput {
     }
 }
 
-fn context_file(path: &str, content: String) -> ContextFile {
-    ContextFile {
+fn context_file(path: &str, content: String) -> UpstreamFile {
+    UpstreamFile {
         path: path.into(),
         version: 1,
         content,
@@ -58,7 +59,7 @@ async fn the_offline_team_writes_valid_files_for_every_task_of_every_template() 
         Arc::new(OfflineProvider::default()),
         AgentSettings::default(),
     );
-    for project_type in ProjectType::ALL {
+    for &project_type in ProjectType::ALL {
         let analysis = agents
             .run(&input(REQUIREMENTS_ANALYSIS, project_type))
             .await
@@ -100,10 +101,10 @@ async fn the_offline_team_writes_valid_files_for_every_task_of_every_template() 
             }
             let call = &outcome.calls[0];
             assert_eq!(
-                (call.provider, call.model.as_str()),
+                (call.provider.as_str(), call.model.as_str()),
                 ("offline", "offline-1")
             );
-            assert!(call.usage.prompt_tokens > 100 && call.usage.completion_tokens > 10);
+            assert!(call.prompt_tokens > 100 && call.completion_tokens > 10);
             for file in &outcome.files {
                 assert!(!file.content.trim().is_empty(), "{}", file.path);
                 if file.language.as_deref() == Some("json") {
@@ -167,23 +168,7 @@ impl LlmClient for Scripted {
 
 #[tokio::test]
 async fn a_broken_analysis_is_asked_again_with_the_exact_error() {
-    let good = OfflineProvider::default()
-        .complete(&LlmRequest {
-            model: "offline-1".into(),
-            system: String::new(),
-            messages: vec![],
-            temperature: 0.0,
-            max_tokens: 1,
-            json: true,
-            purpose: guild_llm::CallPurpose {
-                task_kind: REQUIREMENTS_ANALYSIS.into(),
-                description: "A todo app".into(),
-                ..Default::default()
-            },
-        })
-        .await
-        .expect("offline")
-        .content;
+    let good = OfflineProvider::analysis("A todo app");
     let model = Scripted::new(vec![Ok("{\"core_features\": []}".into()), Ok(good)]);
     let agents = Agents::new(model.clone(), AgentSettings::default());
     let outcome = agents
@@ -348,7 +333,7 @@ async fn an_answer_that_stays_cut_keeps_the_file_marked_incomplete() {
 
 #[tokio::test]
 async fn a_cut_analysis_is_asked_again_more_concisely() {
-    let good = offline_analysis().await;
+    let good = OfflineProvider::analysis("A todo app");
     let model = Scripted::stopping(vec![
         Ok((good[..good.len() / 2].to_owned(), StopReason::MaxTokens)),
         Ok((good, StopReason::Complete)),
@@ -402,27 +387,6 @@ async fn a_description_the_api_accepts_always_fits_the_context_budget() {
     let size = prompt.system.chars().count() + prompt.messages[0].content.chars().count();
     assert!(size <= 60_000, "{size} characters");
     assert!(prompt.messages[0].content.contains(&description[..300]));
-}
-
-/// A valid requirements analysis, as the offline model writes it.
-async fn offline_analysis() -> String {
-    OfflineProvider::default()
-        .complete(&LlmRequest {
-            model: "offline-1".into(),
-            system: String::new(),
-            messages: vec![],
-            temperature: 0.0,
-            max_tokens: 1,
-            json: true,
-            purpose: guild_llm::CallPurpose {
-                task_kind: REQUIREMENTS_ANALYSIS.into(),
-                description: "A todo app".into(),
-                ..Default::default()
-            },
-        })
-        .await
-        .expect("offline")
-        .content
 }
 
 #[tokio::test]
@@ -647,7 +611,7 @@ async fn the_flaw_marker_breaks_a_file_first_and_plants_a_blocking_finding() {
     let auth_file = &auth.files[0];
     assert!(auth_file.content.contains("\"guild-dev-secret\""));
     let mut audit = flawed("security_audit");
-    audit.files = vec![ContextFile {
+    audit.files = vec![UpstreamFile {
         path: auth_file.path.clone(),
         version: 1,
         content: auth_file.content.clone(),
@@ -818,7 +782,7 @@ async fn identical_calls_are_answered_from_the_cache_at_no_cost() {
     let second = agents.run(&task).await.expect("runs");
     assert!(!first.calls[0].cached);
     assert!(second.calls[0].cached);
-    assert_eq!(second.calls[0].usage, Usage::default());
+    assert_eq!(second.calls[0].tokens(), 0);
     assert_eq!(second.calls[0].cost_usd, Some(0.0));
     assert_eq!(second.files, first.files);
     assert_eq!(model.requests.lock().expect("lock").len(), 1);

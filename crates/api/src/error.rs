@@ -9,13 +9,8 @@ use guild_store::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// One invalid field of a request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct FieldError {
-    /// Where the problem is, e.g. `description` or `workflow[2].depends_on`.
-    pub field: String,
-    pub reason: String,
-}
+/// One invalid field of a request: the domain's own record of it.
+pub use guild_core::options::Invalid as FieldError;
 
 /// An RFC 9457 problem document.
 #[derive(Debug, Serialize, ToSchema)]
@@ -67,11 +62,17 @@ pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 impl ApiError {
     /// A validation problem with one field.
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        let (field, reason) = (field.into(), reason.into());
-        Self::Validation {
-            detail: format!("{field}: {reason}"),
-            errors: vec![FieldError { field, reason }],
-        }
+        Self::invalid_all(vec![FieldError::new(field, reason)])
+    }
+
+    /// A validation problem naming every invalid field.
+    pub fn invalid_all(errors: Vec<FieldError>) -> Self {
+        let detail = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.reason))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Self::Validation { detail, errors }
     }
 
     fn status(&self) -> StatusCode {

@@ -29,7 +29,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ApiError;
 pub use crate::hardening::HttpSettings;
-use crate::routes::{events, files, projects, system, tasks};
+use crate::routes::{events, files, plans, projects, system, tasks};
 pub use crate::state::{ApiKeys, AppState};
 
 /// Largest request body accepted.
@@ -41,11 +41,12 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
         title = "Guild",
         description = "Orchestrates AI agents that write software: POST a description, follow its \
                        task graph, read the generated files. Errors are RFC 9457 problem documents.",
-        license(name = "MIT")
+        license(name = "MIT", identifier = "MIT")
     ),
+    servers((url = "/", description = "This server")),
     paths(files::get_file),
     components(schemas(error::Problem, error::FieldError)),
-    modifiers(&BearerAuth, &DatabaseUnavailable),
+    modifiers(&BearerAuth, &CommonResponses),
     tags(
         (name = "projects", description = "Projects, their plans and workflow templates"),
         (name = "tasks", description = "Tasks of a project, and the human controls on them"),
@@ -91,46 +92,85 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Every operation that reads the database can answer 503 when it is unreachable.
-struct DatabaseUnavailable;
+/// The outcomes every operation shares, described once here so that handlers list only
+/// their own: 400 for a malformed id, query or body, 401 without a valid key (when keys are
+/// set), 413 and 415 for bodies, 429 over the rate limit (when one is set), and 503 when
+/// the database is unreachable or the request's deadline passes.
+struct CommonResponses;
 
-impl Modify for DatabaseUnavailable {
+/// Paths anyone may call, that never touch the database through a handler's query.
+const PUBLIC_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+impl Modify for CommonResponses {
     fn modify(&self, openapi: &mut OpenApiDoc) {
-        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
         for (path, item) in openapi.paths.paths.iter_mut() {
-            if path == "/healthz" || path == "/workflows" {
-                continue;
-            }
+            let public = PUBLIC_PATHS.contains(&path.as_str());
             for operation in [item.get.as_mut(), item.post.as_mut(), item.delete.as_mut()]
                 .into_iter()
                 .flatten()
             {
-                operation
-                    .responses
-                    .responses
-                    .entry("503".into())
-                    .or_insert_with(|| {
-                        ResponseBuilder::new()
-                            .description("The database is unavailable")
-                            .content(
-                                "application/problem+json",
-                                ContentBuilder::new()
-                                    .schema(Some(Ref::from_schema_name("Problem")))
-                                    .build(),
-                            )
-                            .build()
-                            .into()
-                    });
+                let has_input = operation.parameters.as_ref().is_some_and(|p| !p.is_empty())
+                    || operation.request_body.is_some();
+                let has_body = operation.request_body.is_some();
+                let mut add = |status: &str, description: &str| {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.into())
+                        .or_insert_with(|| problem(description));
+                };
+                if has_input {
+                    add(
+                        "400",
+                        "Malformed request: an id that is not a UUID, a query parameter or header of the wrong type or out of range, or malformed JSON",
+                    );
+                }
+                if public {
+                    continue;
+                }
+                add(
+                    "401",
+                    "Missing or invalid API key (when the server has keys)",
+                );
+                if has_body {
+                    add("413", "The body is larger than 1 MiB");
+                    add("415", "The body is not `application/json`");
+                }
+                add(
+                    "429",
+                    "Too many requests for this key (when the server has a rate limit)",
+                );
+                if path != "/workflows" {
+                    add(
+                        "503",
+                        "The database is unavailable, or the request took longer than its deadline",
+                    );
+                }
             }
         }
     }
+}
+
+/// A response with a problem document.
+fn problem(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build()
+        .into()
 }
 
 fn build() -> (Router<AppState>, OpenApiDoc) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(projects::create_project, projects::list_projects))
         .routes(routes!(projects::get_project, projects::delete_project))
-        .routes(routes!(projects::get_plan))
+        .routes(routes!(plans::get_plan))
         .routes(routes!(projects::cancel_project))
         .routes(routes!(system::list_workflows))
         .routes(routes!(tasks::list_tasks))
@@ -155,7 +195,7 @@ fn build() -> (Router<AppState>, OpenApiDoc) {
 pub fn openapi() -> OpenApiDoc {
     let (_, mut spec) = build();
     BearerAuth.modify(&mut spec);
-    DatabaseUnavailable.modify(&mut spec);
+    CommonResponses.modify(&mut spec);
     spec
 }
 
@@ -170,7 +210,11 @@ pub fn router(state: AppState) -> Router {
         .map(|n| std::sync::Arc::new(hardening::RequestLimiter::new(n, state.keys.is_enabled())));
     let (api, _) = build();
     let cors = hardening::cors(&state.http.cors_origins);
-    api.merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
+    // The page asks for the spec relative to itself, so it works behind a path prefix.
+    let docs = SwaggerUi::new("/docs")
+        .url("/openapi.json", openapi())
+        .config(utoipa_swagger_ui::Config::new(["../openapi.json"]));
+    api.merge(docs)
         .route_layer(middleware::from_fn(metrics::remember_route))
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

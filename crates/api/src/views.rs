@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use guild_core::{AgentKind, Plan, ProjectStatus, ProjectType, TaskSpec, TaskStatus};
+use guild_core::{
+    AgentKind, EventKind, Finding, Plan, ProjectId, ProjectStatus, ProjectType, TaskId, TaskSpec,
+    TaskStatus,
+};
 use guild_store::files::FileMeta;
 use guild_store::projects::{Project, Usage};
 use guild_store::tasks::Task;
@@ -42,7 +45,7 @@ impl From<Usage> for UsageView {
 /// What one agent kind's tasks of a project used.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AgentUsageView {
-    pub agent: String,
+    pub agent: AgentKind,
     #[serde(flatten)]
     pub usage: UsageView,
 }
@@ -73,11 +76,9 @@ impl From<&Plan> for PlanSummary {
 /// A project as listed.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProjectSummary {
-    pub id: Uuid,
-    #[schema(value_type = String, example = "running")]
+    pub id: ProjectId,
     pub status: ProjectStatus,
     pub description: String,
-    #[schema(value_type = String, example = "fullstack")]
     pub project_type: ProjectType,
     pub technology_stack: Option<String>,
     pub error: Option<String>,
@@ -114,8 +115,9 @@ pub struct ProjectView {
     /// The requirements analysis, once done.
     #[schema(value_type = Option<Object>)]
     pub requirements: Option<Value>,
-    /// Task counts by status.
-    pub progress: BTreeMap<String, i64>,
+    /// Task counts by status (statuses with none are left out).
+    #[schema(value_type = BTreeMap<String, i64>)]
+    pub progress: BTreeMap<TaskStatus, i64>,
     pub plan: PlanSummary,
     /// Usage by agent kind: the sums of its tasks'.
     pub usage_by_agent: Vec<AgentUsageView>,
@@ -132,13 +134,11 @@ pub struct ProjectPage {
 /// A task.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TaskView {
-    pub id: Uuid,
+    pub id: TaskId,
     pub key: String,
     pub kind: String,
-    #[schema(value_type = String, example = "backend")]
     pub agent: AgentKind,
     pub description: String,
-    #[schema(value_type = String, example = "completed")]
     pub status: TaskStatus,
     /// Keys of the tasks it waits for.
     pub depends_on: Vec<String>,
@@ -161,22 +161,9 @@ pub struct TaskView {
     pub review_round: i32,
     /// The review findings this task fixes (a `fix_findings` task) or verifies (a
     /// re-review). A review's own findings are in its `result.findings`.
-    pub findings: Vec<FindingView>,
+    pub findings: Vec<Finding>,
     /// What the task's model calls used, over all its attempts.
     pub usage: UsageView,
-}
-
-/// A review finding.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FindingView {
-    /// critical, high, medium, low or info; critical and high block (they get fix tasks).
-    #[schema(example = "high")]
-    pub severity: String,
-    #[schema(example = "backend/src/auth.ts")]
-    pub file: String,
-    pub line: Option<u32>,
-    pub message: String,
-    pub suggested_fix: Option<String>,
 }
 
 /// Why one attempt at a task failed.
@@ -216,17 +203,7 @@ impl From<&Task> for TaskView {
                 .collect(),
             feedback: t.feedback.clone(),
             review_round: t.review_round,
-            findings: t
-                .findings
-                .iter()
-                .map(|f| FindingView {
-                    severity: f.severity.as_str().to_owned(),
-                    file: f.file.clone(),
-                    line: f.line,
-                    message: f.message.clone(),
-                    suggested_fix: f.suggested_fix.clone(),
-                })
-                .collect(),
+            findings: t.findings.clone(),
             usage: t.usage.into(),
         }
     }
@@ -259,9 +236,9 @@ pub struct FileView {
     pub size_bytes: i32,
     pub sha256: String,
     pub language: Option<String>,
-    pub task_id: Option<Uuid>,
+    pub task_id: Option<TaskId>,
     pub task_key: Option<String>,
-    pub agent: Option<String>,
+    pub agent: Option<AgentKind>,
     pub attempt: Option<i32>,
     /// The model whose answer held this version.
     pub model: Option<String>,
@@ -280,13 +257,20 @@ pub struct FileView {
 /// A file version's check.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ValidationView {
-    /// valid, invalid, or unchecked (no checker for the type).
-    #[schema(example = "invalid")]
-    pub status: String,
+    pub status: ValidationStatus,
     /// What checked it: tree-sitter-python, tree-sitter-typescript, serde_json, yaml-rust2,
     /// toml, sql-statements, ...
     pub checker: Option<String>,
     pub errors: Vec<ProblemView>,
+}
+
+/// A file version's check: `unchecked` when no checker knows its type.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ValidationStatus {
+    Valid,
+    Invalid,
+    Unchecked,
 }
 
 /// One validation error, at a 1-based line and column.
@@ -304,7 +288,7 @@ pub struct ConflictView {
     pub version: i32,
     /// The task that wrote it.
     pub task_key: String,
-    pub agent: Option<String>,
+    pub agent: Option<AgentKind>,
 }
 
 impl From<FileMeta> for FileView {
@@ -339,9 +323,8 @@ pub struct FileList {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventView {
     pub id: i64,
-    pub task_id: Option<Uuid>,
-    /// `project_created`, `task_claimed`, `task_completed`, `llm_call`, ...
-    pub kind: String,
+    pub task_id: Option<TaskId>,
+    pub kind: EventKind,
     #[schema(value_type = Object)]
     pub data: Value,
     pub created_at: DateTime<Utc>,
@@ -369,9 +352,7 @@ pub struct EventList {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PlanNode {
     pub key: String,
-    #[schema(value_type = String)]
     pub agent: AgentKind,
-    #[schema(value_type = String)]
     pub status: TaskStatus,
     pub depends_on: Vec<String>,
     pub priority: i16,
@@ -391,7 +372,6 @@ pub struct PlanView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TemplateTask {
     pub key: String,
-    #[schema(value_type = String)]
     pub agent: AgentKind,
     pub description: String,
     pub depends_on: Vec<String>,
@@ -417,7 +397,6 @@ impl From<&TaskSpec> for TemplateTask {
 /// A workflow template.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WorkflowView {
-    #[schema(value_type = String, example = "fullstack")]
     pub project_type: ProjectType,
     pub tasks: Vec<TemplateTask>,
     #[serde(flatten)]
@@ -435,8 +414,8 @@ pub struct SessionView {
     pub id: Uuid,
     pub worker_id: String,
     pub slot: i32,
-    pub agent: String,
-    pub current_task_id: Option<Uuid>,
+    pub agent: AgentKind,
+    pub current_task_id: Option<TaskId>,
     pub tasks_completed: i64,
     pub tasks_failed: i64,
     pub busy_ms: i64,
@@ -456,7 +435,7 @@ pub struct SessionList {
 /// Figures for one agent kind.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AgentView {
-    pub agent: String,
+    pub agent: AgentKind,
     pub tasks_completed: i64,
     pub tasks_failed: i64,
     pub mean_duration_ms: Option<f64>,
@@ -476,3 +455,20 @@ pub struct Health {
     #[schema(example = "ok")]
     pub status: String,
 }
+
+/// Bytes, for a binary body (the archive): a `string` of `format: binary`, which client
+/// generators read as a file or a blob.
+pub struct Binary;
+
+impl utoipa::PartialSchema for Binary {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Binary,
+            )))
+            .into()
+    }
+}
+
+impl ToSchema for Binary {}

@@ -760,6 +760,14 @@ async fn keys_guard_everything_but_health_and_the_description() {
         spec["components"]["securitySchemes"]["api_key"]["scheme"],
         "bearer"
     );
+    // The docs page finds the spec relative to itself, so it works behind a path prefix.
+    let initializer = server
+        .get("/docs/swagger-initializer.js")
+        .await
+        .text()
+        .await
+        .expect("initializer");
+    assert!(initializer.contains("\"../openapi.json\""), "{initializer}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

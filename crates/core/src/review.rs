@@ -3,35 +3,29 @@
 
 use serde::{Deserialize, Serialize};
 
-/// How bad a finding is. `critical` and `high` block: they get fix tasks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Critical,
-    High,
-    Medium,
-    Low,
-    Info,
+use crate::text_enum::text_enum;
+
+text_enum! {
+    /// How bad a finding is. `critical` and `high` block: they get fix tasks.
+    Severity ("severity") {
+        Critical => "critical",
+        High => "high",
+        Medium => "medium",
+        Low => "low",
+        Info => "info",
+    }
 }
 
 impl Severity {
+    /// Whether findings of this severity block the project until fixed.
     pub fn is_blocking(self) -> bool {
         matches!(self, Self::Critical | Self::High)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Critical => "critical",
-            Self::High => "high",
-            Self::Medium => "medium",
-            Self::Low => "low",
-            Self::Info => "info",
-        }
     }
 }
 
 /// One finding of a review.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Finding {
     pub severity: Severity,
@@ -124,7 +118,9 @@ mod tests {
         let error = parse_findings(r#"[{"severity": "low", "file": "b.py", "message": "x"}, {"severity": "urgent", "file": "c", "message": "y"}]"#)
             .expect_err("bad severity");
         assert!(
-            error.starts_with("finding 2 cannot be used: unknown variant `urgent`"),
+            error.starts_with(
+                "finding 2 cannot be used: unknown severity `urgent`: use one of critical, high"
+            ),
             "{error}"
         );
         assert!(parse_findings("{\"notes\": 1}").is_err());

@@ -1,52 +1,6 @@
 //! The life cycle states of projects and tasks, and their text form in the database.
 
-use std::fmt;
-use std::str::FromStr;
-
-/// A name that is not one of the known values of an enumeration (a status, an agent kind).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {what} `{value}`")]
-pub struct UnknownValue {
-    /// What was being parsed, e.g. `task status`.
-    pub what: &'static str,
-    /// The text that did not match.
-    pub value: String,
-}
-
-macro_rules! text_enum {
-    ($(#[$meta:meta])* $name:ident ($what:literal) { $($variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            /// Every state, in life-cycle order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The text stored in the database and shown by the API.
-            pub const fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = UnknownValue;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($text => Ok($name::$variant),)+
-                    other => Err(UnknownValue { what: $what, value: other.to_owned() }),
-                }
-            }
-        }
-    };
-}
+use crate::text_enum::text_enum;
 
 text_enum! {
     /// Where a project is in its life: it ends `completed`, `failed` or `cancelled`.
@@ -95,6 +49,8 @@ impl TaskStatus {
 mod tests {
     use super::*;
 
+    use crate::UnknownValue;
+
     #[test]
     fn statuses_round_trip_through_text() {
         for status in TaskStatus::ALL {
@@ -107,7 +63,8 @@ mod tests {
             "done".parse::<TaskStatus>(),
             Err(UnknownValue {
                 what: "task status",
-                value: "done".into()
+                value: "done".into(),
+                known: TaskStatus::ALL.iter().map(|s| s.as_str()).collect(),
             })
         );
     }

@@ -4,29 +4,26 @@
 //! a task keeps the dependencies that are in its template, and a task left with none
 //! depends on `requirements_analysis`, which every graph starts with.
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
-
-use crate::{AgentKind, Plan, TaskSpec, UnknownValue};
+use crate::text_enum::text_enum;
+use crate::{AgentKind, Plan, TaskSpec};
 
 /// The key (and type) of the first task of every template.
 pub const REQUIREMENTS_ANALYSIS: &str = "requirements_analysis";
 
-/// What kind of application a project builds; picks the workflow template.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProjectType {
-    /// Backend, frontend, devops and review: the whole reference graph (15 tasks).
-    #[default]
-    Fullstack,
-    /// A single-page client: components, pages, state, API calls, reviewed.
-    Frontend,
-    /// The server side: schema, API, auth, business logic, reviewed and audited.
-    Backend,
-    /// A deployable API service: the backend plus environments and CI/CD, audited.
-    Api,
+text_enum! {
+    /// What kind of application a project builds; picks the workflow template.
+    #[derive(Default)]
+    ProjectType ("project type") {
+        /// Backend, frontend, devops and review: the whole reference graph.
+        #[default]
+        Fullstack => "fullstack",
+        /// A single-page client: components, pages, state, API calls, reviewed.
+        Frontend => "frontend",
+        /// The server side: schema, API, auth, business logic, reviewed and audited.
+        Backend => "backend",
+        /// A deployable API service: the backend plus environments and CI/CD, audited.
+        Api => "api",
+    }
 }
 
 /// One entry of the reference graph.
@@ -81,19 +78,6 @@ const REFERENCE_GRAPH: &[Entry] = &[
 ];
 
 impl ProjectType {
-    /// Every project type.
-    pub const ALL: [ProjectType; 4] = [Self::Fullstack, Self::Frontend, Self::Backend, Self::Api];
-
-    /// The text used by the CLI, the API and the database.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Fullstack => "fullstack",
-            Self::Frontend => "frontend",
-            Self::Backend => "backend",
-            Self::Api => "api",
-        }
-    }
-
     /// The task keys of this type's template (besides `requirements_analysis`).
     #[rustfmt::skip]
     fn keys(self) -> &'static [&'static str] {
@@ -162,26 +146,6 @@ impl ProjectType {
         Plan::new(tasks)
             .expect("built-in templates are valid graphs")
             .planned_from(self)
-    }
-}
-
-impl fmt::Display for ProjectType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ProjectType {
-    type Err = UnknownValue;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| UnknownValue {
-                what: "project type",
-                value: s.to_owned(),
-            })
     }
 }
 
@@ -286,7 +250,7 @@ mod tests {
 
     #[test]
     fn every_template_starts_with_the_analysis_and_names_real_critical_tasks() {
-        for project_type in ProjectType::ALL {
+        for &project_type in ProjectType::ALL {
             let plan = project_type.template();
             assert_eq!(plan.phases()[0], [REQUIREMENTS_ANALYSIS], "{project_type}");
             for key in project_type.critical_tasks() {

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use async_trait::async_trait;
 use guild_agents::{Agent, AgentError, AgentOutcome, AgentSettings, Agents, TaskInput};
+use guild_core::ProjectId;
 use guild_core::{Plan, ProjectStatus, ProjectType};
 use guild_llm::OfflineProvider;
 use guild_pg::Storage;
@@ -26,7 +27,6 @@ use guild_worker::{WorkerConfig, WorkerEvent, WorkerPool};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use crate::cli::BenchArgs;
 use crate::database::Database;
@@ -178,7 +178,7 @@ async fn run_once(
                 description: "A todo list app with user accounts and sharing",
                 project_type: ProjectType::Fullstack,
                 technology_stack: None,
-                options: json!({}),
+                options: &guild_core::ProjectOptions::default(),
                 plan,
                 max_attempts: 3,
                 idempotency: None,
@@ -198,8 +198,8 @@ async fn run_once(
         async move { workers.run(shutdown).await }
     });
 
-    let mut completed_at: HashMap<(Uuid, String), Instant> = HashMap::new();
-    let mut started_at: Vec<(Uuid, String, Instant)> = Vec::new();
+    let mut completed_at: HashMap<(ProjectId, String), Instant> = HashMap::new();
+    let mut started_at: Vec<(ProjectId, String, Instant)> = Vec::new();
     let mut finished = 0;
     let mut events_missed = 0;
     while finished < projects {

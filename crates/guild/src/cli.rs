@@ -190,7 +190,7 @@ pub struct LlmArgs {
 #[derive(Debug, Clone, Args)]
 pub struct BudgetArgs {
     /// Most tokens a project's model calls may use (unset: no limit).
-    #[arg(long = "max-tokens", env = "GUILD_MAX_TOKENS", value_parser = clap::value_parser!(u64).range(1..=1_000_000_000_000))]
+    #[arg(long = "max-tokens", env = "GUILD_MAX_TOKENS", value_parser = parse_tokens)]
     pub project_max_tokens: Option<u64>,
 
     /// Most US dollars a project's model calls may cost (unset: no limit).
@@ -198,10 +198,34 @@ pub struct BudgetArgs {
     pub project_max_cost_usd: Option<f64>,
 }
 
+/// A cost budget, held to the same limit as a project's `options.max_cost_usd`.
 fn parse_cost(value: &str) -> Result<f64, String> {
-    match value.parse::<f64>() {
-        Ok(usd) if usd > 0.0 && usd <= 100_000.0 => Ok(usd),
-        _ => Err("a number of US dollars over 0 and at most 100000".into()),
+    let usd: f64 = value.parse().map_err(|e| format!("{e}"))?;
+    match guild_core::options::check_cost(Some(usd)) {
+        None => Ok(usd),
+        Some(reason) => Err(reason),
+    }
+}
+
+/// A token budget, held to the same range as a project's `options.max_tokens`.
+fn parse_tokens(value: &str) -> Result<u64, String> {
+    in_range(value, &guild_core::options::TOKEN_BUDGET)
+}
+
+/// Attempts per task, held to the same range as a project's `options.max_attempts`.
+fn parse_attempts(value: &str) -> Result<u16, String> {
+    in_range(value, &guild_core::options::ATTEMPTS)
+}
+
+fn in_range<T>(value: &str, range: &std::ops::RangeInclusive<T>) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+    T::Err: std::fmt::Display,
+{
+    let parsed: T = value.parse().map_err(|e: T::Err| e.to_string())?;
+    match guild_core::options::outside(Some(parsed), range) {
+        None => Ok(parsed),
+        Some(reason) => Err(reason),
     }
 }
 
@@ -233,7 +257,7 @@ pub struct RunArgs {
     pub workers: u16,
 
     /// Attempts per task before it fails for good.
-    #[arg(long, env = "GUILD_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
+    #[arg(long, env = "GUILD_MAX_ATTEMPTS", default_value_t = 3, value_parser = parse_attempts)]
     pub max_attempts: u16,
 
     #[command(flatten)]
@@ -261,7 +285,7 @@ pub struct ServeArgs {
     pub api_keys: Option<String>,
 
     /// Attempts per task before it fails for good, unless a project's options say otherwise.
-    #[arg(long, env = "GUILD_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
+    #[arg(long, env = "GUILD_MAX_ATTEMPTS", default_value_t = 3, value_parser = parse_attempts)]
     pub max_attempts: u16,
 
     #[command(flatten)]
@@ -494,6 +518,48 @@ mod tests {
             ]
         );
         assert!(Cli::try_parse_from(["guild", "serve", "--max-concurrent-devops", "0"]).is_err());
+    }
+
+    /// The CLI's budgets and attempts take exactly what a project's options take over HTTP
+    /// (both check against `guild_core::options`): the same values pass and fail on both.
+    #[test]
+    fn the_cli_and_the_api_accept_the_same_ranges() {
+        let plan = guild_core::ProjectType::Backend.template();
+        let api = |options: serde_json::Value| {
+            serde_json::from_value::<guild_core::ProjectOptions>(options)
+                .is_ok_and(|o| o.check(&plan).is_empty())
+        };
+        let cli = |flag: &str, value: &str| {
+            Cli::try_parse_from(["guild", "run", "x", flag, value]).is_ok()
+                && Cli::try_parse_from(["guild", "serve", flag, value]).is_ok()
+        };
+        let cases: [(&str, &str, &[&str]); 3] = [
+            (
+                "--max-attempts",
+                "max_attempts",
+                &["0", "1", "10", "11", "20"],
+            ),
+            (
+                "--max-tokens",
+                "max_tokens",
+                &["0", "1", "1000000000000", "1000000000001"],
+            ),
+            (
+                "--max-cost-usd",
+                "max_cost_usd",
+                &["0", "-1", "0.01", "100000", "100000.5"],
+            ),
+        ];
+        for (flag, option, values) in cases {
+            for value in values {
+                let number: serde_json::Value = serde_json::from_str(value).expect("a number");
+                assert_eq!(
+                    cli(flag, value),
+                    api(serde_json::json!({ option: number })),
+                    "{flag} {value}"
+                );
+            }
+        }
     }
 
     #[test]

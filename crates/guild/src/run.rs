@@ -5,14 +5,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use guild_core::{Plan, ProjectStatus, ProjectType};
+use guild_core::{Plan, ProjectId, ProjectOptions, ProjectStatus, ProjectType};
 use guild_store::projects::{self, NewProject, Project};
 use guild_store::{files, tasks};
 use guild_worker::{WorkerConfig, WorkerEvent, WorkerPool};
-use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use crate::cli::RunArgs;
 use crate::database::Database;
@@ -65,6 +63,23 @@ async fn generate(
         ..WorkerConfig::new(usize::from(args.workers))
     };
     let workers = WorkerPool::new(database.pool.clone(), Arc::new(agents), config);
+    // The same options, checked the same way, as a project created over HTTP.
+    let options = ProjectOptions {
+        max_attempts: Some(args.max_attempts),
+        max_tokens: args.budget.project_max_tokens,
+        max_cost_usd: args.budget.project_max_cost_usd,
+        ..ProjectOptions::default()
+    };
+    let invalid = options.check(&plan);
+    anyhow::ensure!(
+        invalid.is_empty(),
+        "{}",
+        invalid
+            .iter()
+            .map(|i| format!("{}: {}", i.field, i.reason))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
     // Subscribe before the project exists, so no event of it is missed.
     let mut events = workers.subscribe();
     let project = projects::create(
@@ -73,10 +88,7 @@ async fn generate(
             description,
             project_type,
             technology_stack: args.stack.as_deref(),
-            options: json!({
-                "max_tokens": args.budget.project_max_tokens,
-                "max_cost_usd": args.budget.project_max_cost_usd,
-            }),
+            options: &options,
             plan: &plan,
             max_attempts: i32::from(args.max_attempts),
             idempotency: None,
@@ -123,7 +135,7 @@ async fn generate(
 /// Follows the pool's events until the project finishes or the user interrupts.
 async fn watch(
     pool: &guild_store::PgPool,
-    project_id: Uuid,
+    project_id: ProjectId,
     events: &mut tokio::sync::broadcast::Receiver<WorkerEvent>,
     progress: &mut Progress,
     signals: &mut ShutdownSignals,
@@ -162,7 +174,7 @@ async fn watch(
     Ok(Outcome::Finished(Box::new(project)))
 }
 
-fn event_project(event: &WorkerEvent) -> Uuid {
+fn event_project(event: &WorkerEvent) -> ProjectId {
     match event {
         WorkerEvent::TaskStarted { project_id, .. }
         | WorkerEvent::TaskCompleted { project_id, .. }

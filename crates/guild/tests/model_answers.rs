@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{Database, completes, create, events_until, get_json, serve};
-use guild_llm::{CallPurpose, LlmClient, LlmRequest, OfflineProvider};
+use guild_llm::OfflineProvider;
 use guild_store::sqlx;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -73,27 +73,6 @@ fn usage() -> Value {
 /// A code answer with one file.
 fn one_file(path: &str, content: &str) -> String {
     format!("Wrote `{path}`.\n\n```text path={path}\n{content}\n```\n")
-}
-
-/// A valid requirements analysis, as the offline model writes it.
-async fn analysis() -> String {
-    OfflineProvider::default()
-        .complete(&LlmRequest {
-            model: "offline-1".into(),
-            system: String::new(),
-            messages: vec![],
-            temperature: 0.0,
-            max_tokens: 1000,
-            json: true,
-            purpose: CallPurpose {
-                task_kind: "requirements_analysis".into(),
-                description: "A todo list app".into(),
-                ..CallPurpose::default()
-            },
-        })
-        .await
-        .expect("offline analysis")
-        .content
 }
 
 /// The last user message of a request.
@@ -260,7 +239,8 @@ async fn a_cut_answer_is_continued_and_one_that_stays_cut_is_flagged() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_analysis_in_prose_with_braces_and_prose_shapes_is_read_at_once() {
-    let mut analysis: Value = serde_json::from_str(&analysis().await).expect("json");
+    let mut analysis: Value =
+        serde_json::from_str(&OfflineProvider::analysis("A todo list app")).expect("json");
     analysis["deployment_considerations"] = json!("container image, managed PostgreSQL");
     let answer = format!(
         "Here is the analysis.\n\n```json\n{analysis}\n```\n\nThe API exposes `/api/todos/{{id}}` for one todo."
@@ -325,7 +305,8 @@ async fn an_answer_without_a_usable_file_is_told_what_was_wrong() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn nul_in_an_analysis_is_stored_without_it_and_every_call_is_counted() {
-    let analysis = analysis().await.replacen("\": \"", "\": \"\\u0000", 1);
+    let analysis =
+        OfflineProvider::analysis("A todo list app").replacen("\": \"", "\": \"\\u0000", 1);
     assert!(analysis.contains("\\u0000"));
     let (fake, _model) = Fake::start(move |body, _| {
         if body["response_format"]["type"] == "json_object" {
@@ -397,8 +378,18 @@ async fn a_settlement_the_database_refuses_fails_the_task_at_once_with_its_reaso
     guild.terminate();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_non_latin_description_is_held_to_its_token_budget_before_any_call() {
+/// `n` characters of a Chinese description of a todo app.
+fn chinese(n: usize) -> String {
+    "一个待办事项应用，支持用户账户、共享列表和提醒。"
+        .chars()
+        .cycle()
+        .take(n)
+        .collect()
+}
+
+/// Runs task `a` of a project described by `description` with `options` against a fake
+/// that writes one file; returns the project's events and the requests the fake saw.
+async fn run_described(description: String, options: Value) -> (String, Vec<Value>) {
     let (fake, model) = Fake::start(|_, _| {
         chat(
             &one_file("src/a.ts", "export const a = 1;"),
@@ -409,50 +400,33 @@ async fn a_non_latin_description_is_held_to_its_token_budget_before_any_call() {
     .await;
     let (guild, base, _pool) = guild_against(&fake).await;
     let client = guild_testkit::http_client();
-    // 12,000 Chinese characters: OpenAI's encodings count about 10,000 to 14,000 tokens;
-    // four characters a token said 3,000, and the call was made.
-    let description: String = "一个待办事项应用，支持用户账户、共享列表和提醒。"
-        .chars()
-        .cycle()
-        .take(12_000)
-        .collect();
     let mut body = project(false);
     body["description"] = json!(description);
-    body["options"] = json!({"max_tokens": 11_300});
+    body["options"] = options;
     let id = create(&client, &base, body).await;
     let events = common::events_to_the_end(&client, &base, &id).await;
+    guild.terminate();
+    (events, model.seen())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_non_latin_description_is_held_to_its_token_budget_before_any_call() {
+    // 12,000 Chinese characters: OpenAI's encodings count about 10,000 to 14,000 tokens;
+    // four characters a token said 3,000, and the call was made.
+    let (events, seen) = run_described(chinese(12_000), json!({"max_tokens": 11_300})).await;
     assert!(events.contains("event: project_failed"), "{events}");
     assert!(events.contains("budget_exceeded"), "{events}");
     assert!(
-        model.seen().is_empty(),
+        seen.is_empty(),
         "no call that could pass the budget was made"
     );
-    guild.terminate();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_description_the_api_accepts_always_makes_a_prompt_that_fits() {
-    let (fake, model) = Fake::start(|_, _| {
-        chat(
-            &one_file("src/a.ts", "export const a = 1;"),
-            "stop",
-            usage(),
-        )
-    })
-    .await;
-    let (guild, base, _pool) = guild_against(&fake).await;
-    let client = guild_testkit::http_client();
     // 19,900 characters (accepted: the limit is 20,000), 59,700 bytes.
-    let description: String = "待办事项应用支持用户账户共享列表和提醒。"
-        .chars()
-        .cycle()
-        .take(19_900)
-        .collect();
-    let mut body = project(false);
-    body["description"] = json!(description);
-    let id = create(&client, &base, body).await;
-    completes(&client, &base, &id).await;
-    let seen = model.seen();
+    let (events, seen) = run_described(chinese(19_900), json!({})).await;
+    assert!(events.contains("event: project_completed"), "{events}");
     let chars: usize = seen[0]["messages"]
         .as_array()
         .expect("messages")
@@ -460,7 +434,6 @@ async fn a_description_the_api_accepts_always_makes_a_prompt_that_fits() {
         .map(|m| m["content"].as_str().unwrap_or_default().chars().count())
         .sum();
     assert!(chars <= 60_000, "{chars} characters");
-    guild.terminate();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Mutex;
 
 use common::LLM_VARIABLES;
-use guild_llm::{CallPurpose, LlmClient, LlmRequest, OfflineProvider};
+use guild_llm::OfflineProvider;
 use guild_store::sqlx;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -53,29 +53,8 @@ impl wiremock::Respond for FakeModel {
     }
 }
 
-/// A valid requirements analysis, as the offline model writes it.
-async fn offline_analysis() -> String {
-    OfflineProvider::default()
-        .complete(&LlmRequest {
-            model: "offline-1".into(),
-            system: String::new(),
-            messages: vec![],
-            temperature: 0.0,
-            max_tokens: 1000,
-            json: true,
-            purpose: CallPurpose {
-                task_kind: "requirements_analysis".into(),
-                description: "A todo list app".into(),
-                ..CallPurpose::default()
-            },
-        })
-        .await
-        .expect("offline analysis")
-        .content
-}
-
 async fn fake_model() -> (MockServer, std::sync::Arc<FakeModel>) {
-    let analysis = offline_analysis().await;
+    let analysis = OfflineProvider::analysis("A todo list app");
     let model = std::sync::Arc::new(FakeModel {
         analysis,
         seen: Mutex::new(vec![]),
@@ -129,7 +108,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 async fn latest_project(pool: &sqlx::PgPool) -> guild_store::projects::Project {
-    let (id,): (uuid::Uuid,) =
+    let (id,): (guild_core::ProjectId,) =
         sqlx::query_as("SELECT id FROM projects ORDER BY created_at DESC LIMIT 1")
             .fetch_one(pool)
             .await
@@ -351,7 +330,7 @@ async fn a_project_runs_against_anthropics_messages_api() {
             "2023-06-01",
         ))
         .respond_with(FakeClaude {
-            analysis: offline_analysis().await,
+            analysis: OfflineProvider::analysis("A todo list app"),
         })
         .expect(7)
         .mount(&server)

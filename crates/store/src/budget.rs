@@ -6,10 +6,11 @@
 //! task's settlement moves it into the totals. Reservations count only while their task
 //! runs, so a crashed worker's reservations are released with its tasks.
 
+use guild_core::{ProjectId, TaskId};
 use sqlx::PgPool;
-use uuid::Uuid;
 
 use crate::Result;
+use crate::locks::lock_project;
 
 /// Tokens and dollars; `cost_usd` is `None` when unknown.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -18,18 +19,31 @@ pub struct Amount {
     pub cost_usd: Option<f64>,
 }
 
-/// Reserves `worst` for a call of `task_id` (running at `attempt`). `Ok(Err(why))` when the
-/// call would exceed the project's budget; then nothing is reserved. One transaction: the
-/// project row is locked, so concurrent reservations of a project are checked one by one.
+/// What [`reserve`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reservation {
+    /// The call's worst case is held against the budget: the call may be made.
+    Held,
+    /// The call would exceed the budget: nothing is held, and the message says by how much.
+    Refused(String),
+}
+
+/// Reserves `worst` for a call of `task_id` (running at `attempt`), or refuses it when it
+/// would exceed the project's budget. One transaction: the project row is locked, so
+/// concurrent reservations of a project are checked one by one.
+///
+/// # Errors
+///
+/// A database error: nothing is held, and the call must not be made.
 pub async fn reserve(
     pool: &PgPool,
-    project_id: Uuid,
-    task_id: Uuid,
+    project_id: ProjectId,
+    task_id: TaskId,
     attempt: i32,
     worst: Amount,
-) -> Result<std::result::Result<(), String>> {
+) -> Result<Reservation> {
     let mut tx = pool.begin().await?;
-    crate::projects::lock(&mut tx, project_id).await?;
+    lock_project(&mut tx, project_id).await?;
     let (refusal,): (Option<String>,) = sqlx::query_as(
         "WITH held AS (
              SELECT coalesce(sum(reserved_tokens), 0) AS tokens,
@@ -57,7 +71,7 @@ pub async fn reserve(
     .fetch_one(&mut *tx)
     .await?;
     if let Some(refusal) = refusal {
-        return Ok(Err(refusal));
+        return Ok(Reservation::Refused(refusal));
     }
     sqlx::query(
         "UPDATE tasks SET reserved_tokens = reserved_tokens + $3,
@@ -71,13 +85,17 @@ pub async fn reserve(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(Ok(()))
+    Ok(Reservation::Held)
 }
 
 /// Replaces a call's reservation with what it spent.
+///
+/// # Errors
+///
+/// A database error: the reservation then stays until the task settles.
 pub async fn settle_call(
     pool: &PgPool,
-    task_id: Uuid,
+    task_id: TaskId,
     attempt: i32,
     reserved: Amount,
     spent: Amount,

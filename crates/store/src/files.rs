@@ -2,10 +2,10 @@
 
 use std::collections::HashMap;
 
+use guild_core::{AgentKind, EventKind, ProjectId, TaskId};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
-use uuid::Uuid;
 
 use crate::Result;
 
@@ -37,25 +37,25 @@ pub struct StoredFile {
     pub size_bytes: i32,
     pub language: Option<String>,
     pub task_key: Option<String>,
-    pub agent: Option<String>,
+    pub agent: Option<AgentKind>,
     pub validation: Option<Value>,
     pub conflict: Option<Value>,
 }
 
 /// Who wrote a batch of files.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Writer<'a> {
-    pub project_id: Uuid,
-    pub task_id: Uuid,
-    pub agent: &'a str,
+pub(crate) struct Writer {
+    pub project_id: ProjectId,
+    pub task_id: TaskId,
+    pub agent: AgentKind,
     pub attempt: i32,
 }
 
 /// A version stored by [`write_versions`].
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub(crate) struct Written {
-    pub project_id: Uuid,
-    pub task_id: Uuid,
+    pub project_id: ProjectId,
+    pub task_id: TaskId,
     pub path: String,
     pub version: i32,
 }
@@ -66,9 +66,9 @@ pub(crate) struct Written {
 /// versions stored.
 pub(crate) async fn write_versions(
     conn: &mut PgConnection,
-    writes: &[(Writer<'_>, Vec<&NewFile>)],
+    writes: &[(Writer, Vec<&NewFile>)],
 ) -> Result<Vec<Written>> {
-    let rows: Vec<(&Writer<'_>, &NewFile)> = writes
+    let rows: Vec<(&Writer, &NewFile)> = writes
         .iter()
         .flat_map(|(writer, files)| files.iter().map(move |file| (writer, *file)))
         .collect();
@@ -118,15 +118,15 @@ pub(crate) async fn write_versions(
 /// an earlier completion of the same batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Clash {
-    pub task_id: Uuid,
+    pub task_id: TaskId,
     pub path: String,
     pub reason: String,
 }
 
 /// A file on its way to a project: its project, its writer and its path.
 pub(crate) struct Arriving<'a> {
-    pub project_id: Uuid,
-    pub task_id: Uuid,
+    pub project_id: ProjectId,
+    pub task_id: TaskId,
     pub path: &'a str,
 }
 
@@ -187,7 +187,7 @@ pub(crate) async fn clashes(
 }
 
 /// Versions written per task.
-pub(crate) fn counts(written: &[Written]) -> HashMap<Uuid, u64> {
+pub(crate) fn counts(written: &[Written]) -> HashMap<TaskId, u64> {
     let mut counts = HashMap::new();
     for w in written {
         *counts.entry(w.task_id).or_insert(0) += 1;
@@ -198,23 +198,23 @@ pub(crate) fn counts(written: &[Written]) -> HashMap<Uuid, u64> {
 /// A version that replaced one its task never saw.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub(crate) struct Conflict {
-    pub project_id: Uuid,
-    pub task_id: Uuid,
+    pub project_id: ProjectId,
+    pub task_id: TaskId,
     pub path: String,
     pub version: i32,
     pub other_version: i32,
     pub other_task_key: String,
-    pub other_agent: Option<String>,
+    pub other_agent: Option<AgentKind>,
 }
 
 /// The `file_conflict` event of a conflict, for its project.
-pub(crate) fn conflict_event(c: &Conflict) -> (Uuid, crate::events::NewEvent) {
+pub(crate) fn conflict_event(c: &Conflict) -> (ProjectId, crate::events::NewEvent) {
     (
         c.project_id,
-        crate::events::NewEvent {
-            task_id: Some(c.task_id),
-            kind: "file_conflict",
-            data: serde_json::json!({
+        crate::events::NewEvent::of_task(
+            c.task_id,
+            EventKind::FileConflict,
+            serde_json::json!({
                 "path": c.path,
                 "version": c.version,
                 "other_version": c.other_version,
@@ -222,7 +222,7 @@ pub(crate) fn conflict_event(c: &Conflict) -> (Uuid, crate::events::NewEvent) {
                 "other_agent": c.other_agent,
                 "reason": "written by tasks the graph does not order: both versions are kept",
             }),
-        },
+        ),
     )
 }
 
@@ -238,7 +238,7 @@ pub(crate) async fn record_conflicts(
     if written.is_empty() {
         return Ok(Vec::new());
     }
-    let replaced: Vec<(Conflict, Uuid)> = sqlx::query_as::<_, ReplacedRow>(
+    let replaced: Vec<(Conflict, TaskId)> = sqlx::query_as::<_, ReplacedRow>(
         "SELECT m.project_id, m.task_id, m.path, m.version,
                 prev.version AS other_version, t.key AS other_task_key,
                 prev.agent AS other_agent, prev.task_id AS other_task_id
@@ -265,17 +265,17 @@ pub(crate) async fn record_conflicts(
         return Ok(Vec::new());
     }
 
-    let mut projects: Vec<Uuid> = replaced.iter().map(|(c, _)| c.project_id).collect();
+    let mut projects: Vec<ProjectId> = replaced.iter().map(|(c, _)| c.project_id).collect();
     projects.sort_unstable();
     projects.dedup();
-    let edges: Vec<(Uuid, Uuid)> = sqlx::query_as(
+    let edges: Vec<(TaskId, TaskId)> = sqlx::query_as(
         "SELECT d.task_id, d.depends_on FROM task_dependencies d JOIN tasks t ON t.id = d.task_id
          WHERE t.project_id = ANY($1)",
     )
     .bind(&projects)
     .fetch_all(&mut *conn)
     .await?;
-    let mut depends_on: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    let mut depends_on: HashMap<TaskId, Vec<TaskId>> = HashMap::new();
     for (task, dependency) in edges {
         depends_on.entry(task).or_default().push(dependency);
     }
@@ -314,12 +314,7 @@ pub(crate) async fn record_conflicts(
                 .map(|c| c.other_task_key.as_str())
                 .collect::<Vec<_>>(),
         )
-        .bind(
-            conflicts
-                .iter()
-                .map(|c| c.other_agent.as_deref())
-                .collect::<Vec<_>>(),
-        )
+        .bind(conflicts.iter().map(|c| c.other_agent).collect::<Vec<_>>())
         .execute(&mut *conn)
         .await?;
     }
@@ -331,17 +326,17 @@ pub(crate) async fn record_conflicts(
 struct ReplacedRow {
     #[sqlx(flatten)]
     conflict: Conflict,
-    other_task_id: Uuid,
+    other_task_id: TaskId,
 }
 
 impl ReplacedRow {
-    fn split(self) -> (Conflict, Uuid) {
+    fn split(self) -> (Conflict, TaskId) {
         (self.conflict, self.other_task_id)
     }
 }
 
 /// Whether `ancestor` is upstream of `task` in the graph `depends_on`.
-fn is_upstream(ancestor: Uuid, task: Uuid, depends_on: &HashMap<Uuid, Vec<Uuid>>) -> bool {
+fn is_upstream(ancestor: TaskId, task: TaskId, depends_on: &HashMap<TaskId, Vec<TaskId>>) -> bool {
     let mut seen = std::collections::HashSet::new();
     let mut stack = vec![task];
     while let Some(id) = stack.pop() {
@@ -358,7 +353,7 @@ fn is_upstream(ancestor: Uuid, task: Uuid, depends_on: &HashMap<Uuid, Vec<Uuid>>
 }
 
 /// The latest version of every file of a project, by path.
-pub async fn latest(pool: &PgPool, project_id: Uuid) -> Result<Vec<StoredFile>> {
+pub async fn latest(pool: &PgPool, project_id: ProjectId) -> Result<Vec<StoredFile>> {
     let files = sqlx::query_as::<_, StoredFile>(
         "SELECT DISTINCT ON (f.path)
                 f.path, f.version, f.content, f.sha256, f.size_bytes, f.language,
@@ -381,9 +376,9 @@ pub struct FileMeta {
     pub sha256: String,
     pub size_bytes: i32,
     pub language: Option<String>,
-    pub task_id: Option<Uuid>,
+    pub task_id: Option<TaskId>,
     pub task_key: Option<String>,
-    pub agent: Option<String>,
+    pub agent: Option<AgentKind>,
     pub attempt: Option<i32>,
     pub model: Option<String>,
     pub prompt_version: Option<String>,
@@ -394,7 +389,7 @@ pub struct FileMeta {
 }
 
 /// The latest version of every file of a project, by path, without content.
-pub async fn list_latest(pool: &PgPool, project_id: Uuid) -> Result<Vec<FileMeta>> {
+pub async fn list_latest(pool: &PgPool, project_id: ProjectId) -> Result<Vec<FileMeta>> {
     let files = sqlx::query_as::<_, FileMeta>(
         "SELECT DISTINCT ON (f.path)
                 f.path, f.version, f.sha256, f.size_bytes, f.language, f.task_id,
@@ -411,7 +406,7 @@ pub async fn list_latest(pool: &PgPool, project_id: Uuid) -> Result<Vec<FileMeta
 }
 
 /// Every version of one path, oldest first.
-pub async fn history(pool: &PgPool, project_id: Uuid, path: &str) -> Result<Vec<FileMeta>> {
+pub async fn history(pool: &PgPool, project_id: ProjectId, path: &str) -> Result<Vec<FileMeta>> {
     let files = sqlx::query_as::<_, FileMeta>(
         "SELECT f.path, f.version, f.sha256, f.size_bytes, f.language, f.task_id,
                 t.key AS task_key, f.agent, f.attempt, f.model, f.prompt_version,
@@ -428,7 +423,7 @@ pub async fn history(pool: &PgPool, project_id: Uuid, path: &str) -> Result<Vec<
 }
 
 /// Every file version a task wrote, by path.
-pub async fn written_by(pool: &PgPool, task_id: Uuid) -> Result<Vec<FileMeta>> {
+pub async fn written_by(pool: &PgPool, task_id: TaskId) -> Result<Vec<FileMeta>> {
     let files = sqlx::query_as::<_, FileMeta>(
         "SELECT f.path, f.version, f.sha256, f.size_bytes, f.language, f.task_id,
                 t.key AS task_key, f.agent, f.attempt, f.model, f.prompt_version,
@@ -446,7 +441,7 @@ pub async fn written_by(pool: &PgPool, task_id: Uuid) -> Result<Vec<FileMeta>> {
 /// One version of a file (the latest when `version` is `None`), with its content.
 pub async fn get(
     pool: &PgPool,
-    project_id: Uuid,
+    project_id: ProjectId,
     path: &str,
     version: Option<i32>,
 ) -> Result<Option<StoredFile>> {

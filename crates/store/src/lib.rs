@@ -6,10 +6,12 @@
 //! connection: every function takes the pool and returns before any slow work.
 
 pub mod budget;
+mod claims;
 pub mod events;
 pub mod files;
 pub mod listener;
 pub mod llm_cache;
+mod locks;
 pub mod oversight;
 pub mod projects;
 pub mod retention;
@@ -21,6 +23,7 @@ mod text;
 
 use std::time::Duration;
 
+pub use guild_core::{ProjectId, TaskId};
 pub use sqlx;
 pub use sqlx::PgPool;
 use sqlx::migrate::Migrator;
@@ -41,14 +44,11 @@ pub enum StoreError {
     /// A fenced write found the task no longer running at this attempt: another worker
     /// owns it now, or it was cancelled. The late result is dropped.
     #[error("task {task_id} is no longer running at attempt {attempt}")]
-    NotRunning { task_id: uuid::Uuid, attempt: i32 },
+    NotRunning { task_id: TaskId, attempt: i32 },
     /// The request conflicts with the resource's current state (e.g. cancelling a finished
     /// project); the message says how.
     #[error("{0}")]
     Conflict(String),
-    /// A stored value that the domain types do not know (the schema forbids this).
-    #[error("corrupt row: {0}")]
-    Corrupt(String),
 }
 
 impl StoreError {
@@ -95,12 +95,4 @@ pub async fn ping(pool: &PgPool) -> Result<()> {
 pub async fn migrate(pool: &PgPool) -> Result<()> {
     MIGRATOR.run(pool).await?;
     Ok(())
-}
-
-fn parse<T: std::str::FromStr>(text: &str) -> Result<T>
-where
-    T::Err: std::fmt::Display,
-{
-    text.parse()
-        .map_err(|e: T::Err| StoreError::Corrupt(e.to_string()))
 }

@@ -1,43 +1,42 @@
 //! Human oversight: approving or rejecting a task waiting at its gate, and retrying a task
 //! that failed, was skipped or was cancelled. Each is one transaction.
 
-use guild_core::{Finding, ProjectStatus, TaskStatus};
+use guild_core::{EventKind, Finding, ProjectId, ProjectStatus, TaskId, TaskStatus};
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
-use uuid::Uuid;
 
 use crate::events::{self, NewEvent};
 use crate::listener::notify_ready;
+use crate::locks::lock_project;
 use crate::review::{self, CompletedReview};
 use crate::settle::{Settled, finish_project_if_done, release_dependents};
-use crate::{Result, StoreError, parse};
+use crate::{Result, StoreError};
 
 /// Locks a task of a project and returns its key and status.
 async fn lock_task(
     conn: &mut PgConnection,
-    project_id: Uuid,
-    task_id: Uuid,
+    project_id: ProjectId,
+    task_id: TaskId,
 ) -> Result<(String, TaskStatus)> {
-    let row: Option<(String, String)> = sqlx::query_as(
+    let row: Option<(String, TaskStatus)> = sqlx::query_as(
         "SELECT key, status FROM tasks WHERE id = $1 AND project_id = $2 FOR UPDATE",
     )
     .bind(task_id)
     .bind(project_id)
     .fetch_optional(conn)
     .await?;
-    let (key, status) = row.ok_or(StoreError::NotFound("task"))?;
-    Ok((key, parse(&status)?))
+    row.ok_or(StoreError::NotFound("task"))
 }
 
 /// Begins a review of a task waiting at its gate: locks its project, then the task, and
 /// returns the transaction and the task's key, or a conflict if it is not waiting.
 async fn begin_review(
     pool: &PgPool,
-    project_id: Uuid,
-    task_id: Uuid,
+    project_id: ProjectId,
+    task_id: TaskId,
 ) -> Result<(sqlx::Transaction<'static, sqlx::Postgres>, String)> {
     let mut tx = pool.begin().await?;
-    crate::projects::lock(&mut tx, project_id).await?;
+    lock_project(&mut tx, project_id).await?;
     let (key, status) = lock_task(&mut tx, project_id, task_id).await?;
     if status != TaskStatus::AwaitingApproval {
         return Err(StoreError::Conflict(format!(
@@ -50,7 +49,12 @@ async fn begin_review(
 /// Approves a task waiting at its gate: it completes and its dependents are released. An
 /// approved review with blocking findings starts its fix round now, as it would have
 /// without the gate.
-pub async fn approve(pool: &PgPool, project_id: Uuid, task_id: Uuid) -> Result<Settled> {
+///
+/// # Errors
+///
+/// [`StoreError::NotFound`] for an unknown project or task; [`StoreError::Conflict`]
+/// when the task is not awaiting approval; a database error otherwise.
+pub async fn approve(pool: &PgPool, project_id: ProjectId, task_id: TaskId) -> Result<Settled> {
     let (mut tx, key) = begin_review(pool, project_id, task_id).await?;
     let (kind, priority, critical, review_round, findings): (
         String,
@@ -85,31 +89,35 @@ pub async fn approve(pool: &PgPool, project_id: Uuid, task_id: Uuid) -> Result<S
         .await?
         .remove(&task_id)
         .unwrap_or(0);
-    let mut log = vec![NewEvent {
-        task_id: Some(task_id),
-        kind: "approval_given",
-        data: json!({"key": key, "released": released}),
-    }];
+    let mut log = vec![NewEvent::of_task(
+        task_id,
+        EventKind::ApprovalGiven,
+        json!({"key": key, "released": released}),
+    )];
     log.extend(grown.into_iter().map(|(_, event)| event));
     events::record(&mut tx, project_id, &log).await?;
     let project_finished = finish_project_if_done(&mut tx, project_id).await?;
     notify_ready(&mut tx).await?;
     tx.commit().await?;
     Ok(Settled {
-        project_id,
         released,
-        files_written: 0,
-        awaiting_approval: false,
-        retrying: false,
-        skipped: 0,
-        cancelled: 0,
         project_finished,
+        ..Settled::nothing(project_id)
     })
 }
 
 /// Rejects a task waiting at its gate: it runs again with `feedback` in its prompt. The
 /// re-run does not use up one of its attempts.
-pub async fn reject(pool: &PgPool, project_id: Uuid, task_id: Uuid, feedback: &str) -> Result<()> {
+///
+/// # Errors
+///
+/// As [`approve`].
+pub async fn reject(
+    pool: &PgPool,
+    project_id: ProjectId,
+    task_id: TaskId,
+    feedback: &str,
+) -> Result<()> {
     let (mut tx, key) = begin_review(pool, project_id, task_id).await?;
     sqlx::query(
         "UPDATE tasks
@@ -124,11 +132,11 @@ pub async fn reject(pool: &PgPool, project_id: Uuid, task_id: Uuid, feedback: &s
     events::record(
         &mut tx,
         project_id,
-        &[NewEvent {
-            task_id: Some(task_id),
-            kind: "approval_rejected",
-            data: json!({"key": key, "feedback": feedback}),
-        }],
+        &[NewEvent::of_task(
+            task_id,
+            EventKind::ApprovalRejected,
+            json!({"key": key, "feedback": feedback}),
+        )],
     )
     .await?;
     notify_ready(&mut tx).await?;
@@ -139,15 +147,14 @@ pub async fn reject(pool: &PgPool, project_id: Uuid, task_id: Uuid, feedback: &s
 /// Re-runs a failed, skipped or cancelled task with a fresh budget of attempts. Its skipped
 /// or cancelled dependents are re-opened, and so, when the project had failed, are the
 /// tasks its failure cancelled; the project runs again.
-pub async fn retry(pool: &PgPool, project_id: Uuid, task_id: Uuid) -> Result<()> {
+///
+/// # Errors
+///
+/// [`StoreError::NotFound`] for an unknown project or task; [`StoreError::Conflict`]
+/// when the task did not fail, skip or get cancelled; a database error otherwise.
+pub async fn retry(pool: &PgPool, project_id: ProjectId, task_id: TaskId) -> Result<()> {
     let mut tx = pool.begin().await?;
-    let (project_status,): (String,) =
-        sqlx::query_as("SELECT status FROM projects WHERE id = $1 FOR UPDATE")
-            .bind(project_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::NotFound("project"))?;
-    let project_status: ProjectStatus = parse(&project_status)?;
+    let project_status = lock_project(&mut tx, project_id).await?;
     let (key, status) = lock_task(&mut tx, project_id, task_id).await?;
     if !matches!(
         status,
@@ -198,11 +205,11 @@ pub async fn retry(pool: &PgPool, project_id: Uuid, task_id: Uuid) -> Result<()>
     events::record(
         &mut tx,
         project_id,
-        &[NewEvent {
-            task_id: Some(task_id),
-            kind: "task_retry_requested",
-            data: json!({"key": key, "reopened": reopened}),
-        }],
+        &[NewEvent::of_task(
+            task_id,
+            EventKind::TaskRetryRequested,
+            json!({"key": key, "reopened": reopened}),
+        )],
     )
     .await?;
     notify_ready(&mut tx).await?;

@@ -1,17 +1,20 @@
 //! Projects: creating one with its whole task graph, and reading it back.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use guild_core::{Plan, ProjectStatus, ProjectType, TaskStatus};
+use guild_core::{
+    AgentKind, EventKind, Plan, ProjectId, ProjectOptions, ProjectStatus, ProjectType, TaskId,
+    TaskStatus,
+};
 use serde::Serialize;
 use serde_json::{Value, json};
-use sqlx::PgPool;
-use uuid::Uuid;
+use sqlx::{PgConnection, PgPool};
 
 use crate::events::{self, NewEvent};
 use crate::listener::notify_ready;
-use crate::{Result, StoreError, parse};
+use crate::locks::lock_project;
+use crate::{Result, StoreError};
 
 /// A project to create.
 #[derive(Debug, Clone)]
@@ -19,9 +22,10 @@ pub struct NewProject<'a> {
     pub description: &'a str,
     pub project_type: ProjectType,
     pub technology_stack: Option<&'a str>,
-    pub options: Value,
+    pub options: &'a ProjectOptions,
     pub plan: &'a Plan,
-    /// Attempts per task before it fails for good.
+    /// Attempts per task before it fails for good, when neither the task nor the options
+    /// say.
     pub max_attempts: i32,
     /// Makes creation idempotent: the same key and request return the first project.
     pub idempotency: Option<Idempotency<'a>>,
@@ -52,10 +56,10 @@ impl Created {
     }
 }
 
-/// A stored project.
-#[derive(Debug, Clone, Serialize)]
+/// A stored project, decoded straight from its row.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Project {
-    pub id: Uuid,
+    pub id: ProjectId,
     pub description: String,
     pub project_type: ProjectType,
     pub technology_stack: Option<String>,
@@ -64,6 +68,7 @@ pub struct Project {
     pub requirements: Option<Value>,
     pub error: Option<String>,
     /// What the project's model calls used.
+    #[sqlx(flatten)]
     pub usage: Usage,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
@@ -83,76 +88,51 @@ pub struct Usage {
     pub cache_hits: i64,
 }
 
+impl Usage {
+    /// Nothing used yet, at a known cost of zero.
+    fn zero() -> Self {
+        Self {
+            cost_usd: Some(0.0),
+            ..Self::default()
+        }
+    }
+
+    /// Adds `other`; an unknown cost makes the sum's cost unknown.
+    fn add(&mut self, other: &Self) {
+        self.prompt_tokens += other.prompt_tokens;
+        self.completion_tokens += other.completion_tokens;
+        self.cost_usd = self.cost_usd.zip(other.cost_usd).map(|(a, b)| a + b);
+        self.llm_calls += other.llm_calls;
+        self.cache_hits += other.cache_hits;
+    }
+}
+
 /// A project's usage by agent kind.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AgentUsage {
-    pub agent: String,
+    pub agent: AgentKind,
     #[serde(flatten)]
     pub usage: Usage,
 }
 
 /// A project's usage by agent kind, from its tasks: the sums of theirs, by agent name.
 pub fn usage_by_agent(tasks: &[crate::tasks::Task]) -> Vec<AgentUsage> {
-    let mut by_agent: std::collections::BTreeMap<&str, Usage> = Default::default();
+    let mut by_agent: BTreeMap<AgentKind, Usage> = BTreeMap::new();
     for task in tasks {
-        let total = by_agent.entry(task.agent.as_str()).or_insert(Usage {
-            cost_usd: Some(0.0),
-            ..Usage::default()
-        });
-        total.prompt_tokens += task.usage.prompt_tokens;
-        total.completion_tokens += task.usage.completion_tokens;
-        total.cost_usd = total.cost_usd.zip(task.usage.cost_usd).map(|(a, b)| a + b);
-        total.llm_calls += task.usage.llm_calls;
-        total.cache_hits += task.usage.cache_hits;
+        by_agent
+            .entry(task.agent)
+            .or_insert_with(Usage::zero)
+            .add(&task.usage);
     }
-    by_agent
+    let mut by_agent: Vec<AgentUsage> = by_agent
         .into_iter()
-        .map(|(agent, usage)| AgentUsage {
-            agent: agent.to_owned(),
-            usage,
-        })
-        .collect()
+        .map(|(agent, usage)| AgentUsage { agent, usage })
+        .collect();
+    by_agent.sort_by_key(|a| a.agent.as_str());
+    by_agent
 }
 
-#[derive(sqlx::FromRow)]
-struct ProjectRow {
-    id: Uuid,
-    description: String,
-    project_type: String,
-    technology_stack: Option<String>,
-    status: String,
-    options: Value,
-    requirements: Option<Value>,
-    error: Option<String>,
-    #[sqlx(flatten)]
-    usage: Usage,
-    created_at: DateTime<Utc>,
-    started_at: Option<DateTime<Utc>>,
-    finished_at: Option<DateTime<Utc>>,
-}
-
-impl TryFrom<ProjectRow> for Project {
-    type Error = StoreError;
-
-    fn try_from(row: ProjectRow) -> Result<Self> {
-        Ok(Self {
-            id: row.id,
-            description: row.description,
-            project_type: parse(&row.project_type)?,
-            technology_stack: row.technology_stack,
-            status: parse(&row.status)?,
-            options: row.options,
-            requirements: row.requirements,
-            error: row.error,
-            usage: row.usage,
-            created_at: row.created_at,
-            started_at: row.started_at,
-            finished_at: row.finished_at,
-        })
-    }
-}
-
-/// The columns of [`ProjectRow`], as a literal so queries stay static strings.
+/// The columns of [`Project`], as a literal so queries stay static strings.
 macro_rules! project_columns {
     () => {
         "id, description, project_type, technology_stack, status, options, requirements, \
@@ -161,24 +141,14 @@ macro_rules! project_columns {
     };
 }
 
-/// Locks a project's row until the transaction ends. Every transaction that records events
-/// of a project takes this lock first (before any task of it), so the project's event ids
-/// grow in commit order: a reader that has seen event `n` will never later find a smaller
-/// id appear. Without it, two workers' transactions could commit out of id order and a
-/// stream resuming after the larger id would skip the other. (Claims take the same lock in
-/// their single statement, skipping projects locked by others.)
-pub(crate) async fn lock(conn: &mut sqlx::PgConnection, project_id: Uuid) -> Result<()> {
-    let locked: Option<(Uuid,)> =
-        sqlx::query_as("SELECT id FROM projects WHERE id = $1 FOR NO KEY UPDATE")
-            .bind(project_id)
-            .fetch_optional(conn)
-            .await?;
-    locked.map(|_| ()).ok_or(StoreError::NotFound("project"))
-}
-
 /// Creates the project and its whole task graph in one transaction, and wakes the workers.
-/// With an idempotency key already used, returns that project when the request is the same
-/// and a conflict when it is not.
+/// With an idempotency key already used, returns that project when the request is the same.
+///
+/// # Errors
+///
+/// [`StoreError::Conflict`] when the idempotency key was used with another request; a
+/// database error otherwise.
+#[tracing::instrument(skip_all, fields(tasks = new.plan.tasks().len()), err)]
 pub async fn create(pool: &PgPool, new: NewProject<'_>) -> Result<Created> {
     if let Some(idempotency) = new.idempotency
         && let Some(existing) = find_idempotent(pool, idempotency).await?
@@ -204,7 +174,7 @@ pub async fn create(pool: &PgPool, new: NewProject<'_>) -> Result<Created> {
 }
 
 async fn find_idempotent(pool: &PgPool, idempotency: Idempotency<'_>) -> Result<Option<Project>> {
-    let row = sqlx::query_as::<_, (Uuid, Option<String>)>(
+    let row = sqlx::query_as::<_, (ProjectId, Option<String>)>(
         "SELECT id, request_hash FROM projects WHERE idempotency_key = $1",
     )
     .bind(idempotency.key)
@@ -222,15 +192,10 @@ async fn find_idempotent(pool: &PgPool, idempotency: Idempotency<'_>) -> Result<
 }
 
 async fn insert(pool: &PgPool, new: &NewProject<'_>) -> Result<Project> {
-    let project_id = Uuid::now_v7();
-    let tasks = new.plan.tasks();
-    let task_ids: HashMap<&str, Uuid> = tasks
-        .iter()
-        .map(|t| (t.key.as_str(), Uuid::now_v7()))
-        .collect();
-
+    let project_id = ProjectId::new();
+    let options = serde_json::to_value(new.options).expect("options serialise");
     let mut tx = pool.begin().await?;
-    let row = sqlx::query_as::<_, ProjectRow>(concat!(
+    let project = sqlx::query_as::<_, Project>(concat!(
         "INSERT INTO projects (id, description, project_type, technology_stack, options,
                                idempotency_key, request_hash, max_attempts)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -239,99 +204,26 @@ async fn insert(pool: &PgPool, new: &NewProject<'_>) -> Result<Project> {
     ))
     .bind(project_id)
     .bind(new.description)
-    .bind(new.project_type.as_str())
+    .bind(new.project_type)
     .bind(new.technology_stack)
-    .bind(&new.options)
+    .bind(&options)
     .bind(new.idempotency.map(|i| i.key))
     .bind(new.idempotency.map(|i| i.request_hash))
     .bind(new.max_attempts)
     .fetch_one(&mut *tx)
     .await?;
-
-    let ids: Vec<Uuid> = tasks.iter().map(|t| task_ids[t.key.as_str()]).collect();
-    let keys: Vec<&str> = tasks.iter().map(|t| t.key.as_str()).collect();
-    let kinds: Vec<&str> = tasks.iter().map(|t| t.kind.as_str()).collect();
-    let agents: Vec<&str> = tasks.iter().map(|t| t.agent.as_str()).collect();
-    let descriptions: Vec<&str> = tasks.iter().map(|t| t.description.as_str()).collect();
-    let priorities: Vec<i16> = tasks.iter().map(|t| t.priority).collect();
-    let critical: Vec<bool> = tasks.iter().map(|t| t.critical).collect();
-    let minutes: Vec<i32> = tasks
-        .iter()
-        .map(|t| i32::try_from(t.estimated_minutes).unwrap_or(i32::MAX))
-        .collect();
-    let pending: Vec<i32> = tasks.iter().map(|t| t.depends_on.len() as i32).collect();
-    let statuses: Vec<&str> = tasks
-        .iter()
-        .map(|t| {
-            if t.depends_on.is_empty() {
-                TaskStatus::Ready.as_str()
-            } else {
-                TaskStatus::Blocked.as_str()
-            }
-        })
-        .collect();
-    sqlx::query(
-        "INSERT INTO tasks (id, project_id, key, kind, agent, description, priority, critical,
-                            estimated_minutes, pending_deps, status, max_attempts, queue_at)
-         SELECT t.id, $1, t.key, t.kind, t.agent, t.description, t.priority, t.critical,
-                t.minutes, t.pending, t.status, coalesce(t.max_attempts, $12),
-                -- Tasks ready together queue a second apart (see the scheduling migration).
-                now() + (row_number() OVER (PARTITION BY t.status ORDER BY t.priority, t.key) - 1)
-                        * interval '1 second'
-         FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int2[],
-                     $8::bool[], $9::int4[], $10::int4[], $11::text[], $13::int4[])
-              AS t(id, key, kind, agent, description, priority, critical, minutes, pending, status,
-                   max_attempts)",
-    )
-    .bind(project_id)
-    .bind(&ids)
-    .bind(keys)
-    .bind(kinds)
-    .bind(agents)
-    .bind(descriptions)
-    .bind(priorities)
-    .bind(critical)
-    .bind(minutes)
-    .bind(pending)
-    .bind(statuses)
-    .bind(new.max_attempts)
-    .bind(
-        tasks
-            .iter()
-            .map(|t| t.max_attempts.map(i32::from))
-            .collect::<Vec<_>>(),
-    )
-    .execute(&mut *tx)
-    .await?;
-
-    let (dependents, dependencies): (Vec<Uuid>, Vec<Uuid>) = tasks
-        .iter()
-        .flat_map(|t| {
-            let task_id = task_ids[t.key.as_str()];
-            t.depends_on.iter().map(move |d| (task_id, d))
-        })
-        .map(|(task_id, dep)| (task_id, task_ids[dep.as_str()]))
-        .unzip();
-    sqlx::query(
-        "INSERT INTO task_dependencies (task_id, depends_on)
-         SELECT * FROM unnest($1::uuid[], $2::uuid[])",
-    )
-    .bind(dependents)
-    .bind(dependencies)
-    .execute(&mut *tx)
-    .await?;
-
+    insert_graph(&mut tx, project_id, new.plan, new.max_attempts).await?;
     events::record(
         &mut tx,
         project_id,
         &[NewEvent {
             task_id: None,
-            kind: "project_created",
+            kind: EventKind::ProjectCreated,
             data: json!({
                 // The template it was planned from, or `custom`: a custom workflow has no
                 // project type of its own.
                 "workflow": new.plan.template().map_or("custom", ProjectType::as_str),
-                "tasks": tasks.len(),
+                "tasks": new.plan.tasks().len(),
                 "phases": new.plan.phases().len(),
                 "estimated_minutes": new.plan.total_minutes(),
                 "critical_path_minutes": new.plan.critical_path_minutes(),
@@ -341,12 +233,112 @@ async fn insert(pool: &PgPool, new: &NewProject<'_>) -> Result<Project> {
     .await?;
     notify_ready(&mut tx).await?;
     tx.commit().await?;
-    row.try_into()
+    Ok(project)
+}
+
+/// Stores a plan's tasks and their dependencies, two statements whatever its size. Tasks
+/// without dependencies are ready and queue a second apart (see the scheduling migration).
+async fn insert_graph(
+    conn: &mut PgConnection,
+    project_id: ProjectId,
+    plan: &Plan,
+    max_attempts: i32,
+) -> Result<()> {
+    let tasks = plan.tasks();
+    let ids: BTreeMap<&str, TaskId> = tasks
+        .iter()
+        .map(|t| (t.key.as_str(), TaskId::new()))
+        .collect();
+    let status = |deps: &[String]| {
+        if deps.is_empty() {
+            TaskStatus::Ready
+        } else {
+            TaskStatus::Blocked
+        }
+    };
+    sqlx::query(
+        "INSERT INTO tasks (id, project_id, key, kind, agent, description, priority, critical,
+                            estimated_minutes, pending_deps, status, max_attempts, queue_at)
+         SELECT t.id, $1, t.key, t.kind, t.agent, t.description, t.priority, t.critical,
+                t.minutes, t.pending, t.status, coalesce(t.max_attempts, $12),
+                now() + (row_number() OVER (PARTITION BY t.status ORDER BY t.priority, t.key) - 1)
+                        * interval '1 second'
+         FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int2[],
+                     $8::bool[], $9::int4[], $10::int4[], $11::text[], $13::int4[])
+              AS t(id, key, kind, agent, description, priority, critical, minutes, pending, status,
+                   max_attempts)",
+    )
+    .bind(project_id)
+    .bind(
+        tasks
+            .iter()
+            .map(|t| ids[t.key.as_str()])
+            .collect::<Vec<_>>(),
+    )
+    .bind(tasks.iter().map(|t| t.key.as_str()).collect::<Vec<_>>())
+    .bind(tasks.iter().map(|t| t.kind.as_str()).collect::<Vec<_>>())
+    .bind(tasks.iter().map(|t| t.agent).collect::<Vec<_>>())
+    .bind(
+        tasks
+            .iter()
+            .map(|t| t.description.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(tasks.iter().map(|t| t.priority).collect::<Vec<_>>())
+    .bind(tasks.iter().map(|t| t.critical).collect::<Vec<_>>())
+    .bind(
+        tasks
+            .iter()
+            .map(|t| i32::try_from(t.estimated_minutes).unwrap_or(i32::MAX))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        tasks
+            .iter()
+            .map(|t| i32::try_from(t.depends_on.len()).unwrap_or(i32::MAX))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        tasks
+            .iter()
+            .map(|t| status(&t.depends_on))
+            .collect::<Vec<_>>(),
+    )
+    .bind(max_attempts)
+    .bind(
+        tasks
+            .iter()
+            .map(|t| t.max_attempts.map(i32::from))
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut *conn)
+    .await?;
+    let (dependents, dependencies): (Vec<TaskId>, Vec<TaskId>) = tasks
+        .iter()
+        .flat_map(|t| {
+            let task_id = ids[t.key.as_str()];
+            t.depends_on.iter().map(move |d| (task_id, d))
+        })
+        .map(|(task_id, dep)| (task_id, ids[dep.as_str()]))
+        .unzip();
+    sqlx::query(
+        "INSERT INTO task_dependencies (task_id, depends_on)
+         SELECT * FROM unnest($1::uuid[], $2::uuid[])",
+    )
+    .bind(dependents)
+    .bind(dependencies)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// One project, if it exists.
-pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<Project>> {
-    let row = sqlx::query_as::<_, ProjectRow>(concat!(
+///
+/// # Errors
+///
+/// A database error.
+pub async fn get(pool: &PgPool, id: ProjectId) -> Result<Option<Project>> {
+    let project = sqlx::query_as::<_, Project>(concat!(
         "SELECT ",
         project_columns!(),
         " FROM projects WHERE id = $1"
@@ -354,72 +346,76 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<Project>> {
     .bind(id)
     .fetch_optional(pool)
     .await?;
-    row.map(Project::try_from).transpose()
+    Ok(project)
 }
 
 /// How many of a project's tasks are in each status (statuses with none are left out).
-pub async fn task_counts(pool: &PgPool, id: Uuid) -> Result<Vec<(TaskStatus, i64)>> {
-    let rows: Vec<(String, i64)> =
+///
+/// # Errors
+///
+/// A database error.
+pub async fn task_counts(pool: &PgPool, id: ProjectId) -> Result<Vec<(TaskStatus, i64)>> {
+    let mut counts: Vec<(TaskStatus, i64)> =
         sqlx::query_as("SELECT status, count(*) FROM tasks WHERE project_id = $1 GROUP BY status")
             .bind(id)
             .fetch_all(pool)
             .await?;
-    let mut counts = rows
-        .into_iter()
-        .map(|(status, n)| Ok((parse(&status)?, n)))
-        .collect::<Result<Vec<(TaskStatus, i64)>>>()?;
-    counts.sort_by_key(|(status, _)| TaskStatus::ALL.iter().position(|s| s == status));
+    counts.sort_by_key(|(status, _)| *status);
     Ok(counts)
 }
 
 /// How many of the projects `ids` are in each status (statuses with none are left out).
-pub async fn status_counts(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<(ProjectStatus, i64)>> {
-    let rows: Vec<(String, i64)> =
+///
+/// # Errors
+///
+/// A database error.
+pub async fn status_counts(pool: &PgPool, ids: &[ProjectId]) -> Result<Vec<(ProjectStatus, i64)>> {
+    let counts =
         sqlx::query_as("SELECT status, count(*) FROM projects WHERE id = ANY($1) GROUP BY status")
             .bind(ids)
             .fetch_all(pool)
             .await?;
-    rows.into_iter()
-        .map(|(status, n)| Ok((parse(&status)?, n)))
-        .collect()
+    Ok(counts)
 }
 
 /// Projects newest first, optionally with one status, after the project `before` (the
 /// cursor: ids are time-ordered UUIDv7), at most `limit`.
+///
+/// # Errors
+///
+/// A database error.
 pub async fn list(
     pool: &PgPool,
     status: Option<ProjectStatus>,
-    before: Option<Uuid>,
+    before: Option<ProjectId>,
     limit: i64,
 ) -> Result<Vec<Project>> {
-    let rows = sqlx::query_as::<_, ProjectRow>(concat!(
+    let projects = sqlx::query_as::<_, Project>(concat!(
         "SELECT ",
         project_columns!(),
         " FROM projects
           WHERE ($1::text IS NULL OR status = $1) AND ($2::uuid IS NULL OR id < $2)
           ORDER BY id DESC LIMIT $3"
     ))
-    .bind(status.map(ProjectStatus::as_str))
+    .bind(status)
     .bind(before)
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    rows.into_iter().map(Project::try_from).collect()
+    Ok(projects)
 }
 
 /// Cancels a project that has not ended: its unstarted and awaiting tasks are cancelled,
 /// and running ones too, so their late results are dropped by the completion fence.
-pub async fn cancel(pool: &PgPool, id: Uuid) -> Result<Project> {
+///
+/// # Errors
+///
+/// [`StoreError::NotFound`] when there is no such project; [`StoreError::Conflict`] when
+/// it already ended; a database error otherwise.
+#[tracing::instrument(skip(pool), err)]
+pub async fn cancel(pool: &PgPool, id: ProjectId) -> Result<Project> {
     let mut tx = pool.begin().await?;
-    let status: Option<(String,)> =
-        sqlx::query_as("SELECT status FROM projects WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let Some((status,)) = status else {
-        return Err(StoreError::NotFound("project"));
-    };
-    let status: ProjectStatus = parse(&status)?;
+    let status = lock_project(&mut tx, id).await?;
     if status.is_finished() {
         return Err(StoreError::Conflict(format!(
             "the project already ended: it is {status}"
@@ -433,9 +429,10 @@ pub async fn cancel(pool: &PgPool, id: Uuid) -> Result<Project> {
              RETURNING id, key
          )
          INSERT INTO events (project_id, task_id, kind, data)
-         SELECT $1, id, 'task_cancelled', jsonb_build_object('key', key) FROM cancelled",
+         SELECT $1, id, $2, jsonb_build_object('key', key) FROM cancelled",
     )
     .bind(id)
+    .bind(EventKind::TaskCancelled)
     .execute(&mut *tx)
     .await?;
     sqlx::query(
@@ -450,7 +447,7 @@ pub async fn cancel(pool: &PgPool, id: Uuid) -> Result<Project> {
         id,
         &[NewEvent {
             task_id: None,
-            kind: "project_cancelled",
+            kind: EventKind::ProjectCancelled,
             data: json!({}),
         }],
     )

@@ -3,15 +3,20 @@
 
 use std::time::Duration;
 
+use guild_core::ProjectId;
 use sqlx::PgPool;
-use uuid::Uuid;
 
 use crate::{Result, StoreError};
 
 /// Deletes a finished (`completed`, `failed` or `cancelled`) project and everything it owns:
 /// tasks, dependencies, events, files. A project still pending or running is a conflict:
 /// cancel it first.
-pub async fn delete_project(pool: &PgPool, project_id: Uuid) -> Result<()> {
+///
+/// # Errors
+///
+/// [`StoreError::NotFound`] for an unknown project, [`StoreError::Conflict`] for one not
+/// finished; a database error otherwise.
+pub async fn delete_project(pool: &PgPool, project_id: ProjectId) -> Result<()> {
     let mut tx = pool.begin().await?;
     let status: Option<(String,)> =
         sqlx::query_as("SELECT status FROM projects WHERE id = $1 FOR UPDATE")

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use guild_core::AgentKind;
+use guild_core::{AgentKind, TaskId};
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -16,8 +16,8 @@ pub struct Session {
     pub id: Uuid,
     pub worker_id: String,
     pub slot: i32,
-    pub agent: String,
-    pub current_task_id: Option<Uuid>,
+    pub agent: AgentKind,
+    pub current_task_id: Option<TaskId>,
     pub tasks_completed: i64,
     pub tasks_failed: i64,
     pub busy_ms: i64,
@@ -33,7 +33,7 @@ pub struct Session {
 pub struct SlotTask {
     pub slot: i32,
     pub agent: AgentKind,
-    pub task_id: Uuid,
+    pub task_id: TaskId,
 }
 
 /// Marks each slot's session for its task's agent as working on that task (creating the
@@ -44,11 +44,11 @@ pub async fn begin_tasks(
     worker_id: &str,
     starting: &[SlotTask],
     lease: std::time::Duration,
-) -> Result<HashMap<Uuid, Uuid>> {
+) -> Result<HashMap<TaskId, Uuid>> {
     if starting.is_empty() {
         return Ok(HashMap::new());
     }
-    let linked: Vec<(Uuid, Uuid)> = sqlx::query_as(
+    let linked: Vec<(TaskId, Uuid)> = sqlx::query_as(
         "WITH session AS (
              INSERT INTO agent_sessions (id, worker_id, slot, agent, current_task_id, lease_secs)
              SELECT s.id, $1, s.slot, s.agent, s.task_id, $6
@@ -65,7 +65,7 @@ pub async fn begin_tasks(
     .bind(worker_id)
     .bind(starting.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
     .bind(starting.iter().map(|s| s.slot).collect::<Vec<_>>())
-    .bind(starting.iter().map(|s| s.agent.as_str()).collect::<Vec<_>>())
+    .bind(starting.iter().map(|s| s.agent).collect::<Vec<_>>())
     .bind(starting.iter().map(|s| s.task_id).collect::<Vec<_>>())
     .bind(lease.as_secs_f64())
     .fetch_all(pool)
@@ -101,7 +101,7 @@ pub async fn list(pool: &PgPool) -> Result<Vec<Session>> {
 /// Figures per agent kind over every task it ran.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct AgentStats {
-    pub agent: String,
+    pub agent: AgentKind,
     pub tasks_completed: i64,
     pub tasks_failed: i64,
     pub mean_duration_ms: Option<f64>,

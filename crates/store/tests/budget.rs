@@ -3,17 +3,18 @@
 
 use std::time::Duration;
 
+use guild_core::ModelCall as LlmCall;
 use guild_core::{AgentKind, Plan, ProjectStatus, TaskStatus};
-use guild_store::budget::{self, Amount};
-use guild_store::settle::{self, Failure, LlmCall};
+use guild_core::{EventKind, ProjectId};
+use guild_store::budget::{self, Amount, Reservation};
+use guild_store::settle::{self, Failure};
 use guild_store::tasks::{self, ClaimedTask};
 use guild_store::{PgPool, llm_cache, projects};
 use guild_testkit::task_spec;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 /// Two independent tasks (`a` backend, `b` frontend) and `c` after both.
-async fn create(pool: &PgPool, options: Value) -> Uuid {
+async fn create(pool: &PgPool, options: Value) -> ProjectId {
     let plan = Plan::new(vec![
         task_spec("a", AgentKind::Backend, &[]),
         task_spec("b", AgentKind::Frontend, &[]),
@@ -33,6 +34,30 @@ async fn claim_both(pool: &PgPool) -> (ClaimedTask, ClaimedTask) {
     (a, b)
 }
 
+/// Reserves `amount` for `task` and expects it held.
+async fn hold(pool: &PgPool, project_id: ProjectId, task: &ClaimedTask, amount: Amount) {
+    let reservation = budget::reserve(pool, project_id, task.id, task.attempt, amount)
+        .await
+        .expect("reserve");
+    assert_eq!(reservation, Reservation::Held);
+}
+
+/// Reserves `amount` for `task`, expects a refusal and returns why.
+async fn refused(
+    pool: &PgPool,
+    project_id: ProjectId,
+    task: &ClaimedTask,
+    amount: Amount,
+) -> String {
+    match budget::reserve(pool, project_id, task.id, task.attempt, amount)
+        .await
+        .expect("reserve")
+    {
+        Reservation::Refused(why) => why,
+        Reservation::Held => panic!("held, but expected a refusal"),
+    }
+}
+
 fn tokens(n: i64) -> Amount {
     Amount {
         tokens: n,
@@ -40,7 +65,7 @@ fn tokens(n: i64) -> Amount {
     }
 }
 
-fn call(prompt: i64, completion: i64, cost: Option<f64>, cached: bool) -> LlmCall {
+fn call(prompt: u32, completion: u32, cost: Option<f64>, cached: bool) -> LlmCall {
     LlmCall {
         provider: "openai".into(),
         model: "gpt-4o-mini".into(),
@@ -49,7 +74,7 @@ fn call(prompt: i64, completion: i64, cost: Option<f64>, cached: bool) -> LlmCal
         latency_ms: 5,
         cost_usd: cost,
         cached,
-        prompt_version: Some("v1".into()),
+        prompt_version: "v1".into(),
     }
 }
 
@@ -57,7 +82,11 @@ async fn complete(pool: &PgPool, task: &ClaimedTask, calls: &[LlmCall]) {
     guild_testkit::complete_task(pool, task, calls).await;
 }
 
-async fn task_status(pool: &PgPool, project_id: Uuid, key: &str) -> (TaskStatus, projects::Usage) {
+async fn task_status(
+    pool: &PgPool,
+    project_id: ProjectId,
+    key: &str,
+) -> (TaskStatus, projects::Usage) {
     let task = tasks::list(pool, project_id)
         .await
         .expect("tasks")
@@ -73,14 +102,9 @@ async fn running_calls_hold_their_worst_case_until_they_settle() {
     let project_id = create(&pool, json!({"max_tokens": 1000})).await;
     let (a, b) = claim_both(&pool).await;
 
-    budget::reserve(&pool, project_id, a.id, a.attempt, tokens(600))
-        .await
-        .expect("reserve")
-        .expect("600 of 1000 fits");
-    let refusal = budget::reserve(&pool, project_id, b.id, b.attempt, tokens(600))
-        .await
-        .expect("reserve")
-        .expect_err("600 more does not fit while a holds 600");
+    hold(&pool, project_id, &a, tokens(600)).await;
+    // 600 more does not fit while a holds 600.
+    let refusal = refused(&pool, project_id, &b, tokens(600)).await;
     assert!(
         refusal.contains("max_tokens of 1000") && refusal.contains("600 tokens"),
         "{refusal}"
@@ -90,10 +114,7 @@ async fn running_calls_hold_their_worst_case_until_they_settle() {
     budget::settle_call(&pool, a.id, a.attempt, tokens(600), tokens(100))
         .await
         .expect("settle");
-    budget::reserve(&pool, project_id, b.id, b.attempt, tokens(600))
-        .await
-        .expect("reserve")
-        .expect("100 + 600 fits");
+    hold(&pool, project_id, &b, tokens(600)).await;
 
     // a completes: its 100 tokens move from its reservation into the totals.
     complete(&pool, &a, &[call(80, 20, Some(0.001), false)]).await;
@@ -110,18 +131,12 @@ async fn running_calls_hold_their_worst_case_until_they_settle() {
         }
     );
     // 100 spent + 600 held by b: 300 left.
-    let refusal = budget::reserve(&pool, project_id, b.id, b.attempt, tokens(301))
-        .await
-        .expect("reserve")
-        .expect_err("over");
+    let refusal = refused(&pool, project_id, &b, tokens(301)).await;
     assert!(
         refusal.contains("700 of the project's max_tokens"),
         "{refusal}"
     );
-    budget::reserve(&pool, project_id, b.id, b.attempt, tokens(300))
-        .await
-        .expect("reserve")
-        .expect("exactly the rest fits");
+    hold(&pool, project_id, &b, tokens(300)).await;
 }
 
 #[tokio::test]
@@ -133,37 +148,25 @@ async fn a_cost_budget_refuses_calls_whose_price_is_unknown_or_too_high() {
         tokens: 10,
         cost_usd: None,
     };
-    let refusal = budget::reserve(&pool, project_id, a.id, a.attempt, unknown)
-        .await
-        .expect("reserve")
-        .expect_err("unknown price");
+    let refusal = refused(&pool, project_id, &a, unknown).await;
     assert!(refusal.contains("price is unknown"), "{refusal}");
     let dear = Amount {
         tokens: 10,
         cost_usd: Some(0.06),
     };
-    let refusal = budget::reserve(&pool, project_id, a.id, a.attempt, dear)
-        .await
-        .expect("reserve")
-        .expect_err("too dear");
+    let refusal = refused(&pool, project_id, &a, dear).await;
     assert!(refusal.contains("max_cost_usd of $0.05"), "{refusal}");
     let cheap = Amount {
         tokens: 10,
         cost_usd: Some(0.04),
     };
-    budget::reserve(&pool, project_id, a.id, a.attempt, cheap)
-        .await
-        .expect("reserve")
-        .expect("fits");
+    hold(&pool, project_id, &a, cheap).await;
 
     // A project without a budget is never refused.
     let free = create(&pool, json!({})).await;
     let (c, _) = claim_both(&pool).await;
     assert_eq!(c.project_id, free);
-    budget::reserve(&pool, free, c.id, c.attempt, tokens(i64::from(i32::MAX)))
-        .await
-        .expect("reserve")
-        .expect("no budget");
+    hold(&pool, free, &c, tokens(i64::from(i32::MAX))).await;
 }
 
 #[tokio::test]
@@ -314,6 +317,23 @@ async fn the_cache_returns_what_was_kept_and_counts_hits() {
     assert_eq!(hits, 2);
 }
 
+/// Completes `task` at an attempt that no longer runs, with the `calls` it paid for: the
+/// fence refuses it.
+async fn complete_too_late(pool: &PgPool, task: &ClaimedTask, calls: &[LlmCall]) {
+    let late = settle::complete(
+        pool,
+        settle::Completion {
+            llm_calls: calls.to_vec(),
+            ..guild_testkit::completion(task, &[], &[])
+        },
+    )
+    .await;
+    assert!(matches!(
+        late,
+        Err(guild_store::StoreError::NotRunning { .. })
+    ));
+}
+
 /// The field report: four calls costing 5.4e-05 by their events made the project cost
 /// 5.6e-05, each call rounded to the micro-dollar as it was added.
 #[tokio::test]
@@ -334,7 +354,7 @@ async fn cost_totals_are_the_exact_sum_of_their_calls() {
         .await
         .expect("events")
         .iter()
-        .filter(|e| e.kind == "llm_call")
+        .filter(|e| e.kind == EventKind::LlmCall)
         .map(|e| e.data["cost_usd"].as_f64().expect("a cost"))
         .sum();
     let total = project.usage.cost_usd.expect("known");
@@ -379,28 +399,14 @@ async fn a_dropped_result_counts_its_calls_and_says_so() {
         .into_iter()
         .find(|t| t.id == a.id)
         .expect("attempt 2");
-    budget::reserve(&pool, project_id, a.id, again.attempt, tokens(500))
-        .await
-        .expect("reserve")
-        .expect("fits");
+    hold(&pool, project_id, &again, tokens(500)).await;
 
     // The first worker's late result arrives with the two calls it paid for.
     let paid = [
         call(100, 50, Some(0.001), false),
         call(10, 5, Some(0.0001), false),
     ];
-    let late = settle::complete(
-        &pool,
-        settle::Completion {
-            llm_calls: &paid,
-            ..guild_testkit::completion(&a, &[], &[])
-        },
-    )
-    .await;
-    assert!(matches!(
-        late,
-        Err(guild_store::StoreError::NotRunning { .. })
-    ));
+    complete_too_late(&pool, &a, &paid).await;
     let (status, usage) = task_status(&pool, project_id, "a").await;
     assert_eq!(status, TaskStatus::Running);
     assert_eq!(
@@ -422,15 +428,12 @@ async fn a_dropped_result_counts_its_calls_and_says_so() {
         .expect("events");
     let dropped = log
         .iter()
-        .find(|e| e.kind == "result_dropped")
+        .find(|e| e.kind == EventKind::ResultDropped)
         .expect("dropped");
     assert_eq!(dropped.data["llm_calls"], 2);
     assert_eq!(dropped.data["prompt_tokens"], 110);
     // Attempt 2's reservation still holds: 110 + 55 spent + 500 held.
-    let refusal = budget::reserve(&pool, project_id, a.id, again.attempt, tokens(99_400))
-        .await
-        .expect("reserve")
-        .expect_err("over the budget");
+    let refusal = refused(&pool, project_id, &again, tokens(99_400)).await;
     assert!(
         refusal.contains("665 of the project's max_tokens"),
         "{refusal}"
@@ -448,25 +451,17 @@ async fn a_result_after_the_end_adds_no_event_after_the_end() {
         .await
         .expect("cancelled");
     let paid = [call(100, 50, Some(0.001), false)];
-    let late = settle::complete(
-        &pool,
-        settle::Completion {
-            llm_calls: &paid,
-            ..guild_testkit::completion(&a, &[], &[])
-        },
-    )
-    .await;
-    assert!(matches!(
-        late,
-        Err(guild_store::StoreError::NotRunning { .. })
-    ));
+    complete_too_late(&pool, &a, &paid).await;
     settle::record_dropped_result(&pool, project_id, a.id, a.attempt, &paid, Some("stopped"))
         .await
         .expect("recorded");
     let log = guild_store::events::list(&pool, project_id, 0, 100)
         .await
         .expect("events");
-    assert_eq!(log.last().expect("events").kind, "project_cancelled");
+    assert_eq!(
+        log.last().expect("events").kind,
+        EventKind::ProjectCancelled
+    );
     let project = projects::get(&pool, project_id)
         .await
         .expect("read")

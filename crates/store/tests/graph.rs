@@ -4,22 +4,22 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use guild_core::{AgentKind, Plan, ProjectStatus, ProjectType, TaskSpec, TaskStatus};
+use guild_core::{EventKind, ProjectId, TaskId};
 use guild_store::settle::{self, Completion, Failure};
 use guild_store::tasks::{self, ClaimedTask};
 use guild_store::{PgPool, StoreError, events, files, projects};
 use serde_json::json;
-use uuid::Uuid;
 
 const LEASE: Duration = Duration::from_secs(30);
 
-async fn create(pool: &PgPool, plan: &Plan) -> Uuid {
+async fn create(pool: &PgPool, plan: &Plan) -> ProjectId {
     projects::create(
         pool,
         projects::NewProject {
             description: "A todo list app with user accounts and sharing",
             project_type: ProjectType::Fullstack,
             technology_stack: None,
-            options: json!({}),
+            options: &guild_core::ProjectOptions::default(),
             plan,
             max_attempts: 2,
             idempotency: None,
@@ -31,7 +31,7 @@ async fn create(pool: &PgPool, plan: &Plan) -> Uuid {
     .id
 }
 
-fn completion(task: &ClaimedTask) -> Completion<'static> {
+fn completion(task: &ClaimedTask) -> Completion {
     guild_testkit::completion(task, &[], &[])
 }
 
@@ -52,7 +52,7 @@ fn failure(task: &ClaimedTask, retryable: bool) -> Failure<'static> {
 }
 
 /// A fullstack project whose analysis has completed: three tasks are ready.
-async fn fullstack_after_analysis(pool: &PgPool) -> Uuid {
+async fn fullstack_after_analysis(pool: &PgPool) -> ProjectId {
     let project_id = create(pool, &ProjectType::Fullstack.template()).await;
     let analysis = claim_one(pool, "requirements_analysis").await;
     settle::complete(pool, completion(&analysis))
@@ -92,7 +92,7 @@ async fn drain(pool: &PgPool, fail_key: Option<&str>) {
     }
 }
 
-async fn statuses(pool: &PgPool, project_id: Uuid) -> Vec<(String, TaskStatus)> {
+async fn statuses(pool: &PgPool, project_id: ProjectId) -> Vec<(String, TaskStatus)> {
     tasks::list(pool, project_id)
         .await
         .expect("list")
@@ -141,7 +141,7 @@ async fn creating_a_project_stores_its_whole_graph() {
         .await
         .expect("events");
     assert_eq!(log.len(), 1);
-    assert_eq!(log[0].kind, "project_created");
+    assert_eq!(log[0].kind, EventKind::ProjectCreated);
     assert_eq!(log[0].data["tasks"], 15);
     assert_eq!(log[0].data["workflow"], "fullstack");
 }
@@ -155,7 +155,7 @@ async fn a_custom_workflow_is_not_called_a_template_type() {
     let log = events::list(&pool, project_id, 0, 10)
         .await
         .expect("events");
-    assert_eq!(log[0].kind, "project_created");
+    assert_eq!(log[0].kind, EventKind::ProjectCreated);
     assert_eq!(log[0].data["workflow"], "custom");
     assert!(log[0].data.get("project_type").is_none(), "{}", log[0].data);
 }
@@ -250,7 +250,7 @@ async fn completing_releases_dependents_and_is_fenced_by_attempt() {
     let settled = settle::complete(
         &pool,
         Completion {
-            requirements: Some(&requirements),
+            requirements: Some(requirements.clone()),
             ..completion(&analysis)
         },
     )
@@ -307,10 +307,15 @@ async fn a_whole_graph_runs_in_dependency_order_and_completes_the_project() {
         .await
         .expect("events");
     assert_eq!(
-        log.iter().filter(|e| e.kind == "task_completed").count(),
+        log.iter()
+            .filter(|e| e.kind == EventKind::TaskCompleted)
+            .count(),
         15
     );
-    assert_eq!(log.last().expect("events").kind, "project_completed");
+    assert_eq!(
+        log.last().expect("events").kind,
+        EventKind::ProjectCompleted
+    );
 }
 
 #[tokio::test]
@@ -450,7 +455,7 @@ async fn files_get_versions_and_rewrites_of_the_same_content_are_idempotent() {
     let settled = settle::complete(
         &pool,
         Completion {
-            files: &written,
+            files: written.to_vec(),
             ..completion(&analysis)
         },
     )
@@ -463,7 +468,7 @@ async fn files_get_versions_and_rewrites_of_the_same_content_are_idempotent() {
     settle::complete(
         &pool,
         Completion {
-            files: &rewritten,
+            files: rewritten.to_vec(),
             ..completion(&schema)
         },
     )
@@ -610,7 +615,7 @@ async fn heartbeats_keep_leases_and_expired_ones_are_found() {
         tasks::heartbeat(&pool, "someone-else", &ids, LEASE)
             .await
             .expect("beat"),
-        Vec::<uuid::Uuid>::new()
+        Vec::<TaskId>::new()
     );
     assert_eq!(
         tasks::heartbeat(&pool, "dead-worker", &ids, LEASE)

@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
+use guild_core::ProjectId;
 use guild_core::{AgentKind, Finding, Plan, Severity, TaskStatus};
 use guild_store::files::NewFile;
 use guild_store::settle;
 use guild_store::tasks::{self, ClaimedTask};
 use guild_store::{PgPool, events, files, projects};
 use serde_json::json;
-use uuid::Uuid;
 
 async fn claim(pool: &PgPool, key: &str) -> ClaimedTask {
     let claimed = tasks::claim_ready(pool, "w", 100, Duration::from_secs(60), &[])
@@ -34,12 +34,12 @@ async fn complete(pool: &PgPool, task: &ClaimedTask, files: &[NewFile], findings
         .expect("complete");
 }
 
-async fn event_kinds(pool: &PgPool, project_id: Uuid) -> Vec<(String, serde_json::Value)> {
+async fn event_kinds(pool: &PgPool, project_id: ProjectId) -> Vec<(String, serde_json::Value)> {
     events::list(pool, project_id, 0, 1000)
         .await
         .expect("events")
         .into_iter()
-        .map(|e| (e.kind, e.data))
+        .map(|e| (e.kind.as_str().to_owned(), e.data))
         .collect()
 }
 
@@ -322,13 +322,16 @@ async fn an_approved_review_starts_its_fix_round_and_taken_keys_are_not_reused()
 #[tokio::test]
 async fn a_file_where_another_task_needs_a_directory_is_refused() {
     let pool = guild_testkit::database().await;
-    let plan = Plan::new(vec![
-        guild_testkit::task_spec("a", AgentKind::Backend, &[]),
-        guild_testkit::task_spec("b", AgentKind::Frontend, &["a"]),
-        guild_testkit::task_spec("c", AgentKind::Devops, &["b"]),
-    ])
-    .expect("plan");
-    let project_id = guild_testkit::create_project(&pool, &plan, json!({})).await;
+    let project_id = guild_testkit::create_graph(
+        &pool,
+        &[
+            ("a", AgentKind::Backend, &[]),
+            ("b", AgentKind::Frontend, &["a"]),
+            ("c", AgentKind::Devops, &["b"]),
+        ],
+        json!({}),
+    )
+    .await;
     run_writing(&pool, "a", "src/config/index.ts").await;
     let b = claim(&pool, "b").await;
     let files = [
@@ -394,12 +397,15 @@ async fn a_file_where_another_task_needs_a_directory_is_refused() {
 #[tokio::test]
 async fn clashing_files_in_one_batch_keep_the_first() {
     let pool = guild_testkit::database().await;
-    let plan = Plan::new(vec![
-        guild_testkit::task_spec("a", AgentKind::Backend, &[]),
-        guild_testkit::task_spec("b", AgentKind::Frontend, &[]),
-    ])
-    .expect("plan");
-    let project_id = guild_testkit::create_project(&pool, &plan, json!({})).await;
+    let project_id = guild_testkit::create_graph(
+        &pool,
+        &[
+            ("a", AgentKind::Backend, &[]),
+            ("b", AgentKind::Frontend, &[]),
+        ],
+        json!({}),
+    )
+    .await;
     let claimed = tasks::claim_ready(&pool, "w", 2, Duration::from_secs(60), &[])
         .await
         .expect("claim");
@@ -427,19 +433,18 @@ async fn clashing_files_in_one_batch_keep_the_first() {
 #[tokio::test]
 async fn nul_in_model_output_is_stored_without_it() {
     let pool = guild_testkit::database().await;
-    let plan =
-        Plan::new(vec![guild_testkit::task_spec("a", AgentKind::Analyst, &[])]).expect("plan");
-    let project_id = guild_testkit::create_project(&pool, &plan, json!({})).await;
+    let project_id =
+        guild_testkit::create_graph(&pool, &[("a", AgentKind::Analyst, &[])], json!({})).await;
     let task = claim(&pool, "a").await;
     let analysis = json!({"core_features": ["lists\u{0}"], "notes\u{0}": "x\u{0}y"});
-    let rejected = [settle::RejectedFile {
+    let rejected = [guild_core::RejectedFile {
         path: Some("bad\u{0}path".into()),
         reason: "no\u{0}".into(),
     }];
     let completion = settle::Completion {
         result: json!({"summary": "Analysed\u{0} it"}),
-        requirements: Some(&analysis),
-        rejected_files: &rejected,
+        requirements: Some(analysis),
+        rejected_files: rejected.to_vec(),
         ..guild_testkit::completion(&task, &[], &[])
     };
     settle::complete(&pool, completion).await.expect("stored");

@@ -3,19 +3,19 @@
 
 use std::time::Duration;
 
+use guild_core::ProjectId;
 use guild_core::{AgentKind, Plan};
 use guild_store::files::NewFile;
 use guild_store::settle::{self, Completion};
 use guild_store::{PgPool, retention, tasks};
 use serde_json::json;
-use uuid::Uuid;
 
 fn file(content: &str) -> NewFile {
     guild_testkit::new_file("src/app.ts", content, "typescript")
 }
 
 /// A finished project of two tasks, each writing `src/app.ts`: versions 1 and 2.
-async fn finished_project(pool: &PgPool) -> Uuid {
+async fn finished_project(pool: &PgPool) -> ProjectId {
     let plan = Plan::new(vec![
         guild_testkit::task_spec("first", AgentKind::Backend, &[]),
         guild_testkit::task_spec("second", AgentKind::Backend, &["first"]),
@@ -41,7 +41,7 @@ async fn finished_project(pool: &PgPool) -> Uuid {
     project_id
 }
 
-async fn count(pool: &PgPool, sql: &'static str, project_id: Uuid) -> i64 {
+async fn count(pool: &PgPool, sql: &'static str, project_id: ProjectId) -> i64 {
     let (n,): (i64,) = sqlx::query_as(sql)
         .bind(project_id)
         .fetch_one(pool)

@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use guild_core::{AgentKind, Plan, TaskSpec};
+use guild_core::{ProjectId, TaskId};
 use guild_store::settle::{self, Completion, Failure};
 use guild_store::tasks::{self, ClaimedTask};
 use guild_store::{PgPool, sqlx};
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 const LEASE: Duration = Duration::from_secs(30);
 
@@ -29,7 +29,7 @@ fn independent(prefix: &str, n: usize, agent: AgentKind) -> Vec<TaskSpec> {
         .collect()
 }
 
-async fn create(pool: &PgPool, tasks: Vec<TaskSpec>, options: Value) -> Uuid {
+async fn create(pool: &PgPool, tasks: Vec<TaskSpec>, options: Value) -> ProjectId {
     guild_testkit::create_project(pool, &Plan::new(tasks).expect("plan"), options).await
 }
 
@@ -39,7 +39,7 @@ async fn claim(pool: &PgPool, limit: i64, room: &[(AgentKind, u32)]) -> Vec<Clai
         .expect("claim")
 }
 
-fn count_of(claimed: &[ClaimedTask], project_id: Uuid) -> usize {
+fn count_of(claimed: &[ClaimedTask], project_id: ProjectId) -> usize {
     claimed
         .iter()
         .filter(|t| t.project_id == project_id)
@@ -270,7 +270,7 @@ async fn heartbeats_and_batched_settlements_of_the_same_tasks_never_deadlock() {
     }
     let claimed = claim(&pool, 240, &[]).await;
     assert_eq!(claimed.len(), 240);
-    let ids: Vec<Uuid> = claimed.iter().map(|t| t.id).collect();
+    let ids: Vec<TaskId> = claimed.iter().map(|t| t.id).collect();
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let heartbeats: Vec<_> = (0..3)
@@ -296,7 +296,7 @@ async fn heartbeats_and_batched_settlements_of_the_same_tasks_never_deadlock() {
         .map(|batch| {
             let pool = pool.clone();
             tokio::spawn(async move {
-                let completions: Vec<Completion<'_>> = batch
+                let completions: Vec<Completion> = batch
                     .iter()
                     .map(|t| guild_testkit::completion(t, &[], &[]))
                     .collect();

@@ -109,20 +109,22 @@ pub fn http_client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-/// Creates a project "A todo list app" of `plan` with `options` (3 attempts per task) and
-/// returns its id.
+/// Creates a project "A todo list app" of `plan` with `options` (as a client writes them:
+/// they must be valid `ProjectOptions`; 3 attempts per task) and returns its id.
 pub async fn create_project(
     pool: &PgPool,
     plan: &guild_core::Plan,
     options: serde_json::Value,
-) -> uuid::Uuid {
+) -> guild_core::ProjectId {
+    let options: guild_core::ProjectOptions =
+        serde_json::from_value(options).expect("valid project options");
     guild_store::projects::create(
         pool,
         guild_store::projects::NewProject {
             description: "A todo list app",
             project_type: guild_core::ProjectType::Fullstack,
             technology_stack: None,
-            options,
+            options: &options,
             plan,
             max_attempts: 3,
             idempotency: None,
@@ -134,17 +136,34 @@ pub async fn create_project(
     .id
 }
 
+/// Creates a project of the tasks `(key, agent, depends_on)` (each typed by its key) with
+/// `options`; returns its id.
+pub async fn create_graph(
+    pool: &PgPool,
+    tasks: &[(&str, guild_core::AgentKind, &[&str])],
+    options: serde_json::Value,
+) -> guild_core::ProjectId {
+    let plan = guild_core::Plan::new(
+        tasks
+            .iter()
+            .map(|(key, agent, depends_on)| task_spec(key, *agent, depends_on))
+            .collect(),
+    )
+    .expect("a valid graph");
+    create_project(pool, &plan, options).await
+}
+
 /// Completes a claimed task with the summary "done", no files, and `llm_calls`.
 pub async fn complete_task(
     pool: &PgPool,
     task: &guild_store::tasks::ClaimedTask,
-    llm_calls: &[guild_store::settle::LlmCall],
+    llm_calls: &[guild_core::ModelCall],
 ) {
     guild_store::settle::complete(
         pool,
         guild_store::settle::Completion {
             result: serde_json::json!({"summary": "done"}),
-            llm_calls,
+            llm_calls: llm_calls.to_vec(),
             ..completion(task, &[], &[])
         },
     )
@@ -154,24 +173,21 @@ pub async fn complete_task(
 
 /// The completion of a claimed task with the summary of its key, `files` and `findings`,
 /// no call made.
-pub fn completion<'a>(
+pub fn completion(
     task: &guild_store::tasks::ClaimedTask,
-    files: &'a [guild_store::files::NewFile],
-    findings: &'a [guild_core::Finding],
-) -> guild_store::settle::Completion<'a> {
+    files: &[guild_store::files::NewFile],
+    findings: &[guild_core::Finding],
+) -> guild_store::settle::Completion {
     guild_store::settle::Completion {
-        project_id: task.project_id,
-        task_id: task.id,
-        attempt: task.attempt,
-        session_id: None,
         duration_ms: 1,
-        result: serde_json::json!({"summary": task.key}),
-        files,
-        rejected_files: &[],
-        requirements: None,
-        llm_calls: &[],
-        findings,
-        cut_off: &[],
+        files: files.to_vec(),
+        findings: findings.to_vec(),
+        ..guild_store::settle::Completion::new(
+            task.project_id,
+            task.id,
+            task.attempt,
+            serde_json::json!({"summary": task.key}),
+        )
     }
 }
 

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use guild_agents::{AgentError, AgentOutcome, CallLog, ContextFile, TaskInput, Upstream};
+use guild_agents::{AgentError, AgentOutcome, CallLog, ModelCall, TaskInput};
 use guild_store::StoreError;
 use guild_store::files::NewFile;
 use guild_store::sessions::{self, SlotTask};
-use guild_store::settle::{self, Failure, LlmCall, RejectedFile, Settled};
+use guild_store::settle::{self, Completion, Failure, Settled};
 use guild_store::tasks::{self, ClaimedTask, TaskContext};
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 
 use crate::ledger::ProjectBudget;
-use crate::settler::{OwnedCompletion, SettleError, ToSettle, while_unavailable};
+use crate::settler::{SettleError, ToSettle, while_unavailable};
 use crate::{Inner, WorkerEvent, WorkerPool};
 
 /// A claimed task with its slot: the semaphore permit, the slot number for its session,
@@ -175,8 +175,8 @@ impl Inner {
                     .await
             }
             Err(error) => {
-                let calls = llm_calls(&error.calls);
-                self.fail(&task, session_id, duration, &error, &calls).await
+                self.fail(&task, session_id, duration, &error, &error.calls)
+                    .await
             }
         };
         self.report(&task, outcome);
@@ -276,7 +276,7 @@ impl Inner {
         {
             tracing::warn!(%error, "clearing the agent session failed");
         }
-        let calls = llm_calls(&spent.calls());
+        let calls = spent.calls();
         if calls.is_empty() {
             return;
         }
@@ -304,7 +304,7 @@ impl Inner {
         session_id: Option<uuid::Uuid>,
         duration: Duration,
         error: &AgentError,
-        calls: &[LlmCall],
+        calls: &[ModelCall],
     ) -> SlotOutcome {
         let backoff = retry_delay(self.config.retry_base_delay, task.attempt);
         let failure = Failure {
@@ -374,27 +374,8 @@ impl Inner {
             technology_stack: context.technology_stack,
             requirements: context.requirements,
             feedback: context.feedback,
-            upstream: context
-                .upstream
-                .into_iter()
-                .map(|u| Upstream {
-                    key: u.key,
-                    agent: u.agent,
-                    summary: u.summary,
-                })
-                .collect(),
-            files: context
-                .files
-                .into_iter()
-                .map(|f| ContextFile {
-                    path: f.path,
-                    version: f.version,
-                    content: f.content,
-                    task_key: f.task_key,
-                    validation: f.validation,
-                    conflict: f.conflict,
-                })
-                .collect(),
+            upstream: context.upstream,
+            files: context.files,
             findings: context.findings,
             use_cache: context.use_cache,
             budget: context.budgeted.then(|| {
@@ -431,10 +412,7 @@ impl Inner {
     ) -> SlotOutcome {
         let completion = owned_completion(task, session_id, duration, outcome);
         let calls = completion.llm_calls.clone();
-        let tokens: u64 = calls
-            .iter()
-            .map(|c| (c.prompt_tokens + c.completion_tokens).unsigned_abs())
-            .sum();
+        let tokens: u64 = calls.iter().map(ModelCall::tokens).sum();
         let (reply, answer) = oneshot::channel();
         if settler.send(ToSettle { completion, reply }).is_err() {
             return SlotOutcome::Unsettled("the settler stopped".into());
@@ -469,7 +447,7 @@ fn owned_completion(
     session_id: Option<uuid::Uuid>,
     duration: Duration,
     outcome: AgentOutcome,
-) -> OwnedCompletion {
+) -> Completion {
     let files: Vec<NewFile> = outcome
         .files
         .iter()
@@ -490,14 +468,6 @@ fn owned_completion(
     for file in &outcome.files {
         last.insert(&file.path, file);
     }
-    let rejected: Vec<RejectedFile> = outcome
-        .rejected
-        .iter()
-        .map(|r| RejectedFile {
-            path: r.path.clone(),
-            reason: r.reason.clone(),
-        })
-        .collect();
     let result = json!({
         "summary": outcome.summary,
         "files": last.keys().collect::<Vec<_>>(),
@@ -510,39 +480,20 @@ fn owned_completion(
         "models": outcome.calls.iter().map(|c| &c.model).collect::<std::collections::BTreeSet<_>>(),
         "llm_calls": outcome.calls.len(),
         "cache_hits": outcome.calls.iter().filter(|c| c.cached).count(),
-        "prompt_tokens": outcome.calls.iter().map(|c| u64::from(c.usage.prompt_tokens)).sum::<u64>(),
-        "completion_tokens": outcome.calls.iter().map(|c| u64::from(c.usage.completion_tokens)).sum::<u64>(),
+        "prompt_tokens": outcome.calls.iter().map(|c| u64::from(c.prompt_tokens)).sum::<u64>(),
+        "completion_tokens": outcome.calls.iter().map(|c| u64::from(c.completion_tokens)).sum::<u64>(),
     });
-    OwnedCompletion {
-        project_id: task.project_id,
-        task_id: task.id,
-        attempt: task.attempt,
+    Completion {
         session_id,
-        duration_ms: duration.as_millis() as i64,
-        result,
+        duration_ms: i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
         files,
-        rejected_files: rejected,
+        rejected_files: outcome.rejected,
         requirements: outcome.requirements,
-        llm_calls: llm_calls(&outcome.calls),
+        llm_calls: outcome.calls,
         findings: outcome.findings,
         cut_off: outcome.cut_off,
+        ..Completion::new(task.project_id, task.id, task.attempt, result)
     }
-}
-
-fn llm_calls(calls: &[guild_agents::CallRecord]) -> Vec<LlmCall> {
-    calls
-        .iter()
-        .map(|c| LlmCall {
-            provider: c.provider.to_owned(),
-            model: c.model.clone(),
-            prompt_tokens: i64::from(c.usage.prompt_tokens),
-            completion_tokens: i64::from(c.usage.completion_tokens),
-            latency_ms: c.latency_ms as i64,
-            cost_usd: c.cost_usd,
-            cached: c.cached,
-            prompt_version: Some(c.prompt_version.clone()),
-        })
-        .collect()
 }
 
 /// Exponential backoff with jitter: `base × 2^(attempt-1)`, capped, then a random point in

@@ -3,17 +3,17 @@
 
 use async_trait::async_trait;
 use guild_agents::{Budget, BudgetError, ResponseCache, Spend};
+use guild_core::{ProjectId, TaskId};
 use guild_llm::LlmResponse;
 use guild_store::budget::{self, Amount};
 use guild_store::{PgPool, llm_cache};
-use uuid::Uuid;
 
 /// The budget of a running task's project.
 #[derive(Debug)]
 pub(crate) struct ProjectBudget {
     pub pool: PgPool,
-    pub project_id: Uuid,
-    pub task_id: Uuid,
+    pub project_id: ProjectId,
+    pub task_id: TaskId,
     pub attempt: i32,
 }
 
@@ -36,8 +36,8 @@ impl Budget for ProjectBudget {
         )
         .await
         {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(why)) => Err(BudgetError::Exceeded(why)),
+            Ok(budget::Reservation::Held) => Ok(()),
+            Ok(budget::Reservation::Refused(why)) => Err(BudgetError::Exceeded(why)),
             Err(error) => Err(BudgetError::Unavailable(error.to_string())),
         }
     }

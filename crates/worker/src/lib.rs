@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use guild_agents::Agent;
-use guild_core::{AgentKind, ProjectStatus};
+use guild_core::{AgentKind, ProjectId, ProjectStatus, TaskId};
 use guild_store::listener::ReadyListener;
 use guild_store::{PgPool, StoreError, tasks};
 use tokio::sync::{Notify, Semaphore, broadcast, mpsc};
@@ -69,8 +69,8 @@ impl WorkerConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub enum WorkerEvent {
     TaskStarted {
-        project_id: Uuid,
-        task_id: Uuid,
+        project_id: ProjectId,
+        task_id: TaskId,
         key: String,
         agent: AgentKind,
         attempt: i32,
@@ -78,8 +78,8 @@ pub enum WorkerEvent {
         at: Instant,
     },
     TaskCompleted {
-        project_id: Uuid,
-        task_id: Uuid,
+        project_id: ProjectId,
+        task_id: TaskId,
         key: String,
         agent: AgentKind,
         files_written: u64,
@@ -89,8 +89,8 @@ pub enum WorkerEvent {
         at: Instant,
     },
     TaskFailed {
-        project_id: Uuid,
-        task_id: Uuid,
+        project_id: ProjectId,
+        task_id: TaskId,
         key: String,
         agent: AgentKind,
         error: String,
@@ -99,19 +99,19 @@ pub enum WorkerEvent {
     /// The task stopped being this worker's while its agent ran (the project was
     /// cancelled, or its lease was lost), seen at a heartbeat: the agent was stopped.
     TaskInterrupted {
-        project_id: Uuid,
-        task_id: Uuid,
+        project_id: ProjectId,
+        task_id: TaskId,
         key: String,
     },
     /// The task stopped being this worker's while it ran (the project was cancelled, or
     /// its lease was lost): its result was dropped.
     ResultDropped {
-        project_id: Uuid,
-        task_id: Uuid,
+        project_id: ProjectId,
+        task_id: TaskId,
         key: String,
     },
     ProjectFinished {
-        project_id: Uuid,
+        project_id: ProjectId,
         status: ProjectStatus,
     },
 }
@@ -138,7 +138,7 @@ struct Inner {
     /// Slot numbers not in use, for agent sessions.
     free_slot_ids: Mutex<Vec<i32>>,
     /// Tasks running in this process, whose leases the heartbeat extends.
-    running: Mutex<HashMap<Uuid, RunningTask>>,
+    running: Mutex<HashMap<TaskId, RunningTask>>,
     slot_freed: Notify,
 }
 

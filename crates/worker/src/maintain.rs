@@ -3,11 +3,11 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use guild_core::TaskId;
 use guild_store::StoreError;
 use guild_store::settle::{self, Failure};
 use guild_store::tasks;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use crate::{Inner, WorkerEvent};
 
@@ -48,8 +48,8 @@ impl Inner {
     }
 
     /// Cancels the agents of the tasks among `heartbeat` whose lease was not extended.
-    fn stop_lost_tasks(&self, heartbeat: &[Uuid], extended: &[Uuid]) {
-        let extended: HashSet<&Uuid> = extended.iter().collect();
+    fn stop_lost_tasks(&self, heartbeat: &[TaskId], extended: &[TaskId]) {
+        let extended: HashSet<&TaskId> = extended.iter().collect();
         let running = self.running.lock().expect("running lock");
         for id in heartbeat.iter().filter(|id| !extended.contains(id)) {
             if let Some(task) = running.get(id) {

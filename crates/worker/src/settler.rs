@@ -4,15 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use guild_store::StoreError;
-use guild_store::files::NewFile;
-use guild_store::settle::{self, Completion, LlmCall, RejectedFile, Settled};
-use serde_json::Value;
 use std::sync::Arc;
 
+use guild_store::StoreError;
+use guild_store::settle::{self, Completion, Settled};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::task::TaskTracker;
-use uuid::Uuid;
 
 use crate::{Inner, WorkerPool};
 
@@ -21,41 +18,6 @@ const MAX_BATCH: usize = 64;
 
 /// Batches being stored at once.
 const BATCHES_IN_FLIGHT: usize = 3;
-
-/// A completed task's outcome, owned, on its way to the settler.
-pub(crate) struct OwnedCompletion {
-    pub project_id: Uuid,
-    pub task_id: Uuid,
-    pub attempt: i32,
-    pub session_id: Option<Uuid>,
-    pub duration_ms: i64,
-    pub result: Value,
-    pub files: Vec<NewFile>,
-    pub rejected_files: Vec<RejectedFile>,
-    pub requirements: Option<Value>,
-    pub llm_calls: Vec<LlmCall>,
-    pub findings: Vec<guild_core::Finding>,
-    pub cut_off: Vec<String>,
-}
-
-impl OwnedCompletion {
-    fn as_completion(&self) -> Completion<'_> {
-        Completion {
-            project_id: self.project_id,
-            task_id: self.task_id,
-            attempt: self.attempt,
-            session_id: self.session_id,
-            duration_ms: self.duration_ms,
-            result: self.result.clone(),
-            files: &self.files,
-            rejected_files: &self.rejected_files,
-            requirements: self.requirements.as_ref(),
-            llm_calls: &self.llm_calls,
-            findings: &self.findings,
-            cut_off: &self.cut_off,
-        }
-    }
-}
 
 /// Why a task's outcome was not stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +44,7 @@ pub(crate) type Settlement = Result<Settled, SettleError>;
 
 /// A completion and where to send what became of it.
 pub(crate) struct ToSettle {
-    pub completion: OwnedCompletion,
+    pub completion: Completion,
     pub reply: oneshot::Sender<Settlement>,
 }
 
@@ -117,33 +79,33 @@ impl WorkerPool {
 impl Inner {
     /// Stores one batch and answers each of its slots.
     async fn store_batch(&self, batch: Vec<ToSettle>) {
-        let completions: Vec<Completion<'_>> =
-            batch.iter().map(|c| c.completion.as_completion()).collect();
+        let (completions, replies): (Vec<Completion>, Vec<_>) = batch
+            .into_iter()
+            .map(|item| (item.completion, item.reply))
+            .unzip();
         let stored = while_unavailable(self.config.lease, || {
             settle::complete_many(&self.pool, &completions)
         })
         .await;
-        drop(completions);
         match stored {
             // One completion the database refuses must not fail the others with it.
-            Err(error) if batch.len() > 1 && !error.is_unavailable() => {
-                tracing::warn!(%error, size = batch.len(), "storing a batch failed; storing its completions one by one");
-                for item in batch {
-                    let outcome =
-                        settle::complete(&self.pool, item.completion.as_completion()).await;
-                    let _ = item.reply.send(outcome.map_err(SettleError::from));
+            Err(error) if completions.len() > 1 && !error.is_unavailable() => {
+                tracing::warn!(%error, size = completions.len(), "storing a batch failed; storing its completions one by one");
+                for (completion, reply) in completions.into_iter().zip(replies) {
+                    let outcome = settle::complete(&self.pool, completion).await;
+                    let _ = reply.send(outcome.map_err(SettleError::from));
                 }
             }
             Ok(outcomes) => {
-                for (item, outcome) in batch.into_iter().zip(outcomes) {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     // A slot that stopped waiting (shutdown) does not need the answer.
-                    let _ = item.reply.send(outcome.map_err(SettleError::from));
+                    let _ = reply.send(outcome.map_err(SettleError::from));
                 }
             }
             Err(error) => {
                 let error = SettleError::from(error);
-                for item in batch {
-                    let _ = item.reply.send(Err(error.clone()));
+                for reply in replies {
+                    let _ = reply.send(Err(error.clone()));
                 }
             }
         }

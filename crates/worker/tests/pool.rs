@@ -7,12 +7,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use guild_agents::{Agent, AgentError, AgentOutcome, AgentSettings, Agents, TaskInput};
 use guild_core::{AgentKind, ProjectStatus, ProjectType, TaskStatus};
+use guild_core::{EventKind, ProjectId};
 use guild_llm::OfflineProvider;
 use guild_store::{PgPool, events, files, projects, sessions, tasks};
 use guild_worker::{WorkerConfig, WorkerEvent, WorkerPool};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 fn offline_team() -> Agents {
     Agents::new(
@@ -21,14 +21,14 @@ fn offline_team() -> Agents {
     )
 }
 
-async fn create(pool: &PgPool, project_type: ProjectType) -> Uuid {
+async fn create(pool: &PgPool, project_type: ProjectType) -> ProjectId {
     projects::create(
         pool,
         projects::NewProject {
             description: "A todo list app with user accounts and sharing",
             project_type,
             technology_stack: None,
-            options: json!({}),
+            options: &guild_core::ProjectOptions::default(),
             plan: &project_type.template(),
             max_attempts: 3,
             idempotency: None,
@@ -71,13 +71,18 @@ fn start(pool: &PgPool, agent: Arc<dyn Agent>, config: WorkerConfig) -> Running 
 }
 
 /// Runs a pool until every project in `projects` has finished, then shuts it down.
-async fn run_until_finished(pool: &PgPool, agent: Arc<dyn Agent>, slots: usize, projects: &[Uuid]) {
+async fn run_until_finished(
+    pool: &PgPool,
+    agent: Arc<dyn Agent>,
+    slots: usize,
+    projects: &[ProjectId],
+) {
     let Running {
         mut progress,
         shutdown,
         handle,
     } = start(pool, agent, config(slots));
-    let mut open: Vec<Uuid> = projects.to_vec();
+    let mut open: Vec<ProjectId> = projects.to_vec();
     tokio::time::timeout(Duration::from_secs(60), async {
         while !open.is_empty() {
             if let WorkerEvent::ProjectFinished { project_id, .. } =
@@ -96,7 +101,7 @@ async fn run_until_finished(pool: &PgPool, agent: Arc<dyn Agent>, slots: usize, 
         .expect("pool stops cleanly");
 }
 
-async fn status_of(pool: &PgPool, project_id: Uuid, key: &str) -> TaskStatus {
+async fn status_of(pool: &PgPool, project_id: ProjectId, key: &str) -> TaskStatus {
     tasks::list(pool, project_id)
         .await
         .expect("tasks")
@@ -110,10 +115,10 @@ async fn status_of(pool: &PgPool, project_id: Uuid, key: &str) -> TaskStatus {
 async fn every_template_runs_to_completion_with_the_offline_team() {
     let pool = guild_testkit::database().await;
     let mut ids = Vec::new();
-    for project_type in ProjectType::ALL {
+    for &project_type in ProjectType::ALL {
         ids.push((project_type, create(&pool, project_type).await));
     }
-    let all: Vec<Uuid> = ids.iter().map(|(_, id)| *id).collect();
+    let all: Vec<ProjectId> = ids.iter().map(|(_, id)| *id).collect();
     run_until_finished(&pool, Arc::new(offline_team()), 4, &all).await;
 
     for (project_type, id) in ids {
@@ -170,10 +175,10 @@ async fn every_template_runs_to_completion_with_the_offline_team() {
             "{project_type}: every path written once"
         );
         let log = events::list(&pool, id, 0, 10_000).await.expect("events");
-        let count = |kind: &str| log.iter().filter(|e| e.kind == kind).count();
-        assert_eq!(count("task_completed"), all_tasks.len());
-        assert_eq!(count("llm_call"), all_tasks.len());
-        assert_eq!(count("project_completed"), 1);
+        let count = |kind: EventKind| log.iter().filter(|e| e.kind == kind).count();
+        assert_eq!(count(EventKind::TaskCompleted), all_tasks.len());
+        assert_eq!(count(EventKind::LlmCall), all_tasks.len());
+        assert_eq!(count(EventKind::ProjectCompleted), 1);
     }
     let sessions = sessions::list(&pool).await.expect("sessions");
     assert!(sessions.iter().all(|s| s.current_task_id.is_none()));
@@ -277,7 +282,7 @@ async fn a_failing_non_critical_task_skips_its_dependents_and_the_rest_completes
     let log = events::list(&pool, id, 0, 10_000).await.expect("events");
     let failed = log
         .iter()
-        .find(|e| e.kind == "task_failed")
+        .find(|e| e.kind == EventKind::TaskFailed)
         .expect("task_failed event");
     assert_eq!(failed.data["raw_answer"], "garbage");
 }
@@ -343,7 +348,7 @@ async fn a_transient_failure_is_retried_and_completes_on_a_later_attempt() {
     let log = events::list(&pool, id, 0, 10_000).await.expect("events");
     let retried: Vec<_> = log
         .iter()
-        .filter(|e| e.kind == "task_retried")
+        .filter(|e| e.kind == EventKind::TaskRetried)
         .map(|e| e.data["error"].clone())
         .collect();
     assert_eq!(
@@ -517,7 +522,7 @@ async fn a_task_whose_worker_died_is_recovered_and_completes() {
     let log = events::list(&pool, id, 0, 1000).await.expect("events");
     let retried = log
         .iter()
-        .find(|e| e.kind == "task_retried")
+        .find(|e| e.kind == EventKind::TaskRetried)
         .expect("task_retried");
     assert!(
         retried.data["error"]
@@ -541,8 +546,11 @@ async fn a_task_whose_worker_died_is_recovered_and_completes() {
     // Refused; the project had ended, so its last event stays its end (an unfinished
     // project gets a `result_dropped` event: see the store's budget tests).
     let log = events::list(&pool, id, 0, 1000).await.expect("events");
-    assert!(log.iter().all(|e| e.kind != "result_dropped"));
-    assert_eq!(log.last().expect("events").kind, "project_completed");
+    assert!(log.iter().all(|e| e.kind != EventKind::ResultDropped));
+    assert_eq!(
+        log.last().expect("events").kind,
+        EventKind::ProjectCompleted
+    );
 }
 
 /// An agent that never answers, and says when it is stopped (dropped).
@@ -622,10 +630,12 @@ async fn cancelling_a_project_stops_its_running_agents_at_the_next_heartbeat() {
     let log = events::list(&pool, id, 0, 1000).await.expect("events");
     let cancelled = log
         .iter()
-        .position(|e| e.kind == "project_cancelled")
+        .position(|e| e.kind == EventKind::ProjectCancelled)
         .expect("project_cancelled");
     assert!(
-        log[cancelled..].iter().all(|e| e.kind != "task_claimed"),
+        log[cancelled..]
+            .iter()
+            .all(|e| e.kind != EventKind::TaskClaimed),
         "{log:?}"
     );
     assert!(

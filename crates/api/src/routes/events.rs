@@ -9,11 +9,11 @@ use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
+use guild_core::ProjectId;
 use guild_store::events::{self, Event};
 use guild_store::projects;
 use serde::Deserialize;
 use utoipa::IntoParams;
-use uuid::Uuid;
 
 use crate::error::{ApiError, Problem, Result};
 use crate::extract::{ApiPath, ApiQuery};
@@ -30,8 +30,10 @@ const STREAM_BATCH: i64 = 500;
 #[into_params(parameter_in = Query)]
 pub struct EventQuery {
     /// Only events with a larger id.
+    #[param(minimum = 0)]
     pub after: Option<i64>,
     /// Page size for JSON, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
@@ -45,7 +47,7 @@ pub struct EventQuery {
     get, path = "/projects/{id}/events", operation_id = "list_events", tag = "events",
     params(
         ("id" = Uuid, Path, description = "Project id"),
-        ("Last-Event-ID" = Option<i64>, Header, description = "Resume a stream after this event"),
+        ("Last-Event-ID" = Option<i64>, Header, nullable = false, description = "Resume a stream after this event"),
         EventQuery
     ),
     responses(
@@ -53,14 +55,12 @@ pub struct EventQuery {
             (EventList = "application/json"),
             (String = "text/event-stream")
         )),
-        (status = 400, description = "Invalid id, after, limit or Last-Event-ID", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such project", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_events(
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<ProjectId>,
     ApiQuery(query): ApiQuery<EventQuery>,
     headers: HeaderMap,
 ) -> Result<Response> {
@@ -97,7 +97,7 @@ pub async fn list_events(
 
 struct Cursor {
     state: AppState,
-    project_id: Uuid,
+    project_id: ProjectId,
     after: i64,
     pending: VecDeque<Event>,
     /// The project has ended: one more read picks up events committed with its end.
@@ -106,17 +106,17 @@ struct Cursor {
 
 fn to_sse(event: Event) -> SseEvent {
     let id = event.id;
-    let kind = event.kind.clone();
+    let kind = event.kind;
     let data = serde_json::to_string(&EventView::from(event)).unwrap_or_default();
     SseEvent::default()
         .id(id.to_string())
-        .event(kind)
+        .event(kind.as_str())
         .data(data)
 }
 
 fn event_stream(
     state: AppState,
-    project_id: Uuid,
+    project_id: ProjectId,
     after: i64,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     let cursor = Cursor {

@@ -4,10 +4,10 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use guild_core::ProjectId;
 use guild_store::files;
 use serde::Deserialize;
 use utoipa::IntoParams;
-use uuid::Uuid;
 
 use crate::error::{ApiError, Problem, Result};
 use crate::extract::{ApiPath, ApiQuery};
@@ -36,18 +36,21 @@ pub struct FileQuery {
     params(("id" = Uuid, Path, description = "Project id"), FileQuery),
     responses(
         (status = 200, description = "The files", body = FileList),
-        (status = 400, description = "The id is not a UUID, or `history` without `path`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such project", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`history=true` without `path`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_files(
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<ProjectId>,
     ApiQuery(query): ApiQuery<FileQuery>,
 ) -> Result<axum::Json<FileList>> {
-    if let Some(path) = &query.path {
-        crate::routes::projects::no_nul("path", path)?;
+    if query
+        .path
+        .as_deref()
+        .is_some_and(|path| path.contains('\0'))
+    {
+        return Err(ApiError::invalid("path", "must not contain NUL characters"));
     }
     let files = match (&query.path, query.history) {
         (Some(path), true) => files::history(&state.pool, id, path).await?,
@@ -103,15 +106,18 @@ fn content_type(language: Option<&str>) -> &'static str {
         FileVersion
     ),
     responses(
-        (status = 200, description = "The content", content_type = "text/plain", body = String),
-        (status = 400, description = "Invalid id, path or version", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The content, with a media type fitting its language", content(
+            (String = "text/plain"), (String = "text/markdown"), (String = "application/typescript"),
+            (String = "text/javascript"), (String = "text/x-python"), (String = "application/json"),
+            (String = "application/yaml"), (String = "application/sql"), (String = "application/toml"),
+            (String = "text/html"), (String = "text/css")
+        )),
         (status = 404, description = "No such file or version", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_file(
     State(state): State<AppState>,
-    ApiPath((id, path)): ApiPath<(Uuid, String)>,
+    ApiPath((id, path)): ApiPath<(ProjectId, String)>,
     ApiQuery(query): ApiQuery<FileVersion>,
 ) -> Result<Response> {
     if path.len() > 512 || path.chars().any(char::is_control) {
@@ -144,15 +150,13 @@ pub async fn get_file(
     get, path = "/projects/{id}/archive", operation_id = "get_archive", tag = "files",
     params(("id" = Uuid, Path, description = "Project id")),
     responses(
-        (status = 200, description = "A gzipped tar of the files", content_type = "application/gzip", body = Vec<u8>),
-        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "A gzipped tar of the files", content_type = "application/gzip", body = crate::views::Binary),
         (status = 404, description = "No such project", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_archive(
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<ProjectId>,
 ) -> Result<Response> {
     existing(&state.pool, id).await?;
     let files = files::latest(&state.pool, id).await?;

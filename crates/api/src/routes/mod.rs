@@ -2,6 +2,7 @@
 
 pub mod events;
 pub mod files;
+pub mod plans;
 pub mod projects;
 pub mod system;
 pub mod tasks;

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use guild_core::ProjectType;
 use guild_store::sessions;
 
-use crate::error::{Problem, Result};
+use crate::error::Result;
 use crate::state::AppState;
 use crate::views::{
     AgentList, AgentView, Health, PlanSummary, SessionList, SessionView, TemplateTask,
@@ -20,7 +20,6 @@ use crate::views::{
     get, path = "/sessions", operation_id = "list_sessions", tag = "agents",
     responses(
         (status = 200, description = "The sessions, most recently active first", body = SessionList),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_sessions(State(state): State<AppState>) -> Result<axum::Json<SessionList>> {
@@ -52,7 +51,6 @@ pub async fn list_sessions(State(state): State<AppState>) -> Result<axum::Json<S
     get, path = "/agents", operation_id = "list_agents", tag = "agents",
     responses(
         (status = 200, description = "Figures per agent kind", body = AgentList),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_agents(State(state): State<AppState>) -> Result<axum::Json<AgentList>> {
@@ -80,14 +78,13 @@ pub async fn list_agents(State(state): State<AppState>) -> Result<axum::Json<Age
     get, path = "/workflows", operation_id = "list_workflows", tag = "projects",
     responses(
         (status = 200, description = "The templates", body = WorkflowList),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_workflows() -> axum::Json<WorkflowList> {
     axum::Json(WorkflowList {
         workflows: ProjectType::ALL
-            .into_iter()
-            .map(|project_type| {
+            .iter()
+            .map(|&project_type| {
                 let plan = project_type.template();
                 WorkflowView {
                     project_type,

@@ -1,13 +1,13 @@
 //! `/projects/{id}/tasks`: the graph's tasks, and the human controls on them.
 
 use axum::extract::State;
-use guild_core::TaskStatus;
+use guild_core::options::MAX_FEEDBACK_CHARS;
+use guild_core::{ProjectId, TaskId, TaskStatus};
 use guild_store::files;
 use guild_store::oversight;
 use guild_store::tasks::{self, Task};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
 
 use crate::error::{ApiError, Problem, Result};
 use crate::extract::{ApiPath, ApiQuery, AppJson};
@@ -19,7 +19,7 @@ use crate::views::{FileView, TaskDetail, TaskList, TaskView};
 #[into_params(parameter_in = Query)]
 pub struct TaskFilter {
     /// Only tasks in this status.
-    pub status: Option<String>,
+    pub status: Option<TaskStatus>,
 }
 
 /// List a project's tasks
@@ -30,25 +30,15 @@ pub struct TaskFilter {
     params(("id" = Uuid, Path, description = "Project id"), TaskFilter),
     responses(
         (status = 200, description = "The tasks", body = TaskList),
-        (status = 400, description = "Invalid id or status", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such project", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_tasks(
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<ProjectId>,
     ApiQuery(filter): ApiQuery<TaskFilter>,
 ) -> Result<axum::Json<TaskList>> {
-    let status = filter
-        .status
-        .as_deref()
-        .map(|s| {
-            s.parse::<TaskStatus>()
-                .map_err(|e| ApiError::BadRequest(e.to_string()))
-        })
-        .transpose()?;
-    let tasks = tasks::list_filtered(&state.pool, id, None, status).await?;
+    let tasks = tasks::list_filtered(&state.pool, id, None, filter.status).await?;
     // Every project has tasks: an empty answer is a missing project or an empty filter.
     if tasks.is_empty() {
         existing(&state.pool, id).await?;
@@ -58,7 +48,7 @@ pub async fn list_tasks(
     }))
 }
 
-async fn task(state: &AppState, project_id: Uuid, task_id: Uuid) -> Result<Task> {
+async fn task(state: &AppState, project_id: ProjectId, task_id: TaskId) -> Result<Task> {
     tasks::get(&state.pool, project_id, task_id)
         .await?
         .ok_or(ApiError::NotFound("task"))
@@ -66,8 +56,8 @@ async fn task(state: &AppState, project_id: Uuid, task_id: Uuid) -> Result<Task>
 
 async fn detail(
     state: &AppState,
-    project_id: Uuid,
-    task_id: Uuid,
+    project_id: ProjectId,
+    task_id: TaskId,
 ) -> Result<axum::Json<TaskDetail>> {
     let task = task(state, project_id, task_id).await?;
     let files = files::written_by(&state.pool, task_id).await?;
@@ -86,14 +76,12 @@ async fn detail(
     params(("id" = Uuid, Path, description = "Project id"), ("task_id" = Uuid, Path, description = "Task id")),
     responses(
         (status = 200, description = "The task", body = TaskDetail),
-        (status = 400, description = "An id is not a UUID", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such task in this project", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_task(
     State(state): State<AppState>,
-    ApiPath((id, task_id)): ApiPath<(Uuid, Uuid)>,
+    ApiPath((id, task_id)): ApiPath<(ProjectId, TaskId)>,
 ) -> Result<axum::Json<TaskDetail>> {
     detail(&state, id, task_id).await
 }
@@ -108,15 +96,13 @@ pub async fn get_task(
     params(("id" = Uuid, Path, description = "Project id"), ("task_id" = Uuid, Path, description = "Task id")),
     responses(
         (status = 200, description = "Queued again", body = TaskDetail),
-        (status = 400, description = "An id is not a UUID", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such task in this project", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The task is not failed, skipped or cancelled", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn retry_task(
     State(state): State<AppState>,
-    ApiPath((id, task_id)): ApiPath<(Uuid, Uuid)>,
+    ApiPath((id, task_id)): ApiPath<(ProjectId, TaskId)>,
 ) -> Result<axum::Json<TaskDetail>> {
     oversight::retry(&state.pool, id, task_id).await?;
     detail(&state, id, task_id).await
@@ -131,15 +117,13 @@ pub async fn retry_task(
     params(("id" = Uuid, Path, description = "Project id"), ("task_id" = Uuid, Path, description = "Task id")),
     responses(
         (status = 200, description = "Approved and completed", body = TaskDetail),
-        (status = 400, description = "An id is not a UUID", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such task in this project", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The task is not awaiting approval", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn approve_task(
     State(state): State<AppState>,
-    ApiPath((id, task_id)): ApiPath<(Uuid, Uuid)>,
+    ApiPath((id, task_id)): ApiPath<(ProjectId, TaskId)>,
 ) -> Result<axum::Json<TaskDetail>> {
     oversight::approve(&state.pool, id, task_id).await?;
     detail(&state, id, task_id).await
@@ -151,6 +135,7 @@ pub async fn approve_task(
 #[schema(example = json!({"feedback": "Use PATCH for partial updates, not PUT."}))]
 pub struct Rejection {
     /// What the agent must change (1 to 10,000 characters); shown in its next prompt.
+    #[schema(min_length = 1, max_length = 10000)]
     pub feedback: String,
 }
 
@@ -163,26 +148,22 @@ pub struct Rejection {
     request_body = Rejection,
     responses(
         (status = 200, description = "Queued again with the feedback", body = TaskDetail),
-        (status = 400, description = "Malformed id or JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such task in this project", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The task is not awaiting approval", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Missing or empty feedback", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Missing, empty or too long feedback", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn reject_task(
     State(state): State<AppState>,
-    ApiPath((id, task_id)): ApiPath<(Uuid, Uuid)>,
+    ApiPath((id, task_id)): ApiPath<(ProjectId, TaskId)>,
     AppJson(rejection): AppJson<Rejection>,
 ) -> Result<axum::Json<TaskDetail>> {
-    crate::routes::projects::no_nul("feedback", &rejection.feedback)?;
-    let feedback = rejection.feedback.trim();
-    if feedback.is_empty() || feedback.chars().count() > 10_000 {
-        return Err(ApiError::invalid(
-            "feedback",
-            "must be 1 to 10000 characters",
-        ));
+    if let Some(invalid) =
+        guild_core::options::check_text("feedback", &rejection.feedback, MAX_FEEDBACK_CHARS)
+    {
+        return Err(ApiError::invalid_all(vec![invalid]));
     }
+    let feedback = rejection.feedback.trim();
     oversight::reject(&state.pool, id, task_id, feedback).await?;
     detail(&state, id, task_id).await
 }

@@ -33,6 +33,14 @@ impl OfflineProvider {
     }
 }
 
+impl OfflineProvider {
+    /// The requirements analysis the offline model writes for `description`: valid JSON
+    /// with every field, what a scripted model answers when a test needs a good one.
+    pub fn analysis(description: &str) -> String {
+        analysis::answer(&Subject::new(description, None))
+    }
+}
+
 #[async_trait]
 impl LlmClient for OfflineProvider {
     fn provider(&self) -> &'static str {

@@ -3,41 +3,44 @@
 
 use std::collections::HashMap;
 
-use guild_core::ProjectStatus;
+use guild_core::{EventKind, ModelCall, ProjectId, ProjectStatus, TaskId};
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::{Completion, LlmCall};
+use super::Completion;
+use crate::Result;
 use crate::events::{self, NewEvent};
-use crate::{Result, parse};
+use crate::locks::lock_project;
 
 /// The `llm_call` events of a task's calls.
-pub(crate) fn llm_call_events(task_id: Uuid, calls: &[LlmCall]) -> Vec<NewEvent> {
+pub(crate) fn llm_call_events(task_id: TaskId, calls: &[ModelCall]) -> Vec<NewEvent> {
     calls
         .iter()
-        .map(|call| NewEvent {
-            task_id: Some(task_id),
-            kind: "llm_call",
-            data: json!({
-                "provider": call.provider,
-                "model": call.model,
-                "prompt_tokens": call.prompt_tokens,
-                "completion_tokens": call.completion_tokens,
-                "latency_ms": call.latency_ms,
-                "cost_usd": call.cost_usd,
-                "cached": call.cached,
-                "prompt_version": call.prompt_version,
-            }),
+        .map(|call| {
+            NewEvent::of_task(
+                task_id,
+                EventKind::LlmCall,
+                json!({
+                    "provider": call.provider,
+                    "model": call.model,
+                    "prompt_tokens": call.prompt_tokens,
+                    "completion_tokens": call.completion_tokens,
+                    "latency_ms": call.latency_ms,
+                    "cost_usd": call.cost_usd,
+                    "cached": call.cached,
+                    "prompt_version": call.prompt_version,
+                }),
+            )
         })
         .collect()
 }
 
 /// One task's calls to add to the totals.
 pub(crate) struct UsageRow<'a> {
-    pub project_id: Uuid,
-    pub task_id: Uuid,
-    pub calls: &'a [LlmCall],
+    pub project_id: ProjectId,
+    pub task_id: TaskId,
+    pub calls: &'a [ModelCall],
     /// The calls are the running attempt's, now settled: its budget reservations are
     /// cleared (the totals now hold what they stood for). A late result's calls leave
     /// the reservations of whatever attempt runs now alone.
@@ -107,10 +110,10 @@ struct Usage {
 }
 
 impl Usage {
-    fn of(calls: &[LlmCall]) -> Self {
+    fn of(calls: &[ModelCall]) -> Self {
         Self {
-            prompt: calls.iter().map(|c| c.prompt_tokens).sum(),
-            completion: calls.iter().map(|c| c.completion_tokens).sum(),
+            prompt: calls.iter().map(|c| i64::from(c.prompt_tokens)).sum(),
+            completion: calls.iter().map(|c| i64::from(c.completion_tokens)).sum(),
             cost: calls.iter().map(|c| c.cost_usd).sum(),
             calls: i32::try_from(calls.len()).unwrap_or(i32::MAX),
             hits: i32::try_from(calls.iter().filter(|c| c.cached).count()).unwrap_or(i32::MAX),
@@ -150,9 +153,9 @@ const LATE: &str =
 /// already ended gets no event (its last event stays its end); the calls are counted all
 /// the same.
 fn dropped_event(
-    task_id: Uuid,
+    task_id: TaskId,
     attempt: i32,
-    calls: &[LlmCall],
+    calls: &[ModelCall],
     reason: &str,
     project: Option<ProjectStatus>,
 ) -> Option<NewEvent> {
@@ -161,10 +164,10 @@ fn dropped_event(
         return None;
     }
     let usage = Usage::of(calls);
-    Some(NewEvent {
-        task_id: Some(task_id),
-        kind: "result_dropped",
-        data: json!({
+    Some(NewEvent::of_task(
+        task_id,
+        EventKind::ResultDropped,
+        json!({
             "attempt": attempt,
             "reason": reason,
             "llm_calls": usage.calls,
@@ -173,20 +176,20 @@ fn dropped_event(
             "cost_usd": usage.cost,
             "usage": "the calls this attempt made are counted in the task's and the project's usage",
         }),
-    })
+    ))
 }
 
 /// The `result_dropped` events of the late completions of a batch, each followed by its
 /// `llm_call` events.
 pub(crate) fn dropped_events<'a>(
-    late: impl Iterator<Item = &'a Completion<'a>>,
-    statuses: &HashMap<Uuid, ProjectStatus>,
-) -> Vec<(Uuid, NewEvent)> {
+    late: impl Iterator<Item = &'a Completion>,
+    statuses: &HashMap<ProjectId, ProjectStatus>,
+) -> Vec<(ProjectId, NewEvent)> {
     late.flat_map(|c| {
         let status = statuses.get(&c.project_id).copied();
-        let event = dropped_event(c.task_id, c.attempt, c.llm_calls, LATE, status);
+        let event = dropped_event(c.task_id, c.attempt, &c.llm_calls, LATE, status);
         let calls = if event.is_some() {
-            llm_call_events(c.task_id, c.llm_calls)
+            llm_call_events(c.task_id, &c.llm_calls)
         } else {
             Vec::new()
         };
@@ -210,20 +213,14 @@ pub(crate) fn dropped_events<'a>(
 /// [`crate::StoreError::NotFound`] when the project is gone; a database error otherwise.
 pub async fn record_dropped_result(
     pool: &PgPool,
-    project_id: Uuid,
-    task_id: Uuid,
+    project_id: ProjectId,
+    task_id: TaskId,
     attempt: i32,
-    calls: &[LlmCall],
+    calls: &[ModelCall],
     reason: Option<&str>,
 ) -> Result<()> {
     let mut tx = pool.begin().await?;
-    let status: Option<(String,)> =
-        sqlx::query_as("SELECT status FROM projects WHERE id = $1 FOR NO KEY UPDATE")
-            .bind(project_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let (status,) = status.ok_or(crate::StoreError::NotFound("project"))?;
-    let status: ProjectStatus = parse(&status)?;
+    let status = lock_project(&mut tx, project_id).await?;
     if let Some(event) = dropped_event(
         task_id,
         attempt,

@@ -3,10 +3,9 @@
 
 use std::collections::HashMap;
 
-use guild_core::ProjectStatus;
+use guild_core::{AgentKind, EventKind, ProjectId, ProjectStatus, TaskId, TaskStatus};
 use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
-use uuid::Uuid;
 
 use super::accounting::{self, UsageRow};
 use super::release::{finish_projects_if_done, release_dependents};
@@ -14,17 +13,18 @@ use super::{Completion, RejectedFile, Settled};
 use crate::events::{self, NewEvent};
 use crate::files::{self, Arriving, Clash, NewFile, Writer};
 use crate::listener::notify_ready;
+use crate::locks::lock_projects;
 use crate::review::{self, CompletedReview};
 use crate::text::storable;
-use crate::{Result, StoreError, parse};
+use crate::{Result, StoreError};
 
 /// A task `complete_many` completed.
 #[derive(sqlx::FromRow)]
 struct UpdatedRow {
-    id: Uuid,
+    id: TaskId,
     key: String,
-    agent: String,
-    status: String,
+    agent: AgentKind,
+    status: TaskStatus,
     kind: String,
     priority: i16,
     critical: bool,
@@ -33,28 +33,28 @@ struct UpdatedRow {
 
 impl UpdatedRow {
     fn awaiting_approval(&self) -> bool {
-        self.status == "awaiting_approval"
+        self.status == TaskStatus::AwaitingApproval
     }
 }
 
 /// A completion with what the settlement refuses taken out: the files that clash with
 /// the project's tree move from its files to its refused blocks, in its result too.
 struct Prepared<'a> {
-    completion: &'a Completion<'a>,
+    completion: &'a Completion,
     result: Value,
     files: Vec<&'a NewFile>,
     refused: Vec<RejectedFile>,
 }
 
 impl<'a> Prepared<'a> {
-    fn new(completion: &'a Completion<'a>, clashes: &[Clash]) -> Self {
+    fn new(completion: &'a Completion, clashes: &[Clash]) -> Self {
         let mine: Vec<&Clash> = clashes
             .iter()
             .filter(|c| c.task_id == completion.task_id)
             .collect();
         let clashing = |path: &str| mine.iter().any(|c| c.path == path);
         let mut result = storable(&completion.result);
-        let mut refused = completion.rejected_files.to_vec();
+        let mut refused = completion.rejected_files.clone();
         for clash in &mine {
             refused.push(RejectedFile {
                 path: Some(clash.path.clone()),
@@ -93,12 +93,12 @@ impl<'a> Prepared<'a> {
 /// A database error fails the whole batch; nothing of it is stored.
 pub async fn complete_many(
     pool: &PgPool,
-    completions: &[Completion<'_>],
+    completions: &[Completion],
 ) -> Result<Vec<Result<Settled>>> {
     if completions.is_empty() {
         return Ok(Vec::new());
     }
-    let mut projects: Vec<Uuid> = completions.iter().map(|c| c.project_id).collect();
+    let mut projects: Vec<ProjectId> = completions.iter().map(|c| c.project_id).collect();
     projects.sort_unstable();
     projects.dedup();
 
@@ -120,7 +120,7 @@ pub async fn complete_many(
         .map(|c| Prepared::new(c, &clashes))
         .collect();
     let rows = mark_completed(&mut tx, &prepared).await?;
-    let updated: HashMap<Uuid, &UpdatedRow> = rows.iter().map(|row| (row.id, row)).collect();
+    let updated: HashMap<TaskId, &UpdatedRow> = rows.iter().map(|row| (row.id, row)).collect();
     let done: Vec<&Prepared<'_>> = prepared
         .iter()
         .filter(|p| updated.contains_key(&p.completion.task_id))
@@ -135,7 +135,7 @@ pub async fn complete_many(
                 let writer = Writer {
                     project_id: c.project_id,
                     task_id: c.task_id,
-                    agent: &updated[&c.task_id].agent,
+                    agent: updated[&c.task_id].agent,
                     attempt: c.attempt,
                 };
                 (writer, p.files.clone())
@@ -146,7 +146,7 @@ pub async fn complete_many(
     let conflicts = files::record_conflicts(&mut tx, &written).await?;
     let written = files::counts(&written);
     let grown = start_fix_rounds(&mut tx, &done, &updated).await?;
-    let completed: Vec<Uuid> = done
+    let completed: Vec<TaskId> = done
         .iter()
         .map(|p| p.completion.task_id)
         .filter(|id| !updated[id].awaiting_approval())
@@ -181,7 +181,7 @@ pub async fn complete_many(
             .map(|c| UsageRow {
                 project_id: c.project_id,
                 task_id: c.task_id,
-                calls: c.llm_calls,
+                calls: &c.llm_calls,
                 // A dropped result's task may be running again: its reservations are not
                 // this attempt's to clear.
                 settles_attempt: updated.contains_key(&c.task_id),
@@ -211,35 +211,18 @@ pub async fn complete_many(
 /// The files written and dependents released per completed task.
 #[derive(Clone, Copy)]
 struct Counts<'a> {
-    written: &'a HashMap<Uuid, u64>,
-    released: &'a HashMap<Uuid, u64>,
+    written: &'a HashMap<TaskId, u64>,
+    released: &'a HashMap<TaskId, u64>,
 }
 
 impl Counts<'_> {
-    fn written(&self, task_id: Uuid) -> u64 {
+    fn written(&self, task_id: TaskId) -> u64 {
         self.written.get(&task_id).copied().unwrap_or(0)
     }
 
-    fn released(&self, task_id: Uuid) -> u64 {
+    fn released(&self, task_id: TaskId) -> u64 {
         self.released.get(&task_id).copied().unwrap_or(0)
     }
-}
-
-/// Locks the projects' rows in id order (so that batches cannot deadlock, and so that
-/// their events are written in commit order) and returns their statuses.
-async fn lock_projects(
-    conn: &mut PgConnection,
-    projects: &[Uuid],
-) -> Result<HashMap<Uuid, ProjectStatus>> {
-    let rows: Vec<(Uuid, String)> = sqlx::query_as(
-        "SELECT id, status FROM projects WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
-    )
-    .bind(projects)
-    .fetch_all(conn)
-    .await?;
-    rows.into_iter()
-        .map(|(id, status)| Ok((id, parse(&status)?)))
-        .collect()
 }
 
 /// The fenced update: completes each task still running at its attempt and stores its
@@ -296,23 +279,25 @@ async fn mark_completed(
 async fn start_fix_rounds(
     conn: &mut PgConnection,
     done: &[&Prepared<'_>],
-    updated: &HashMap<Uuid, &UpdatedRow>,
-) -> Result<Vec<(Uuid, NewEvent)>> {
+    updated: &HashMap<TaskId, &UpdatedRow>,
+) -> Result<Vec<(ProjectId, NewEvent)>> {
     let reviews: Vec<CompletedReview<'_>> = done
         .iter()
         .map(|p| p.completion)
         .filter_map(|c| {
             let row = updated[&c.task_id];
-            (row.status == "completed" && !c.findings.is_empty()).then_some(CompletedReview {
-                project_id: c.project_id,
-                task_id: c.task_id,
-                key: &row.key,
-                kind: &row.kind,
-                priority: row.priority,
-                critical: row.critical,
-                review_round: row.review_round,
-                findings: c.findings,
-            })
+            (row.status == TaskStatus::Completed && !c.findings.is_empty()).then_some(
+                CompletedReview {
+                    project_id: c.project_id,
+                    task_id: c.task_id,
+                    key: &row.key,
+                    kind: &row.kind,
+                    priority: row.priority,
+                    critical: row.critical,
+                    review_round: row.review_round,
+                    findings: &c.findings,
+                },
+            )
         })
         .collect();
     review::start_fix_rounds(conn, &reviews).await
@@ -320,11 +305,11 @@ async fn start_fix_rounds(
 
 /// Stores the requirements analyses the batch produced on their projects.
 async fn store_analyses(conn: &mut PgConnection, done: &[&Prepared<'_>]) -> Result<()> {
-    let analyses: Vec<(Uuid, Value)> = done
+    let analyses: Vec<(ProjectId, Value)> = done
         .iter()
         .filter_map(|p| {
             let c = p.completion;
-            c.requirements.map(|r| (c.project_id, storable(r)))
+            c.requirements.as_ref().map(|r| (c.project_id, storable(r)))
         })
         .collect();
     if analyses.is_empty() {
@@ -345,16 +330,12 @@ async fn store_analyses(conn: &mut PgConnection, done: &[&Prepared<'_>]) -> Resu
 /// refused blocks, its cut-off answer, its model calls.
 fn completion_events(p: &Prepared<'_>, row: &UpdatedRow, counts: Counts<'_>) -> Vec<NewEvent> {
     let c = p.completion;
-    let event = |kind, data| NewEvent {
-        task_id: Some(c.task_id),
-        kind,
-        data,
-    };
+    let event = |kind, data| NewEvent::of_task(c.task_id, kind, data);
     let mut log = vec![event(
         if row.awaiting_approval() {
-            "task_awaiting_approval"
+            EventKind::TaskAwaitingApproval
         } else {
-            "task_completed"
+            EventKind::TaskCompleted
         },
         json!({
             "key": row.key,
@@ -371,7 +352,7 @@ fn completion_events(p: &Prepared<'_>, row: &UpdatedRow, counts: Counts<'_>) -> 
             .filter(|f| f.validation["status"] == "invalid")
             .map(|f| {
                 event(
-                    "file_invalid",
+                    EventKind::FileInvalid,
                     json!({
                         "path": f.path,
                         "repair_round": f.repair_round,
@@ -382,32 +363,32 @@ fn completion_events(p: &Prepared<'_>, row: &UpdatedRow, counts: Counts<'_>) -> 
     );
     log.extend(p.refused.iter().map(|r| {
         event(
-            "file_rejected",
+            EventKind::FileRejected,
             json!({"path": r.path, "reason": r.reason, "attempt": c.attempt}),
         )
     }));
     if !c.cut_off.is_empty() {
         log.push(event(
-            "answer_truncated",
+            EventKind::AnswerTruncated,
             json!({
                 "files": c.cut_off,
                 "reason": "the model's answer hit its length limit while writing these files, and stayed cut after being asked to continue: they are kept incomplete and marked invalid",
             }),
         ));
     }
-    log.extend(accounting::llm_call_events(c.task_id, c.llm_calls));
+    log.extend(accounting::llm_call_events(c.task_id, &c.llm_calls));
     log
 }
 
 /// Each completion's answer: what settling it changed, or why it was not stored. A project
 /// that ended is reported once, with the last of its tasks in the batch.
 fn outcomes(
-    completions: &[Completion<'_>],
-    updated: &HashMap<Uuid, &UpdatedRow>,
+    completions: &[Completion],
+    updated: &HashMap<TaskId, &UpdatedRow>,
     counts: Counts<'_>,
-    finished: &HashMap<Uuid, ProjectStatus>,
+    finished: &HashMap<ProjectId, ProjectStatus>,
 ) -> Vec<Result<Settled>> {
-    let last_of_project: HashMap<Uuid, usize> = completions
+    let last_of_project: HashMap<ProjectId, usize> = completions
         .iter()
         .enumerate()
         .filter(|(_, c)| updated.contains_key(&c.task_id))

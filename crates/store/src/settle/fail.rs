@@ -2,10 +2,9 @@
 //! consequences (dependents skipped, the project failed when the task is critical or
 //! stops it).
 
-use guild_core::ProjectStatus;
+use guild_core::{AgentKind, EventKind, ProjectId, ProjectStatus, TaskId};
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
-use uuid::Uuid;
 
 use super::accounting::{self, UsageRow};
 use super::release::finish_project_if_done;
@@ -18,9 +17,9 @@ use crate::{Result, StoreError};
 /// The running task a failure is about, locked.
 #[derive(sqlx::FromRow)]
 struct Failing {
-    project_id: Uuid,
+    project_id: ProjectId,
     key: String,
-    agent: String,
+    agent: AgentKind,
     critical: bool,
     max_attempts: i32,
 }
@@ -35,7 +34,7 @@ struct Failing {
 /// worker recovered it, or it was cancelled); a database error otherwise.
 pub async fn fail(pool: &PgPool, failure: Failure<'_>) -> Result<Settled> {
     let mut tx = pool.begin().await?;
-    crate::projects::lock(&mut tx, failure.project_id).await?;
+    crate::locks::lock_project(&mut tx, failure.project_id).await?;
     let task: Option<Failing> = sqlx::query_as(
         "SELECT project_id, key, agent, critical, max_attempts FROM tasks
          WHERE id = $1 AND status = 'running' AND attempt = $2
@@ -60,10 +59,20 @@ pub async fn fail(pool: &PgPool, failure: Failure<'_>) -> Result<Settled> {
     let mut log = accounting::llm_call_events(failure.task_id, failure.llm_calls);
     if retrying {
         requeue(&mut tx, &failure, &error).await?;
-        log.push(attempt_event("task_retried", &task, &failure, &error));
+        log.push(attempt_event(
+            EventKind::TaskRetried,
+            &task,
+            &failure,
+            &error,
+        ));
     } else {
         mark_failed(&mut tx, &failure, &error).await?;
-        log.push(attempt_event("task_failed", &task, &failure, &error));
+        log.push(attempt_event(
+            EventKind::TaskFailed,
+            &task,
+            &failure,
+            &error,
+        ));
         // The failure's own events come before its consequences (skips, the project's end).
         events::record(&mut tx, task.project_id, &std::mem::take(&mut log)).await?;
         settled.skipped =
@@ -95,27 +104,18 @@ pub async fn fail(pool: &PgPool, failure: Failure<'_>) -> Result<Settled> {
 }
 
 /// `task_retried` or `task_failed`, with the attempt's error and the model's last answer.
-fn attempt_event(
-    kind: &'static str,
-    task: &Failing,
-    failure: &Failure<'_>,
-    error: &str,
-) -> NewEvent {
+fn attempt_event(kind: EventKind, task: &Failing, failure: &Failure<'_>, error: &str) -> NewEvent {
     let mut data = json!({
         "key": task.key, "agent": task.agent, "attempt": failure.attempt, "error": error,
         "raw_answer": truncated(failure.raw_answer),
     });
-    if kind == "task_retried" {
+    if kind == EventKind::TaskRetried {
         data["retry_in_ms"] =
             json!(u64::try_from(failure.retry_delay.as_millis()).unwrap_or(u64::MAX));
     } else {
         data["critical"] = json!(task.critical);
     }
-    NewEvent {
-        task_id: Some(failure.task_id),
-        kind,
-        data,
-    }
+    NewEvent::of_task(failure.task_id, kind, data)
 }
 
 /// Puts the task back in the queue after the failure's delay.
@@ -189,8 +189,8 @@ async fn stop_project_if_needed(
 /// Skips every task downstream of `task_id` that has not started. Returns how many.
 async fn skip_downstream(
     conn: &mut PgConnection,
-    project_id: Uuid,
-    task_id: Uuid,
+    project_id: ProjectId,
+    task_id: TaskId,
     key: &str,
 ) -> Result<u64> {
     let (skipped,): (i64,) = sqlx::query_as(
@@ -204,7 +204,7 @@ async fn skip_downstream(
              RETURNING id, key
          ), logged AS (
              INSERT INTO events (project_id, task_id, kind, data)
-             SELECT $1, id, 'task_skipped', jsonb_build_object('key', key, 'because', $4::text)
+             SELECT $1, id, $5, jsonb_build_object('key', key, 'because', $4::text)
              FROM skipped
          )
          SELECT count(*) FROM skipped",
@@ -213,16 +213,17 @@ async fn skip_downstream(
     .bind(task_id)
     .bind(format!("skipped: upstream task `{key}` failed"))
     .bind(key)
+    .bind(EventKind::TaskSkipped)
     .fetch_one(conn)
     .await?;
-    Ok(skipped as u64)
+    Ok(skipped.unsigned_abs())
 }
 /// Fails the project with `error` and cancels its unstarted tasks, and its running ones
 /// too when `running_too` (their workers stop them at their next heartbeat). Returns how
 /// many were cancelled.
 async fn fail_project(
     conn: &mut PgConnection,
-    project_id: Uuid,
+    project_id: ProjectId,
     error: &str,
     cancel_reason: &str,
     running_too: bool,
@@ -240,7 +241,7 @@ async fn fail_project(
              RETURNING id
          ), logged AS (
              INSERT INTO events (project_id, kind, data)
-             SELECT id, 'project_failed', jsonb_build_object('error', $2::text) FROM failed
+             SELECT id, $5, jsonb_build_object('error', $2::text) FROM failed
          )
          SELECT count(*) FROM cancelled",
     )
@@ -248,7 +249,8 @@ async fn fail_project(
     .bind(error)
     .bind(cancel_reason)
     .bind(running_too)
+    .bind(EventKind::ProjectFailed)
     .fetch_one(conn)
     .await?;
-    Ok(cancelled as u64)
+    Ok(cancelled.unsigned_abs())
 }

@@ -16,7 +16,7 @@ mod release;
 
 use std::time::Duration;
 
-use guild_core::{Finding, ProjectStatus};
+use guild_core::{Finding, ModelCall, ProjectId, ProjectStatus, RejectedFile, TaskId};
 use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -29,58 +29,56 @@ pub use complete::complete_many;
 pub use fail::fail;
 pub(crate) use release::{finish_project_if_done, release_dependents};
 
-/// One call to a model, for usage accounting.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LlmCall {
-    pub provider: String,
-    pub model: String,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-    pub latency_ms: i64,
-    /// `None` when the model's price is unknown.
-    pub cost_usd: Option<f64>,
-    /// Answered from the response cache (no tokens, no cost).
-    pub cached: bool,
-    /// The version of the prompt template the call was made with.
-    pub prompt_version: Option<String>,
-}
-
-/// A code block an agent wrote that was not stored, and why.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct RejectedFile {
-    pub path: Option<String>,
-    pub reason: String,
-}
-
-/// A task's successful outcome.
+/// A task's successful outcome: what its attempt made, owned, on its way to the store.
 #[derive(Debug, Clone)]
-pub struct Completion<'a> {
-    pub project_id: Uuid,
-    pub task_id: Uuid,
+pub struct Completion {
+    pub project_id: ProjectId,
+    pub task_id: TaskId,
     pub attempt: i32,
     pub session_id: Option<Uuid>,
     pub duration_ms: i64,
     /// The task's result: at least `summary`.
     pub result: Value,
-    pub files: &'a [NewFile],
+    pub files: Vec<NewFile>,
     /// Blocks refused (unsafe path, no path, ...): each is recorded as a `file_rejected` event.
-    pub rejected_files: &'a [RejectedFile],
+    pub rejected_files: Vec<RejectedFile>,
     /// The requirements analysis, stored on the project when this task produced it.
-    pub requirements: Option<&'a Value>,
-    pub llm_calls: &'a [LlmCall],
+    pub requirements: Option<Value>,
+    pub llm_calls: Vec<ModelCall>,
     /// A review's findings, stored in the result as `findings`; blocking ones start a fix
     /// round (see [`crate::review`]).
-    pub findings: &'a [Finding],
+    pub findings: Vec<Finding>,
     /// Files the model's answer was cut off in (its length limit), kept incomplete:
     /// recorded as an `answer_truncated` event.
-    pub cut_off: &'a [String],
+    pub cut_off: Vec<String>,
+}
+
+impl Completion {
+    /// A completion of `task_id` at `attempt` with `result` and nothing else: no files,
+    /// no calls, no findings.
+    pub fn new(project_id: ProjectId, task_id: TaskId, attempt: i32, result: Value) -> Self {
+        Self {
+            project_id,
+            task_id,
+            attempt,
+            session_id: None,
+            duration_ms: 0,
+            result,
+            files: Vec::new(),
+            rejected_files: Vec::new(),
+            requirements: None,
+            llm_calls: Vec::new(),
+            findings: Vec::new(),
+            cut_off: Vec::new(),
+        }
+    }
 }
 
 /// A task's failed attempt.
 #[derive(Debug, Clone)]
 pub struct Failure<'a> {
-    pub project_id: Uuid,
-    pub task_id: Uuid,
+    pub project_id: ProjectId,
+    pub task_id: TaskId,
     pub attempt: i32,
     pub session_id: Option<Uuid>,
     pub duration_ms: i64,
@@ -89,7 +87,7 @@ pub struct Failure<'a> {
     /// attempts left is then re-queued after `retry_delay`.
     pub retryable: bool,
     pub retry_delay: Duration,
-    pub llm_calls: &'a [LlmCall],
+    pub llm_calls: &'a [ModelCall],
     /// The model's unusable answer, kept (truncated) in the failure's event.
     pub raw_answer: Option<&'a str>,
     /// The project must stop (its budget would be exceeded): it fails, and its other
@@ -100,7 +98,7 @@ pub struct Failure<'a> {
 /// What settling a task changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settled {
-    pub project_id: Uuid,
+    pub project_id: ProjectId,
     /// Dependents that became ready.
     pub released: u64,
     /// File versions written.
@@ -118,7 +116,7 @@ pub struct Settled {
 
 impl Settled {
     /// Nothing changed yet for `project_id`.
-    pub(crate) fn nothing(project_id: Uuid) -> Self {
+    pub(crate) fn nothing(project_id: ProjectId) -> Self {
         Self {
             project_id,
             released: 0,
@@ -147,7 +145,7 @@ fn truncated(text: Option<&str>) -> Option<String> {
 ///
 /// [`crate::StoreError::NotRunning`] when the task is no longer running at this attempt
 /// (its result is dropped, its calls counted); a database error otherwise.
-pub async fn complete(pool: &PgPool, completion: Completion<'_>) -> Result<Settled> {
+pub async fn complete(pool: &PgPool, completion: Completion) -> Result<Settled> {
     complete_many(pool, std::slice::from_ref(&completion))
         .await?
         .pop()

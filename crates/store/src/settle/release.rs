@@ -2,11 +2,10 @@
 
 use std::collections::HashMap;
 
-use guild_core::ProjectStatus;
+use guild_core::{EventKind, ProjectId, ProjectStatus, TaskId};
 use sqlx::PgConnection;
-use uuid::Uuid;
 
-use crate::{Result, parse};
+use crate::Result;
 
 /// Counts the tasks `completed` as completed for each of their dependents and makes those
 /// with no pending dependency left `ready`: they queue from now, a second apart within a
@@ -14,12 +13,12 @@ use crate::{Result, parse};
 /// dependents became ready.
 pub(crate) async fn release_dependents(
     conn: &mut PgConnection,
-    completed: &[Uuid],
-) -> Result<HashMap<Uuid, u64>> {
+    completed: &[TaskId],
+) -> Result<HashMap<TaskId, u64>> {
     if completed.is_empty() {
         return Ok(HashMap::new());
     }
-    let released: Vec<(Uuid, i64)> = sqlx::query_as(
+    let released: Vec<(TaskId, i64)> = sqlx::query_as(
         "WITH hits AS (
              SELECT d.task_id AS id, count(*)::int4 AS n
              FROM task_dependencies d WHERE d.depends_on = ANY($1)
@@ -59,9 +58,9 @@ pub(crate) async fn release_dependents(
 /// completed, `failed` (naming what did not) otherwise. Returns the projects it ended.
 pub(crate) async fn finish_projects_if_done(
     conn: &mut PgConnection,
-    projects: &[Uuid],
-) -> Result<HashMap<Uuid, ProjectStatus>> {
-    let finished: Vec<(Uuid, String)> = sqlx::query_as(
+    projects: &[ProjectId],
+) -> Result<HashMap<ProjectId, ProjectStatus>> {
+    let finished: Vec<(ProjectId, ProjectStatus)> = sqlx::query_as(
         "WITH counts AS (
              SELECT project_id,
                     count(*) FILTER (WHERE status IN ('blocked', 'ready', 'running',
@@ -86,24 +85,24 @@ pub(crate) async fn finish_projects_if_done(
              RETURNING p.id, p.status, p.error
          ), logged AS (
              INSERT INTO events (project_id, kind, data)
-             SELECT id, 'project_' || status, jsonb_build_object('error', error)
+             SELECT id, CASE WHEN status = 'completed' THEN $2 ELSE $3 END,
+                    jsonb_build_object('error', error)
              FROM finished ORDER BY id
          )
          SELECT id, status FROM finished",
     )
     .bind(projects)
+    .bind(EventKind::ProjectCompleted)
+    .bind(EventKind::ProjectFailed)
     .fetch_all(conn)
     .await?;
-    finished
-        .into_iter()
-        .map(|(id, status)| Ok((id, parse(&status)?)))
-        .collect()
+    Ok(finished.into_iter().collect())
 }
 
 /// [`finish_projects_if_done`] for one project.
 pub(crate) async fn finish_project_if_done(
     conn: &mut PgConnection,
-    project_id: Uuid,
+    project_id: ProjectId,
 ) -> Result<Option<ProjectStatus>> {
     Ok(finish_projects_if_done(conn, &[project_id])
         .await?

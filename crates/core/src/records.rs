@@ -1,0 +1,64 @@
+//! The records that cross from the agents to the store and back, defined once: what a
+//! task sees of the work upstream of it, and what a task's attempt reports besides its
+//! files (its model calls, the blocks it refused).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::AgentKind;
+
+/// A completed upstream task's summary, as a later task's prompt shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
+pub struct UpstreamSummary {
+    pub key: String,
+    pub agent: AgentKind,
+    pub summary: Option<String>,
+}
+
+/// The latest version of a file an upstream task wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpstreamFile {
+    pub path: String,
+    pub version: i32,
+    pub content: String,
+    /// The task that wrote this version.
+    pub task_key: String,
+    /// The version's check when it failed (`{status, checker, errors}`).
+    pub validation: Option<Value>,
+    /// The unordered version this one replaced (`{version, task_key, agent}`).
+    pub conflict: Option<Value>,
+}
+
+/// One call to a model, as accounted: tokens, cost, time, and what asked it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCall {
+    /// `offline`, `openai`, `anthropic`, ...
+    pub provider: String,
+    /// The model that answered, as the provider named it.
+    pub model: String,
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    pub latency_ms: u64,
+    /// US dollars; `None` when the model's price is unknown.
+    pub cost_usd: Option<f64>,
+    /// Answered from the response cache, at no cost.
+    pub cached: bool,
+    /// The version of the prompt template the call was made with.
+    pub prompt_version: String,
+}
+
+impl ModelCall {
+    /// Prompt and completion tokens.
+    pub fn tokens(&self) -> u64 {
+        u64::from(self.prompt_tokens) + u64::from(self.completion_tokens)
+    }
+}
+
+/// A code block an agent wrote that was not stored, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedFile {
+    /// The `path=` it named, if any.
+    pub path: Option<String>,
+    pub reason: String,
+}
