@@ -261,16 +261,16 @@ fn summarize(analysis: &Value) -> String {
 
 pub(crate) async fn run(agents: &Agents, input: &TaskInput) -> Result<AgentOutcome, AgentError> {
     let context = PromptContext {
-        description: std::borrow::Cow::Borrowed(&input.description),
-        project_type: input.project_type.as_str(),
-        technology_stack: input.technology_stack.as_deref(),
+        description: std::borrow::Cow::Borrowed(&input.context.description),
+        project_type: input.context.project_type.as_str(),
+        technology_stack: input.context.technology_stack.as_deref(),
         requirements: None,
         task: PromptTask {
             key: &input.key,
             kind: &input.kind,
             description: &input.task_description,
         },
-        feedback: input.feedback.as_deref(),
+        feedback: input.context.feedback.as_deref(),
         upstream: Vec::new(),
         files: Vec::new(),
         omitted_files: Vec::new(),

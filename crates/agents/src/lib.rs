@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use guild_core::{AgentKind, Finding, ProjectType, REQUIREMENTS_ANALYSIS};
+use guild_core::{AgentKind, Finding, REQUIREMENTS_ANALYSIS};
 use guild_llm::{
     CallPurpose, LlmClient, LlmError, LlmRequest, LlmResponse, Message, ModelRoutes, PriceTable,
     Usage,
@@ -24,7 +24,7 @@ use guild_llm::{
 use serde_json::Value;
 
 pub use files::GeneratedFile;
-pub use guild_core::{ModelCall, RejectedFile, UpstreamFile, UpstreamSummary, paths};
+pub use guild_core::{ModelCall, RejectedFile, TaskContext, UpstreamFile, UpstreamSummary, paths};
 pub use prompts::{Prompts, PromptsError};
 
 /// Everything an agent may know about its task.
@@ -37,20 +37,8 @@ pub struct TaskInput {
     pub kind: String,
     pub agent: AgentKind,
     pub task_description: String,
-    pub description: String,
-    pub project_type: ProjectType,
-    pub technology_stack: Option<String>,
-    pub requirements: Option<Value>,
-    /// A reviewer's feedback on this task's previous answer (a rejected approval).
-    pub feedback: Option<String>,
-    /// Tasks upstream of this one, with their summaries.
-    pub upstream: Vec<UpstreamSummary>,
-    /// The latest version of each file upstream tasks wrote.
-    pub files: Vec<UpstreamFile>,
-    /// The review findings this task fixes (a fix task) or verifies (a re-review).
-    pub findings: Vec<Finding>,
-    /// Whether answers may come from the response cache (the project's `options.cache`).
-    pub use_cache: bool,
+    /// The project and the work upstream, as the store read them.
+    pub context: TaskContext,
     /// The project's budget, when it has one: every call is checked against it first.
     pub budget: Option<Arc<dyn Budget>>,
     /// Every call this attempt has made so far, kept outside the agent so that the calls
@@ -333,8 +321,8 @@ impl Agents {
                 task_id: input.task_id.clone(),
                 attempt: input.attempt,
                 task_kind: input.kind.clone(),
-                description: input.description.clone(),
-                technology_stack: input.technology_stack.clone(),
+                description: input.context.description.clone(),
+                technology_stack: input.context.technology_stack.clone(),
             },
         }
     }
@@ -364,7 +352,7 @@ impl Agents {
         let cache = self
             .cache
             .as_ref()
-            .filter(|_| input.use_cache && request.temperature == 0.0 && input.attempt <= 1)
+            .filter(|_| input.context.use_cache && request.temperature == 0.0 && input.attempt <= 1)
             .map(|cache| (cache, request.cache_key(&self.identity)));
         if let Some((cache, key)) = &cache
             && let Some((content, model)) = cache.get(key).await

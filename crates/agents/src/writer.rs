@@ -159,7 +159,7 @@ impl Collected {
         if review {
             match (&self.findings, &self.findings_error) {
                 (_, Some(error)) => {
-                    problems.push(format!("the findings block cannot be used: {error}"))
+                    problems.push(format!("the findings block cannot be used: {error}"));
                 }
                 (None, None) => problems.push(
                     "the findings block is missing: end the answer with a ```json findings block (an empty list when nothing was found)".to_owned(),
@@ -305,6 +305,7 @@ const MIN_TRIMMED: usize = 800;
 fn render_within_budget(agents: &Agents, input: &TaskInput) -> Result<RenderedPrompt, AgentError> {
     let budget = agents.settings.context_budget_chars;
     let pretty = input
+        .context
         .requirements
         .as_ref()
         .map(|r| serde_json::to_string_pretty(r).unwrap_or_default());
@@ -312,6 +313,7 @@ fn render_within_budget(agents: &Agents, input: &TaskInput) -> Result<RenderedPr
     let mut size = rendered_size(agents, input, &context)?;
     if size > budget {
         context.requirements = input
+            .context
             .requirements
             .as_ref()
             .map(|r| serde_json::to_string(r).unwrap_or_default());
@@ -344,9 +346,12 @@ fn render_within_budget(agents: &Agents, input: &TaskInput) -> Result<RenderedPr
     }
 
     let mut remaining = (budget - size).saturating_sub(FILES_SECTION);
-    for file in files_by_need(&input.files, &input.findings) {
+    for file in files_by_need(&input.context.files, &input.context.findings) {
         let note = file.validation.as_ref().map(|v| {
-            let errors = v["errors"].as_array().map(|e| e.len()).unwrap_or_default();
+            let errors = v["errors"]
+                .as_array()
+                .map(std::vec::Vec::len)
+                .unwrap_or_default();
             format!("this version failed validation with {errors} error(s)")
         });
         let cost = chars(&file.content) + chars(&file.path) + FILE_OVERHEAD;
@@ -404,17 +409,18 @@ fn rendered_size(
 /// The prompt's context without files.
 fn base_context(input: &TaskInput, requirements: Option<String>) -> PromptContext<'_> {
     PromptContext {
-        description: Cow::Borrowed(&input.description),
-        project_type: input.project_type.as_str(),
-        technology_stack: input.technology_stack.as_deref(),
+        description: Cow::Borrowed(&input.context.description),
+        project_type: input.context.project_type.as_str(),
+        technology_stack: input.context.technology_stack.as_deref(),
         requirements,
         task: PromptTask {
             key: &input.key,
             kind: &input.kind,
             description: &input.task_description,
         },
-        feedback: input.feedback.as_deref(),
+        feedback: input.context.feedback.as_deref(),
         upstream: input
+            .context
             .upstream
             .iter()
             .map(|u| PromptUpstream {
@@ -425,8 +431,14 @@ fn base_context(input: &TaskInput, requirements: Option<String>) -> PromptContex
             .collect(),
         files: Vec::new(),
         omitted_files: Vec::new(),
-        findings: input.findings.iter().map(Finding::describe).collect(),
+        findings: input
+            .context
+            .findings
+            .iter()
+            .map(Finding::describe)
+            .collect(),
         conflicts: input
+            .context
             .files
             .iter()
             .filter_map(|f| {

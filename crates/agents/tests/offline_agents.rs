@@ -28,15 +28,18 @@ fn input(kind: &str, project_type: ProjectType) -> TaskInput {
         kind: spec.kind.clone(),
         agent: spec.agent,
         task_description: spec.description.clone(),
-        description: "A todo list app with user accounts and sharing".into(),
-        project_type,
-        technology_stack: None,
-        requirements: None,
-        feedback: None,
-        upstream: vec![],
-        files: vec![],
-        findings: vec![],
-        use_cache: true,
+        context: guild_agents::TaskContext {
+            description: "A todo list app with user accounts and sharing".into(),
+            project_type,
+            technology_stack: None,
+            requirements: None,
+            feedback: None,
+            upstream: vec![],
+            files: vec![],
+            use_cache: true,
+            budgeted: false,
+            findings: vec![],
+        },
         budget: None,
         spent: Default::default(),
     }
@@ -74,7 +77,7 @@ async fn the_offline_team_writes_valid_files_for_every_task_of_every_template() 
 
         for spec in project_type.template().tasks().iter().skip(1) {
             let mut task = input(&spec.kind, project_type);
-            task.requirements = Some(requirements.clone());
+            task.context.requirements = Some(requirements.clone());
             let outcome = agents.run(&task).await.expect("task runs");
             assert!(!outcome.files.is_empty(), "{}", spec.key);
             assert!(
@@ -376,8 +379,8 @@ async fn a_description_the_api_accepts_always_fits_the_context_budget() {
         .collect();
     let model = Scripted::new(vec![Ok("ok\n\n```ts path=a.ts\nlet a = 1;\n```\n".into())]);
     let mut task = input("api_structure", ProjectType::Fullstack);
-    task.description = description.clone();
-    task.requirements = Some(serde_json::json!({"core_features": ["待办".repeat(3000)]}));
+    task.context.description = description.clone();
+    task.context.requirements = Some(serde_json::json!({"core_features": ["待办".repeat(3000)]}));
     Agents::new(model.clone(), AgentSettings::default())
         .run(&task)
         .await
@@ -395,14 +398,14 @@ async fn a_prompt_over_the_context_budget_is_trimmed_to_fit() {
     let mut task = input("authentication", ProjectType::Fullstack);
     task.kind = guild_core::FIX_FINDINGS.into();
     task.agent = guild_core::AgentKind::Backend;
-    task.findings = vec![guild_core::Finding {
+    task.context.findings = vec![guild_core::Finding {
         severity: guild_core::Severity::High,
         file: "src/must_fix.ts".into(),
         line: Some(2),
         message: "hard-coded secret".into(),
         suggested_fix: None,
     }];
-    task.requirements = Some(serde_json::json!({"core_features": ["x".repeat(2000)]}));
+    task.context.requirements = Some(serde_json::json!({"core_features": ["x".repeat(2000)]}));
 
     // The prompt's size without any file, with a budget that leaves room for everything.
     let roomy = Scripted::new(vec![answer()]);
@@ -416,7 +419,7 @@ async fn a_prompt_over_the_context_budget_is_trimmed_to_fit() {
     let long: String = (1..=2000)
         .map(|n| format!("const line{n} = {n};\n"))
         .collect();
-    task.files = vec![
+    task.context.files = vec![
         context_file("src/aaa_big.ts", long.clone()),
         context_file(
             "src/must_fix.ts",
@@ -457,7 +460,7 @@ async fn a_prompt_over_the_context_budget_is_trimmed_to_fit() {
 
     // A budget too small for even the requirements: they are cut, never sent whole.
     let tight = Scripted::new(vec![answer()]);
-    task.files.clear();
+    task.context.files.clear();
     Agents::new(
         tight.clone(),
         AgentSettings {
@@ -593,7 +596,7 @@ async fn the_flaw_marker_breaks_a_file_first_and_plants_a_blocking_finding() {
     );
     let flawed = |kind: &str| {
         let mut task = input(kind, ProjectType::Fullstack);
-        task.description = format!("A todo list app {}", guild_llm::FLAW_MARKER);
+        task.context.description = format!("A todo list app {}", guild_llm::FLAW_MARKER);
         task
     };
     let api = agents.run(&flawed("api_structure")).await.expect("api");
@@ -611,7 +614,7 @@ async fn the_flaw_marker_breaks_a_file_first_and_plants_a_blocking_finding() {
     let auth_file = &auth.files[0];
     assert!(auth_file.content.contains("\"guild-dev-secret\""));
     let mut audit = flawed("security_audit");
-    audit.files = vec![UpstreamFile {
+    audit.context.files = vec![UpstreamFile {
         path: auth_file.path.clone(),
         version: 1,
         content: auth_file.content.clone(),
@@ -631,8 +634,8 @@ async fn the_flaw_marker_breaks_a_file_first_and_plants_a_blocking_finding() {
 
     let mut fix = flawed("authentication");
     fix.kind = guild_core::FIX_FINDINGS.into();
-    fix.findings = vec![blocking[0].clone()];
-    fix.files = audit.files.clone();
+    fix.context.findings = vec![blocking[0].clone()];
+    fix.context.files = audit.context.files.clone();
     let fixed = agents.run(&fix).await.expect("fix");
     assert_eq!(fixed.files.len(), 1);
     assert_eq!(fixed.files[0].path, "backend/src/auth.ts");
@@ -789,7 +792,7 @@ async fn identical_calls_are_answered_from_the_cache_at_no_cost() {
 
     // A project that turned the cache off, and a retried task, ask the model.
     let mut uncached = task.clone();
-    uncached.use_cache = false;
+    uncached.context.use_cache = false;
     assert!(!agents.run(&uncached).await.expect("runs").calls[0].cached);
     let mut retried = task.clone();
     retried.attempt = 2;

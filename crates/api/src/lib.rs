@@ -80,7 +80,7 @@ impl Modify for BearerAuth {
             "api_key",
             Vec::<String>::new(),
         )]);
-        for (path, item) in openapi.paths.paths.iter_mut() {
+        for (path, item) in &mut openapi.paths.paths {
             if (path == "/healthz" || path == "/readyz" || path == "/metrics")
                 && let Some(operation) = item.get.as_mut()
             {
@@ -103,7 +103,7 @@ const PUBLIC_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
 impl Modify for CommonResponses {
     fn modify(&self, openapi: &mut OpenApiDoc) {
-        for (path, item) in openapi.paths.paths.iter_mut() {
+        for (path, item) in &mut openapi.paths.paths {
             let public = PUBLIC_PATHS.contains(&path.as_str());
             for operation in [item.get.as_mut(), item.post.as_mut(), item.delete.as_mut()]
                 .into_iter()

@@ -13,7 +13,6 @@ use guild_store::tasks::Task;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 /// Tokens, cost and calls of a project, a task or an agent.
 #[derive(Debug, Serialize, ToSchema)]
@@ -408,45 +407,16 @@ pub struct WorkflowList {
     pub workflows: Vec<WorkflowView>,
 }
 
-/// An agent session: one worker slot for one agent kind.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SessionView {
-    pub id: Uuid,
-    pub worker_id: String,
-    pub slot: i32,
-    pub agent: AgentKind,
-    pub current_task_id: Option<TaskId>,
-    pub tasks_completed: i64,
-    pub tasks_failed: i64,
-    pub busy_ms: i64,
-    pub last_activity_at: DateTime<Utc>,
-    /// The last heartbeat of the session's worker process.
-    pub heartbeat_at: DateTime<Utc>,
-    /// The worker process stopped heartbeating for longer than its lease: it is gone, and
-    /// tasks it held are recovered by the other processes.
-    pub stale: bool,
-}
-
+/// The agent sessions.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionList {
-    pub sessions: Vec<SessionView>,
+    pub sessions: Vec<guild_store::sessions::Session>,
 }
 
-/// Figures for one agent kind.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AgentView {
-    pub agent: AgentKind,
-    pub tasks_completed: i64,
-    pub tasks_failed: i64,
-    pub mean_duration_ms: Option<f64>,
-    pub p95_duration_ms: Option<f64>,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-}
-
+/// Figures per agent kind.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AgentList {
-    pub agents: Vec<AgentView>,
+    pub agents: Vec<guild_store::sessions::AgentStats>,
 }
 
 /// Liveness or readiness.
@@ -472,3 +442,15 @@ impl utoipa::PartialSchema for Binary {
 }
 
 impl ToSchema for Binary {}
+
+/// Any document: the body of a generated file that is itself JSON or YAML, which a client
+/// may parse as it likes.
+pub struct AnyDocument;
+
+impl utoipa::PartialSchema for AnyDocument {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::empty().into()
+    }
+}
+
+impl ToSchema for AnyDocument {}

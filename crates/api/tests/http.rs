@@ -182,6 +182,19 @@ async fn a_project_runs_from_post_to_files_and_archive() {
         .map(|f| f["path"].as_str().expect("path").to_owned())
         .collect();
     assert_eq!(seen, listed);
+    // Asked for as plain bytes (as some generated clients do), the same archive.
+    let as_bytes = server
+        .client
+        .get(server.url(&format!("/projects/{id}/archive")))
+        .header("accept", "application/octet-stream")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        as_bytes.headers()["content-type"],
+        "application/octet-stream"
+    );
+    assert_eq!(as_bytes.bytes().await.expect("bytes"), bytes);
 
     let plan = server.get_json(&format!("/projects/{id}/plan")).await;
     assert_eq!(plan["nodes"].as_array().expect("nodes").len(), 15);
@@ -226,20 +239,102 @@ async fn bad_requests_get_the_right_problem_and_store_nothing() {
         }
         request.send()
     };
-    let huge = json!({"description": "x".repeat(20_001)});
-    let cycle = json!({"description": "x", "workflow": [
-        {"key": "a", "agent": "backend", "depends_on": ["c"]},
-        {"key": "b", "agent": "backend", "depends_on": ["a"]},
-        {"key": "c", "agent": "backend", "depends_on": ["b"]}]});
-    let unknown_dep = json!({"description": "x", "workflow": [{"key": "a", "agent": "backend", "depends_on": ["ghost"]}]});
-    let duplicate = json!({"description": "x", "workflow": [{"key": "a", "agent": "backend"}, {"key": "a", "agent": "frontend"}]});
-    let approval = json!({"description": "x", "options": {"require_approval": ["nope"]}});
-    let parallel = json!({"description": "x", "options": {"max_parallel": 0}});
-    let no_tokens = json!({"description": "x", "options": {"max_tokens": 0}});
-    let free_money = json!({"description": "x", "options": {"max_cost_usd": -1.5}});
-    let cache_text = json!({"description": "x", "options": {"cache": "no"}});
-    let attempts = json!({"description": "x", "workflow": [{"key": "a", "agent": "backend", "max_attempts": 11}]});
-    let cases: Vec<(reqwest::Response, u16, &str)> = vec![
+    let workflow = |tasks: Value| json!({"description": "x", "workflow": tasks});
+    let options = |options: Value| json!({"description": "x", "options": options});
+    // Bodies POSTed to /projects, with the status and a word of the problem they get.
+    let bodies: Vec<(Value, u16, &str)> = vec![
+        (
+            json!({"description": "x", "project_type": "mobile"}),
+            422,
+            "project_type",
+        ),
+        (json!({"description": "  "}), 422, "description"),
+        (json!({"description": "a\u{0}b"}), 422, "NUL"),
+        (json!({"description": "x", "colour": "red"}), 422, "colour"),
+        (
+            json!({"description": "x".repeat(20_001)}),
+            422,
+            "description",
+        ),
+        (json!({"description": "y".repeat(1_100_000)}), 413, "1 MiB"),
+        (
+            workflow(json!([
+                {"key": "a", "agent": "backend", "depends_on": ["c"]},
+                {"key": "b", "agent": "backend", "depends_on": ["a"]},
+                {"key": "c", "agent": "backend", "depends_on": ["b"]}])),
+            422,
+            "a -> c -> b -> a",
+        ),
+        (
+            workflow(json!([{"key": "a", "agent": "backend", "depends_on": ["ghost"]}])),
+            422,
+            "a -> ghost",
+        ),
+        (
+            workflow(json!([{"key": "a", "agent": "backend"}, {"key": "a", "agent": "frontend"}])),
+            422,
+            "duplicate task keys: a",
+        ),
+        (
+            workflow(json!([{"key": "a", "agent": "backend", "max_attempts": 11}])),
+            422,
+            "workflow[0].max_attempts",
+        ),
+        (
+            options(json!({"require_approval": ["nope"]})),
+            422,
+            "options.require_approval",
+        ),
+        (
+            options(json!({"max_parallel": 0})),
+            422,
+            "options.max_parallel",
+        ),
+        (options(json!({"max_tokens": 0})), 422, "options.max_tokens"),
+        (
+            options(json!({"max_cost_usd": -1.5})),
+            422,
+            "options.max_cost_usd",
+        ),
+        (options(json!({"cache": "no"})), 422, "cache"),
+    ];
+    // Paths read with GET, likewise.
+    let unknown = "01a20e79-e14f-7718-a503-c9a7360ab999";
+    let paths: Vec<(String, u16, &str)> = vec![
+        ("/projects/not-a-uuid".into(), 400, "not-a-uuid"),
+        (format!("/projects/{unknown}"), 404, "project not found"),
+        (
+            format!("/projects/{unknown}/tasks"),
+            404,
+            "project not found",
+        ),
+        (
+            format!("/projects/{project}/tasks/{unknown}"),
+            404,
+            "task not found",
+        ),
+        (
+            format!("/projects/{project}/tasks?status=done"),
+            400,
+            "unknown task status",
+        ),
+        ("/projects?limit=0".into(), 400, "limit"),
+        ("/projects?cursor=zzz".into(), 400, "cursor"),
+        ("/projects?status=sleeping".into(), 400, "project status"),
+        (
+            format!("/projects/{project}/plan?format=svg"),
+            400,
+            "format",
+        ),
+        (
+            format!("/projects/{project}/files/a?version=0"),
+            400,
+            "version",
+        ),
+        (format!("/projects/{project}/events?after=-1"), 400, "after"),
+        ("/nowhere".into(), 404, "route not found"),
+    ];
+    let mut cases: Vec<(reqwest::Response, u16, &str)> = vec![
         (
             raw("{\"description\":", Some("application/json"))
                 .await
@@ -259,138 +354,13 @@ async fn bad_requests_get_the_right_problem_and_store_nothing() {
             415,
             "content-type",
         ),
-        (
-            server
-                .post(
-                    "/projects",
-                    json!({"description": "x", "project_type": "mobile"}),
-                )
-                .await,
-            422,
-            "project_type",
-        ),
-        (
-            server.post("/projects", json!({"description": "  "})).await,
-            422,
-            "description",
-        ),
-        (
-            server
-                .post("/projects", json!({"description": "a\u{0}b"}))
-                .await,
-            422,
-            "NUL",
-        ),
-        (
-            server
-                .post("/projects", json!({"description": "x", "colour": "red"}))
-                .await,
-            422,
-            "colour",
-        ),
-        (server.post("/projects", huge).await, 422, "description"),
-        (
-            server
-                .post("/projects", json!({"description": "y".repeat(1_100_000)}))
-                .await,
-            413,
-            "1 MiB",
-        ),
-        (
-            server.post("/projects", cycle).await,
-            422,
-            "a -> c -> b -> a",
-        ),
-        (
-            server.post("/projects", unknown_dep).await,
-            422,
-            "a -> ghost",
-        ),
-        (
-            server.post("/projects", duplicate).await,
-            422,
-            "duplicate task keys: a",
-        ),
-        (
-            server.post("/projects", approval).await,
-            422,
-            "options.require_approval",
-        ),
-        (
-            server.post("/projects", parallel).await,
-            422,
-            "options.max_parallel",
-        ),
-        (
-            server.post("/projects", attempts).await,
-            422,
-            "workflow[0].max_attempts",
-        ),
-        (
-            server.post("/projects", no_tokens).await,
-            422,
-            "options.max_tokens",
-        ),
-        (
-            server.post("/projects", free_money).await,
-            422,
-            "options.max_cost_usd",
-        ),
-        (server.post("/projects", cache_text).await, 422, "cache"),
-        (server.get("/projects/not-a-uuid").await, 400, "not-a-uuid"),
-        (
-            server
-                .get("/projects/01a20e79-e14f-7718-a503-c9a7360ab999")
-                .await,
-            404,
-            "project not found",
-        ),
-        (
-            server
-                .get("/projects/01a20e79-e14f-7718-a503-c9a7360ab999/tasks")
-                .await,
-            404,
-            "project not found",
-        ),
-        (
-            server
-                .get(&format!(
-                    "/projects/{project}/tasks/01a20e79-e14f-7718-a503-c9a7360ab999"
-                ))
-                .await,
-            404,
-            "task not found",
-        ),
-        (
-            server
-                .get(&format!("/projects/{project}/tasks?status=done"))
-                .await,
-            400,
-            "unknown task status",
-        ),
-        (server.get("/projects?limit=0").await, 400, "limit"),
-        (server.get("/projects?cursor=zzz").await, 400, "cursor"),
-        (
-            server.get("/projects?status=sleeping").await,
-            400,
-            "project status",
-        ),
-        (
-            server
-                .get(&format!("/projects/{project}/plan?format=svg"))
-                .await,
-            400,
-            "format",
-        ),
-        (
-            server
-                .get(&format!("/projects/{project}/files/a?version=0"))
-                .await,
-            400,
-            "version",
-        ),
-        (server.get("/nowhere").await, 404, "route not found"),
     ];
+    for (body, status, needle) in bodies {
+        cases.push((server.post("/projects", body).await, status, needle));
+    }
+    for (path, status, needle) in &paths {
+        cases.push((server.get(path).await, *status, needle));
+    }
     for (response, status, needle) in cases {
         assert_eq!(response.status().as_u16(), status, "{needle}");
         assert_eq!(

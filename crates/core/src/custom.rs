@@ -31,6 +31,7 @@ pub struct WorkflowTask {
     pub depends_on: Vec<String>,
     /// Lower runs first among ready tasks (default 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = -32768, maximum = 32767))]
     pub priority: Option<i16>,
     /// A failed critical task fails the project (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]

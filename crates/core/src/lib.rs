@@ -22,7 +22,7 @@ pub use events::EventKind;
 pub use ids::{ProjectId, TaskId};
 pub use options::ProjectOptions;
 pub use plan::{Plan, PlanError, PlanErrors, TaskSpec, is_valid_key};
-pub use records::{ModelCall, RejectedFile, UpstreamFile, UpstreamSummary};
+pub use records::{ModelCall, RejectedFile, TaskContext, UpstreamFile, UpstreamSummary};
 pub use review::{FIX_FINDINGS, Finding, Severity, is_review_kind, parse_findings};
 pub use status::{ProjectStatus, TaskStatus};
 pub use text_enum::UnknownValue;

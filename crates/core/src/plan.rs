@@ -350,7 +350,7 @@ mod tests {
             kind: key.into(),
             agent: AgentKind::Backend,
             description: format!("do {key}"),
-            depends_on: deps.iter().map(|d| d.to_string()).collect(),
+            depends_on: deps.iter().map(std::string::ToString::to_string).collect(),
             priority: 1,
             critical: false,
             estimated_minutes: minutes,

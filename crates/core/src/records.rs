@@ -5,7 +5,29 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::AgentKind;
+use crate::{AgentKind, Finding, ProjectType};
+
+/// What an agent needs to know of its task's project and of the work upstream of it: read
+/// by the store, passed on by the worker unchanged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskContext {
+    pub description: String,
+    pub project_type: ProjectType,
+    pub technology_stack: Option<String>,
+    pub requirements: Option<Value>,
+    /// A reviewer's feedback from a rejected approval of this task.
+    pub feedback: Option<String>,
+    /// Summaries of the tasks this one depends on, directly or not, by priority and key.
+    pub upstream: Vec<UpstreamSummary>,
+    /// The latest version of each file those tasks wrote, by path.
+    pub files: Vec<UpstreamFile>,
+    /// The project allows answers from the response cache (`options.cache`, default true).
+    pub use_cache: bool,
+    /// The project has a budget (`max_tokens` or `max_cost_usd`) its calls must reserve.
+    pub budgeted: bool,
+    /// The review findings the task fixes or verifies.
+    pub findings: Vec<Finding>,
+}
 
 /// A completed upstream task's summary, as a later task's prompt shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -125,7 +125,7 @@ impl ProjectType {
                     .depends_on
                     .iter()
                     .filter(|d| included(d))
-                    .map(|d| d.to_string())
+                    .map(std::string::ToString::to_string)
                     .collect();
                 if depends_on.is_empty() && e.key != REQUIREMENTS_ANALYSIS {
                     depends_on.push(REQUIREMENTS_ANALYSIS.to_owned());

@@ -25,7 +25,7 @@ struct Manifest {
     files: BTreeMap<String, String>,
 }
 
-/// What [`write`] did.
+/// What [`write()`] did.
 #[derive(Debug, Default)]
 pub struct Written {
     pub files: usize,

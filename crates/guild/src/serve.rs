@@ -24,7 +24,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(&args.bind)
         .await
         .with_context(|| format!("binding {}", args.bind))?;
-    let database = Database::open(&args.database, args.workers as u32 + 10).await?;
+    let database = Database::open(&args.database, u32::from(args.workers) + 10).await?;
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
 

@@ -66,6 +66,39 @@ fn chat(content: &str, finish_reason: &str, usage: Value) -> ResponseTemplate {
     }))
 }
 
+/// The answer of a code task that writes one small file.
+fn one_file_answer() -> ResponseTemplate {
+    chat(
+        &one_file("src/a.ts", "export const a = 1;"),
+        "stop",
+        usage(),
+    )
+}
+
+/// A fake that answers the analysis (JSON mode) with `analysis` and code tasks with one
+/// file.
+async fn analysis_then_code(analysis: String) -> (MockServer, Fake) {
+    Fake::start(move |body, _| {
+        if body["response_format"]["type"] == "json_object" {
+            chat(&analysis, "stop", usage())
+        } else {
+            one_file_answer()
+        }
+    })
+    .await
+}
+
+/// Runs `body` on a `guild serve` against `fake` until it completes; returns the project.
+async fn completed_project(fake: &MockServer, body: Value) -> Value {
+    let (guild, base, _pool) = guild_against(fake).await;
+    let client = guild_testkit::http_client();
+    let id = create(&client, &base, body).await;
+    completes(&client, &base, &id).await;
+    let project = get_json(&client, &format!("{base}/projects/{id}")).await;
+    guild.terminate();
+    project
+}
+
 fn usage() -> Value {
     json!({"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120})
 }
@@ -245,40 +278,20 @@ async fn an_analysis_in_prose_with_braces_and_prose_shapes_is_read_at_once() {
     let answer = format!(
         "Here is the analysis.\n\n```json\n{analysis}\n```\n\nThe API exposes `/api/todos/{{id}}` for one todo."
     );
-    let (fake, model) = Fake::start(move |body, _| {
-        if body["response_format"]["type"] == "json_object" {
-            chat(&answer, "stop", usage())
-        } else {
-            chat(
-                &one_file("src/a.ts", "export const a = 1;"),
-                "stop",
-                usage(),
-            )
-        }
-    })
-    .await;
-    let (guild, base, _pool) = guild_against(&fake).await;
-    let client = guild_testkit::http_client();
-    let id = create(&client, &base, project(true)).await;
-    completes(&client, &base, &id).await;
+    let (fake, model) = analysis_then_code(answer).await;
+    let project = completed_project(&fake, project(true)).await;
     assert_eq!(model.seen().len(), 2, "one analysis call, one code call");
-    let project = get_json(&client, &format!("{base}/projects/{id}")).await;
     assert_eq!(
         project["requirements"]["deployment_considerations"],
         json!(["container image, managed PostgreSQL"])
     );
-    guild.terminate();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_answer_without_a_usable_file_is_told_what_was_wrong() {
     let (fake, model) = Fake::start(|body, _| {
         if last_message(body).contains("no usable file") || last_message(body).contains("no file") {
-            chat(
-                &one_file("src/a.ts", "export const a = 1;"),
-                "stop",
-                usage(),
-            )
+            one_file_answer()
         } else {
             chat(
                 "Here:\n\n```ts\nexport const a = 1;\n```\n",
@@ -308,26 +321,10 @@ async fn nul_in_an_analysis_is_stored_without_it_and_every_call_is_counted() {
     let analysis =
         OfflineProvider::analysis("A todo list app").replacen("\": \"", "\": \"\\u0000", 1);
     assert!(analysis.contains("\\u0000"));
-    let (fake, _model) = Fake::start(move |body, _| {
-        if body["response_format"]["type"] == "json_object" {
-            chat(&analysis, "stop", usage())
-        } else {
-            chat(
-                &one_file("src/a.ts", "export const a = 1;"),
-                "stop",
-                usage(),
-            )
-        }
-    })
-    .await;
-    let (guild, base, _pool) = guild_against(&fake).await;
-    let client = guild_testkit::http_client();
-    let id = create(&client, &base, project(true)).await;
-    completes(&client, &base, &id).await;
-    let project = get_json(&client, &format!("{base}/projects/{id}")).await;
+    let (fake, _model) = analysis_then_code(analysis).await;
+    let project = completed_project(&fake, project(true)).await;
     assert_eq!(project["usage"]["llm_calls"], 2);
     assert!(!project["requirements"].to_string().contains("\\u0000"));
-    guild.terminate();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -390,14 +387,7 @@ fn chinese(n: usize) -> String {
 /// Runs task `a` of a project described by `description` with `options` against a fake
 /// that writes one file; returns the project's events and the requests the fake saw.
 async fn run_described(description: String, options: Value) -> (String, Vec<Value>) {
-    let (fake, model) = Fake::start(|_, _| {
-        chat(
-            &one_file("src/a.ts", "export const a = 1;"),
-            "stop",
-            usage(),
-        )
-    })
-    .await;
+    let (fake, model) = Fake::start(|_, _| one_file_answer()).await;
     let (guild, base, _pool) = guild_against(&fake).await;
     let client = guild_testkit::http_client();
     let mut body = project(false);

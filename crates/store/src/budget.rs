@@ -35,6 +35,7 @@ pub enum Reservation {
 /// # Errors
 ///
 /// A database error: nothing is held, and the call must not be made.
+#[tracing::instrument(level = "debug", skip(pool), err(level = "debug"))]
 pub async fn reserve(
     pool: &PgPool,
     project_id: ProjectId,

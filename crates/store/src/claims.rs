@@ -39,6 +39,7 @@ pub struct ClaimedTask {
 /// # Errors
 ///
 /// A database error; nothing is claimed.
+#[tracing::instrument(level = "debug", skip(pool, agent_room), err(level = "debug"))]
 pub async fn claim_ready(
     pool: &PgPool,
     worker_id: &str,
@@ -110,6 +111,7 @@ pub async fn claim_ready(
 /// # Errors
 ///
 /// A database error; the lease then expires and the task is recovered.
+#[tracing::instrument(skip(pool), err(level = "debug"))]
 pub async fn release(
     pool: &PgPool,
     project_id: ProjectId,
@@ -157,6 +159,7 @@ pub async fn release(
 /// # Errors
 ///
 /// A database error; the leases are then not extended this time.
+#[tracing::instrument(level = "debug", skip(pool, task_ids), fields(tasks = task_ids.len()), err(level = "debug"))]
 pub async fn heartbeat(
     pool: &PgPool,
     worker_id: &str,

@@ -284,6 +284,12 @@ pub(crate) async fn record_conflicts(
         .filter(|(c, other)| !is_upstream(*other, c.task_id, &depends_on))
         .map(|(c, _)| c)
         .collect();
+    mark_conflicts(conn, &conflicts).await?;
+    Ok(conflicts)
+}
+
+/// Records on each new version the unordered version it replaced.
+async fn mark_conflicts(conn: &mut PgConnection, conflicts: &[Conflict]) -> Result<()> {
     if !conflicts.is_empty() {
         sqlx::query(
             "UPDATE project_files f
@@ -318,7 +324,7 @@ pub(crate) async fn record_conflicts(
         .execute(&mut *conn)
         .await?;
     }
-    Ok(conflicts)
+    Ok(())
 }
 
 /// A version that replaced another task's, with that task's id.

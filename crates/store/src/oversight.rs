@@ -54,6 +54,7 @@ async fn begin_review(
 ///
 /// [`StoreError::NotFound`] for an unknown project or task; [`StoreError::Conflict`]
 /// when the task is not awaiting approval; a database error otherwise.
+#[tracing::instrument(skip(pool), err(level = "debug"))]
 pub async fn approve(pool: &PgPool, project_id: ProjectId, task_id: TaskId) -> Result<Settled> {
     let (mut tx, key) = begin_review(pool, project_id, task_id).await?;
     let (kind, priority, critical, review_round, findings): (
@@ -112,6 +113,7 @@ pub async fn approve(pool: &PgPool, project_id: ProjectId, task_id: TaskId) -> R
 /// # Errors
 ///
 /// As [`approve`].
+#[tracing::instrument(skip(pool, feedback), err(level = "debug"))]
 pub async fn reject(
     pool: &PgPool,
     project_id: ProjectId,
@@ -152,6 +154,7 @@ pub async fn reject(
 ///
 /// [`StoreError::NotFound`] for an unknown project or task; [`StoreError::Conflict`]
 /// when the task did not fail, skip or get cancelled; a database error otherwise.
+#[tracing::instrument(skip(pool), err(level = "debug"))]
 pub async fn retry(pool: &PgPool, project_id: ProjectId, task_id: TaskId) -> Result<()> {
     let mut tx = pool.begin().await?;
     let project_status = lock_project(&mut tx, project_id).await?;

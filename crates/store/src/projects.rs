@@ -148,7 +148,7 @@ macro_rules! project_columns {
 ///
 /// [`StoreError::Conflict`] when the idempotency key was used with another request; a
 /// database error otherwise.
-#[tracing::instrument(skip_all, fields(tasks = new.plan.tasks().len()), err)]
+#[tracing::instrument(skip_all, fields(tasks = new.plan.tasks().len()), err(level = "debug"))]
 pub async fn create(pool: &PgPool, new: NewProject<'_>) -> Result<Created> {
     if let Some(idempotency) = new.idempotency
         && let Some(existing) = find_idempotent(pool, idempotency).await?
@@ -236,19 +236,49 @@ async fn insert(pool: &PgPool, new: &NewProject<'_>) -> Result<Project> {
     Ok(project)
 }
 
-/// Stores a plan's tasks and their dependencies, two statements whatever its size. Tasks
-/// without dependencies are ready and queue a second apart (see the scheduling migration).
+/// Stores a plan's tasks and their dependencies, two statements whatever its size.
 async fn insert_graph(
     conn: &mut PgConnection,
     project_id: ProjectId,
     plan: &Plan,
     max_attempts: i32,
 ) -> Result<()> {
-    let tasks = plan.tasks();
-    let ids: BTreeMap<&str, TaskId> = tasks
+    let ids: BTreeMap<&str, TaskId> = plan
+        .tasks()
         .iter()
         .map(|t| (t.key.as_str(), TaskId::new()))
         .collect();
+    insert_tasks(&mut *conn, project_id, plan, &ids, max_attempts).await?;
+    let (dependents, dependencies): (Vec<TaskId>, Vec<TaskId>) = plan
+        .tasks()
+        .iter()
+        .flat_map(|t| {
+            let task_id = ids[t.key.as_str()];
+            t.depends_on.iter().map(move |d| (task_id, d))
+        })
+        .map(|(task_id, dep)| (task_id, ids[dep.as_str()]))
+        .unzip();
+    sqlx::query(
+        "INSERT INTO task_dependencies (task_id, depends_on)
+         SELECT * FROM unnest($1::uuid[], $2::uuid[])",
+    )
+    .bind(dependents)
+    .bind(dependencies)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Stores a plan's tasks with their `ids`. Tasks without dependencies are ready and queue
+/// a second apart (see the scheduling migration).
+async fn insert_tasks(
+    conn: &mut PgConnection,
+    project_id: ProjectId,
+    plan: &Plan,
+    ids: &BTreeMap<&str, TaskId>,
+    max_attempts: i32,
+) -> Result<()> {
+    let tasks = plan.tasks();
     let status = |deps: &[String]| {
         if deps.is_empty() {
             TaskStatus::Ready
@@ -311,22 +341,6 @@ async fn insert_graph(
             .map(|t| t.max_attempts.map(i32::from))
             .collect::<Vec<_>>(),
     )
-    .execute(&mut *conn)
-    .await?;
-    let (dependents, dependencies): (Vec<TaskId>, Vec<TaskId>) = tasks
-        .iter()
-        .flat_map(|t| {
-            let task_id = ids[t.key.as_str()];
-            t.depends_on.iter().map(move |d| (task_id, d))
-        })
-        .map(|(task_id, dep)| (task_id, ids[dep.as_str()]))
-        .unzip();
-    sqlx::query(
-        "INSERT INTO task_dependencies (task_id, depends_on)
-         SELECT * FROM unnest($1::uuid[], $2::uuid[])",
-    )
-    .bind(dependents)
-    .bind(dependencies)
     .execute(conn)
     .await?;
     Ok(())
@@ -412,7 +426,7 @@ pub async fn list(
 ///
 /// [`StoreError::NotFound`] when there is no such project; [`StoreError::Conflict`] when
 /// it already ended; a database error otherwise.
-#[tracing::instrument(skip(pool), err)]
+#[tracing::instrument(skip(pool), err(level = "debug"))]
 pub async fn cancel(pool: &PgPool, id: ProjectId) -> Result<Project> {
     let mut tx = pool.begin().await?;
     let status = lock_project(&mut tx, id).await?;

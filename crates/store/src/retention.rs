@@ -16,6 +16,7 @@ use crate::{Result, StoreError};
 ///
 /// [`StoreError::NotFound`] for an unknown project, [`StoreError::Conflict`] for one not
 /// finished; a database error otherwise.
+#[tracing::instrument(skip(pool), err(level = "debug"))]
 pub async fn delete_project(pool: &PgPool, project_id: ProjectId) -> Result<()> {
     let mut tx = pool.begin().await?;
     let status: Option<(String,)> =
@@ -53,6 +54,7 @@ pub struct Pruned {
 /// For projects that finished more than `older_than` ago: deletes their events and every
 /// file version but the latest of each path. The projects, their tasks and results and
 /// their latest files stay. One transaction.
+#[tracing::instrument(skip(pool), err(level = "debug"))]
 pub async fn prune(pool: &PgPool, older_than: Duration) -> Result<Pruned> {
     let (projects, events, file_versions): (i64, i64, i64) = sqlx::query_as(
         "WITH old AS (

@@ -148,6 +148,16 @@ async fn insert_round(
     let tasks: Vec<_> = round.fixes.iter().chain([&round.re_review]).collect();
     let ids: Vec<TaskId> = fix_ids.iter().copied().chain([rereview]).collect();
     let fixes = i32::try_from(fix_ids.len()).unwrap_or(i32::MAX);
+    // Fix tasks are ready at once; the re-review waits for every fix.
+    let (pending, statuses): (Vec<i32>, Vec<TaskStatus>) = (0..tasks.len())
+        .map(|i| {
+            if i < fix_ids.len() {
+                (0, TaskStatus::Ready)
+            } else {
+                (fixes, TaskStatus::Blocked)
+            }
+        })
+        .unzip();
     sqlx::query(
         "INSERT INTO tasks (id, project_id, key, kind, agent, description, priority, critical,
                             estimated_minutes, pending_deps, status, max_attempts, queue_at,
@@ -171,29 +181,11 @@ async fn insert_round(
             .map(|t| t.description.as_str())
             .collect::<Vec<_>>(),
     )
-    .bind(
-        tasks
-            .iter()
-            .enumerate()
-            .map(|(i, _)| if i < fix_ids.len() { 0 } else { fixes })
-            .collect::<Vec<_>>(),
-    )
+    .bind(pending)
     .bind(review.priority)
     .bind(review.critical)
     .bind(round.round)
-    .bind(
-        tasks
-            .iter()
-            .enumerate()
-            .map(|(i, _)| {
-                if i < fix_ids.len() {
-                    TaskStatus::Ready
-                } else {
-                    TaskStatus::Blocked
-                }
-            })
-            .collect::<Vec<_>>(),
-    )
+    .bind(statuses)
     .bind(tasks.iter().map(|t| json!(t.findings)).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await?;

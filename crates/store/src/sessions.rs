@@ -10,8 +10,9 @@ use uuid::Uuid;
 
 use crate::Result;
 
-/// A session's figures.
+/// An agent session: one worker slot for one agent kind, and what it is doing.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Session {
     pub id: Uuid,
     pub worker_id: String,
@@ -24,7 +25,8 @@ pub struct Session {
     pub last_activity_at: DateTime<Utc>,
     /// The last heartbeat of the session's worker process.
     pub heartbeat_at: DateTime<Utc>,
-    /// The worker process stopped heartbeating for longer than its lease: it is gone.
+    /// The worker process stopped heartbeating for longer than its lease: it is gone, and
+    /// tasks it held are recovered by the other processes.
     pub stale: bool,
 }
 
@@ -100,6 +102,7 @@ pub async fn list(pool: &PgPool) -> Result<Vec<Session>> {
 
 /// Figures per agent kind over every task it ran.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentStats {
     pub agent: AgentKind,
     pub tasks_completed: i64,

@@ -3,6 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+pub use guild_core::TaskContext;
 use guild_core::{
     AgentKind, Finding, ProjectId, ProjectType, TaskId, TaskStatus, UpstreamFile, UpstreamSummary,
 };
@@ -15,27 +16,6 @@ use crate::{Result, StoreError};
 pub use crate::claims::{
     ClaimedTask, QueueStats, claim_ready, expired_leases, heartbeat, queue_stats, release,
 };
-
-/// What an agent needs to know to run a task.
-#[derive(Debug, Clone)]
-pub struct TaskContext {
-    pub description: String,
-    pub project_type: ProjectType,
-    pub technology_stack: Option<String>,
-    pub requirements: Option<Value>,
-    /// A reviewer's feedback from a rejected approval of this task.
-    pub feedback: Option<String>,
-    /// Summaries of the tasks this one depends on, directly or not, by priority and key.
-    pub upstream: Vec<UpstreamSummary>,
-    /// The latest version of each file those tasks wrote, by path.
-    pub files: Vec<UpstreamFile>,
-    /// The project allows answers from the response cache (`options.cache`, default true).
-    pub use_cache: bool,
-    /// The project has a budget (`max_tokens` or `max_cost_usd`) its calls must reserve.
-    pub budgeted: bool,
-    /// The review findings the task fixes or verifies.
-    pub findings: Vec<Finding>,
-}
 
 /// A task with what its context needs of its project.
 #[derive(sqlx::FromRow)]
@@ -94,6 +74,7 @@ pub async fn context(pool: &PgPool, project_id: ProjectId, task_id: TaskId) -> R
 /// # Errors
 ///
 /// A database error.
+#[tracing::instrument(level = "debug", skip_all, fields(tasks = tasks.len()), err(level = "debug"))]
 pub async fn contexts(
     pool: &PgPool,
     tasks: &[(ProjectId, TaskId)],

@@ -1,7 +1,7 @@
 //! Checking generated files by their type, so a broken file is caught before anyone runs it.
 //!
 //! Python, JavaScript (and JSX), TypeScript, TSX and Rust are parsed with their tree-sitter
-//! grammars; JSON, YAML and TOML with their parsers; SQL by [`sql::check`], which finds
+//! grammars; JSON, YAML and TOML with their parsers; SQL by a statement scanner, which finds
 //! unbalanced parentheses, unterminated strings, comments and dollar quotes, and statements
 //! missing their `;`. Other types are `unchecked`.
 

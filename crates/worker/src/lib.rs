@@ -11,6 +11,7 @@
 mod execute;
 mod ledger;
 mod maintain;
+mod outcome;
 mod settler;
 
 use execute::Slotted;
@@ -189,44 +190,13 @@ impl WorkerPool {
         });
         tracing::info!(worker_id = %inner.config.worker_id, slots = inner.config.slots, "worker pool started");
 
+        let running = Running {
+            abort: abort.clone(),
+            settler: settler.clone(),
+            tracker: tracker.clone(),
+        };
         while !shutdown.is_cancelled() {
-            let free = inner.slots.available_permits();
-            let mut slots_full = free == 0;
-            if free > 0 {
-                let room = inner.agent_room();
-                match tasks::claim_ready(
-                    &inner.pool,
-                    &inner.config.worker_id,
-                    free as i64,
-                    inner.config.lease,
-                    &room,
-                )
-                .await
-                {
-                    Ok(claimed) => {
-                        slots_full = claimed.len() == free;
-                        for task in &claimed {
-                            metrics::counter!("guild_tasks_claimed_total", "agent" => task.agent.as_str(), "kind" => task.kind.clone()).increment(1);
-                        }
-                        if !claimed.is_empty() {
-                            let batch: Vec<Slotted> = claimed
-                                .into_iter()
-                                .map(|task| inner.take_slot(task))
-                                .collect();
-                            let pool = self.clone();
-                            let abort = abort.clone();
-                            let settler = settler.clone();
-                            let spawner = tracker.clone();
-                            tracker.spawn(async move {
-                                pool.start_batch(batch, abort, settler, spawner).await
-                            });
-                        }
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "claiming tasks failed; retrying after the poll interval");
-                    }
-                }
-            }
+            let slots_full = self.claim_and_start(&running).await;
             if slots_full {
                 tokio::select! {
                     () = inner.slot_freed.notified() => {}
@@ -249,6 +219,7 @@ impl WorkerPool {
                 () = shutdown.cancelled() => {}
             }
         }
+        drop(running);
 
         tracker.close();
         if tokio::time::timeout(inner.config.shutdown_grace, tracker.wait())
@@ -268,6 +239,62 @@ impl WorkerPool {
         }
         tracing::info!(worker_id = %inner.config.worker_id, "worker pool stopped");
         Ok(())
+    }
+}
+
+/// What a started batch needs of the pool's run: the abort signal of the shutdown grace,
+/// the settler's inbox, and the tracker the shutdown waits on.
+struct Running {
+    abort: CancellationToken,
+    settler: mpsc::UnboundedSender<settler::ToSettle>,
+    tracker: TaskTracker,
+}
+
+impl WorkerPool {
+    /// Claims as many ready tasks as there are free slots, in one statement, and starts
+    /// them. Returns whether every slot is now taken (nothing more to claim until one is
+    /// freed).
+    async fn claim_and_start(&self, running: &Running) -> bool {
+        let inner = &self.inner;
+        let free = inner.slots.available_permits();
+        if free == 0 {
+            return true;
+        }
+        let claimed = match tasks::claim_ready(
+            &inner.pool,
+            &inner.config.worker_id,
+            i64::try_from(free).unwrap_or(i64::MAX),
+            inner.config.lease,
+            &inner.agent_room(),
+        )
+        .await
+        {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                tracing::warn!(%error, "claiming tasks failed; retrying after the poll interval");
+                return false;
+            }
+        };
+        let slots_full = claimed.len() == free;
+        for task in &claimed {
+            metrics::counter!("guild_tasks_claimed_total", "agent" => task.agent.as_str(), "kind" => task.kind.clone()).increment(1);
+        }
+        if !claimed.is_empty() {
+            let batch: Vec<Slotted> = claimed
+                .into_iter()
+                .map(|task| inner.take_slot(task))
+                .collect();
+            let pool = self.clone();
+            let (abort, settler, spawner) = (
+                running.abort.clone(),
+                running.settler.clone(),
+                running.tracker.clone(),
+            );
+            running.tracker.spawn(async move {
+                pool.start_batch(batch, abort, settler, spawner).await;
+            });
+        }
+        slots_full
     }
 }
 

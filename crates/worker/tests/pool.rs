@@ -9,6 +9,7 @@ use guild_agents::{Agent, AgentError, AgentOutcome, AgentSettings, Agents, TaskI
 use guild_core::{AgentKind, ProjectStatus, ProjectType, TaskStatus};
 use guild_core::{EventKind, ProjectId};
 use guild_llm::OfflineProvider;
+use guild_store::projects::Project;
 use guild_store::{PgPool, events, files, projects, sessions, tasks};
 use guild_worker::{WorkerConfig, WorkerEvent, WorkerPool};
 use serde_json::json;
@@ -235,17 +236,32 @@ fn fail_on(kind: &'static str, mode: Mode) -> Arc<FailOn> {
     })
 }
 
+/// Runs a project of `project_type` on `slots` slots with the offline team, the task of
+/// type `kind` failing as `mode` says, until it finishes; returns it.
+async fn run_failing(
+    pool: &PgPool,
+    project_type: ProjectType,
+    kind: &'static str,
+    mode: Mode,
+    slots: usize,
+) -> Project {
+    let id = create(pool, project_type).await;
+    run_until_finished(pool, fail_on(kind, mode), slots, &[id]).await;
+    projects::get(pool, id).await.expect("get").expect("exists")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_non_critical_task_skips_its_dependents_and_the_rest_completes() {
     let pool = guild_testkit::database().await;
-    let id = create(&pool, ProjectType::Fullstack).await;
-    run_until_finished(
+    let project = run_failing(
         &pool,
-        fail_on("state_management", Mode::Always { retryable: false }),
+        ProjectType::Fullstack,
+        "state_management",
+        Mode::Always { retryable: false },
         4,
-        &[id],
     )
     .await;
+    let id = project.id;
 
     assert_eq!(
         status_of(&pool, id, "state_management").await,
@@ -270,10 +286,6 @@ async fn a_failing_non_critical_task_skips_its_dependents_and_the_rest_completes
             "{key}"
         );
     }
-    let project = projects::get(&pool, id)
-        .await
-        .expect("get")
-        .expect("exists");
     assert_eq!(project.status, ProjectStatus::Failed);
     assert_eq!(
         project.error.as_deref(),
@@ -290,19 +302,16 @@ async fn a_failing_non_critical_task_skips_its_dependents_and_the_rest_completes
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_critical_task_fails_the_project_and_nothing_downstream_runs() {
     let pool = guild_testkit::database().await;
-    let id = create(&pool, ProjectType::Fullstack).await;
-    run_until_finished(
+    let project = run_failing(
         &pool,
-        fail_on("authentication", Mode::Always { retryable: false }),
+        ProjectType::Fullstack,
+        "authentication",
+        Mode::Always { retryable: false },
         1,
-        &[id],
     )
     .await;
+    let id = project.id;
 
-    let project = projects::get(&pool, id)
-        .await
-        .expect("get")
-        .expect("exists");
     assert_eq!(project.status, ProjectStatus::Failed);
     assert_eq!(
         project.error.as_deref(),
@@ -324,19 +333,16 @@ async fn a_failing_critical_task_fails_the_project_and_nothing_downstream_runs()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transient_failure_is_retried_and_completes_on_a_later_attempt() {
     let pool = guild_testkit::database().await;
-    let id = create(&pool, ProjectType::Backend).await;
-    run_until_finished(
+    let project = run_failing(
         &pool,
-        fail_on("database_schema", Mode::FirstAttempts(2)),
+        ProjectType::Backend,
+        "database_schema",
+        Mode::FirstAttempts(2),
         2,
-        &[id],
     )
     .await;
+    let id = project.id;
 
-    let project = projects::get(&pool, id)
-        .await
-        .expect("get")
-        .expect("exists");
     assert_eq!(project.status, ProjectStatus::Completed);
     let schema = tasks::list(&pool, id)
         .await
@@ -362,14 +368,15 @@ async fn a_transient_failure_is_retried_and_completes_on_a_later_attempt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_that_always_fails_ends_failed_after_its_attempts_with_every_error_kept() {
     let pool = guild_testkit::database().await;
-    let id = create(&pool, ProjectType::Backend).await;
-    run_until_finished(
+    let project = run_failing(
         &pool,
-        fail_on("code_review", Mode::Always { retryable: true }),
+        ProjectType::Backend,
+        "code_review",
+        Mode::Always { retryable: true },
         2,
-        &[id],
     )
     .await;
+    let id = project.id;
     let docs = tasks::list(&pool, id)
         .await
         .expect("tasks")
@@ -396,8 +403,9 @@ async fn a_task_that_always_fails_ends_failed_after_its_attempts_with_every_erro
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_agent_fails_its_task_and_the_pool_keeps_going() {
     let pool = guild_testkit::database().await;
-    let id = create(&pool, ProjectType::Frontend).await;
-    run_until_finished(&pool, fail_on("page_layouts", Mode::Panic), 2, &[id]).await;
+    let id = run_failing(&pool, ProjectType::Frontend, "page_layouts", Mode::Panic, 2)
+        .await
+        .id;
 
     assert_eq!(
         status_of(&pool, id, "page_layouts").await,

@@ -47,7 +47,7 @@ pub struct EventQuery {
     get, path = "/projects/{id}/events", operation_id = "list_events", tag = "events",
     params(
         ("id" = Uuid, Path, description = "Project id"),
-        ("Last-Event-ID" = Option<i64>, Header, nullable = false, description = "Resume a stream after this event"),
+        ("Last-Event-ID" = Option<i64>, Header, nullable = false, minimum = 0, description = "Resume a stream after this event"),
         EventQuery
     ),
     responses(
@@ -71,9 +71,13 @@ pub async fn list_events(
             v.to_str()
                 .ok()
                 .and_then(|s| s.trim().parse::<i64>().ok())
+                .filter(|id| *id >= 0)
                 .ok_or_else(|| ApiError::BadRequest("Last-Event-ID must be an event id".into()))
         })
         .transpose()?;
+    if query.after.is_some_and(|after| after < 0) {
+        return Err(ApiError::BadRequest("after must be 0 or more".into()));
+    }
     let after = query.after.unwrap_or(0).max(last_event_id.unwrap_or(0));
     let wants_stream = headers
         .get(header::ACCEPT)

@@ -75,6 +75,7 @@ pub async fn list_files(
 #[into_params(parameter_in = Query)]
 pub struct FileVersion {
     /// An older version; the latest when absent.
+    #[param(minimum = 1)]
     pub version: Option<i32>,
 }
 
@@ -102,14 +103,15 @@ fn content_type(language: Option<&str>) -> &'static str {
     get, path = "/projects/{id}/files/{path}", operation_id = "get_file", tag = "files",
     params(
         ("id" = Uuid, Path, description = "Project id"),
-        ("path" = String, Path, description = "The file's path, slashes included"),
+        ("path" = String, Path, description = "The file's path, slashes included (at most 512 bytes, no control characters: 400 otherwise)"),
         FileVersion
     ),
     responses(
         (status = 200, description = "The content, with a media type fitting its language", content(
             (String = "text/plain"), (String = "text/markdown"), (String = "application/typescript"),
-            (String = "text/javascript"), (String = "text/x-python"), (String = "application/json"),
-            (String = "application/yaml"), (String = "application/sql"), (String = "application/toml"),
+            (String = "text/javascript"), (String = "text/x-python"),
+            (crate::views::AnyDocument = "application/json"), (crate::views::AnyDocument = "application/yaml"),
+            (String = "application/sql"), (String = "application/toml"),
             (String = "text/html"), (String = "text/css")
         )),
         (status = 404, description = "No such file or version", body = Problem, content_type = "application/problem+json"),
@@ -150,14 +152,27 @@ pub async fn get_file(
     get, path = "/projects/{id}/archive", operation_id = "get_archive", tag = "files",
     params(("id" = Uuid, Path, description = "Project id")),
     responses(
-        (status = 200, description = "A gzipped tar of the files", content_type = "application/gzip", body = crate::views::Binary),
+        (status = 200, description = "A gzipped tar of the files: `application/gzip`, or `application/octet-stream` when the request's `Accept` asks for it (some client generators read only that as bytes)", content(
+            (crate::views::Binary = "application/gzip"), (crate::views::Binary = "application/octet-stream")
+        )),
         (status = 404, description = "No such project", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_archive(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<ProjectId>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response> {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let media_type =
+        if accept.contains("application/octet-stream") && !accept.contains("application/gzip") {
+            "application/octet-stream"
+        } else {
+            "application/gzip"
+        };
     existing(&state.pool, id).await?;
     let files = files::latest(&state.pool, id).await?;
     let archive = tokio::task::spawn_blocking(move || {
@@ -182,7 +197,7 @@ pub async fn get_archive(
     Ok((
         StatusCode::OK,
         [
-            (header::CONTENT_TYPE, "application/gzip".to_owned()),
+            (header::CONTENT_TYPE, media_type.to_owned()),
             (
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"project-{id}.tar.gz\""),

@@ -19,6 +19,7 @@ use crate::views::{PlanNode, PlanSummary, PlanView};
 pub struct PlanFormat {
     /// `mermaid` for a Mermaid diagram (same as `Accept: text/vnd.mermaid`); `json` by
     /// default.
+    #[param(inline)]
     pub format: Option<Format>,
 }
 

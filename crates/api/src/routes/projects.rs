@@ -28,7 +28,7 @@ use crate::views::{AgentUsageView, PlanSummary, ProjectPage, ProjectSummary, Pro
 #[schema(example = json!({"description": "A todo list app with user accounts and sharing", "project_type": "fullstack"}))]
 pub struct CreateProject {
     /// What to build, in plain language (1 to 20,000 characters).
-    #[schema(min_length = 1, max_length = 20000)]
+    #[schema(min_length = 1, max_length = 20000, pattern = "\\S")]
     pub description: String,
     /// The workflow template; `fullstack` when absent. Ignored for planning when `workflow` is given.
     #[serde(default)]
@@ -129,7 +129,7 @@ pub(crate) async fn existing(pool: &PgPool, id: ProjectId) -> Result<Project> {
 /// first project (200) and the same key with another body is a conflict.
 #[utoipa::path(
     post, path = "/projects", operation_id = "create_project", tag = "projects",
-    params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 200, description = "Makes retries of this request safe (1 to 200 visible ASCII characters)")),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 200, description = "Makes retries of this request safe (1 to 200 characters, trimmed)")),
     request_body = CreateProject,
     responses(
         (status = 202, description = "Created; work has started", body = ProjectView,

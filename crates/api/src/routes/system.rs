@@ -9,8 +9,7 @@ use guild_store::sessions;
 use crate::error::Result;
 use crate::state::AppState;
 use crate::views::{
-    AgentList, AgentView, Health, PlanSummary, SessionList, SessionView, TemplateTask,
-    WorkflowList, WorkflowView,
+    AgentList, Health, PlanSummary, SessionList, TemplateTask, WorkflowList, WorkflowView,
 };
 
 /// List agent sessions
@@ -24,24 +23,7 @@ use crate::views::{
 )]
 pub async fn list_sessions(State(state): State<AppState>) -> Result<axum::Json<SessionList>> {
     let sessions = sessions::list(&state.pool).await?;
-    Ok(axum::Json(SessionList {
-        sessions: sessions
-            .into_iter()
-            .map(|s| SessionView {
-                id: s.id,
-                worker_id: s.worker_id,
-                slot: s.slot,
-                agent: s.agent,
-                current_task_id: s.current_task_id,
-                tasks_completed: s.tasks_completed,
-                tasks_failed: s.tasks_failed,
-                busy_ms: s.busy_ms,
-                last_activity_at: s.last_activity_at,
-                heartbeat_at: s.heartbeat_at,
-                stale: s.stale,
-            })
-            .collect(),
-    }))
+    Ok(axum::Json(SessionList { sessions }))
 }
 
 /// Figures per agent kind
@@ -54,21 +36,8 @@ pub async fn list_sessions(State(state): State<AppState>) -> Result<axum::Json<S
     )
 )]
 pub async fn list_agents(State(state): State<AppState>) -> Result<axum::Json<AgentList>> {
-    let stats = sessions::agent_stats(&state.pool).await?;
-    Ok(axum::Json(AgentList {
-        agents: stats
-            .into_iter()
-            .map(|s| AgentView {
-                agent: s.agent,
-                tasks_completed: s.tasks_completed,
-                tasks_failed: s.tasks_failed,
-                mean_duration_ms: s.mean_duration_ms,
-                p95_duration_ms: s.p95_duration_ms,
-                prompt_tokens: s.prompt_tokens,
-                completion_tokens: s.completion_tokens,
-            })
-            .collect(),
-    }))
+    let agents = sessions::agent_stats(&state.pool).await?;
+    Ok(axum::Json(AgentList { agents }))
 }
 
 /// List workflow templates

@@ -135,7 +135,7 @@ pub async fn approve_task(
 #[schema(example = json!({"feedback": "Use PATCH for partial updates, not PUT."}))]
 pub struct Rejection {
     /// What the agent must change (1 to 10,000 characters); shown in its next prompt.
-    #[schema(min_length = 1, max_length = 10000)]
+    #[schema(min_length = 1, max_length = 10000, pattern = "\\S")]
     pub feedback: String,
 }
 

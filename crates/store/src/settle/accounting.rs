@@ -211,6 +211,7 @@ pub(crate) fn dropped_events<'a>(
 /// # Errors
 ///
 /// [`crate::StoreError::NotFound`] when the project is gone; a database error otherwise.
+#[tracing::instrument(skip(pool, calls), fields(calls = calls.len()), err(level = "debug"))]
 pub async fn record_dropped_result(
     pool: &PgPool,
     project_id: ProjectId,

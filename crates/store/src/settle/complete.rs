@@ -91,6 +91,7 @@ impl<'a> Prepared<'a> {
 /// # Errors
 ///
 /// A database error fails the whole batch; nothing of it is stored.
+#[tracing::instrument(skip_all, fields(completions = completions.len()), err)]
 pub async fn complete_many(
     pool: &PgPool,
     completions: &[Completion],
@@ -104,6 +105,41 @@ pub async fn complete_many(
 
     let mut tx = pool.begin().await?;
     let statuses = lock_projects(&mut tx, &projects).await?;
+    let prepared = prepare(&mut tx, completions).await?;
+    let rows = mark_completed(&mut tx, &prepared).await?;
+    let updated: HashMap<TaskId, &UpdatedRow> = rows.iter().map(|row| (row.id, row)).collect();
+    let done: Vec<&Prepared<'_>> = prepared
+        .iter()
+        .filter(|p| updated.contains_key(&p.completion.task_id))
+        .collect();
+    let (counts, mut log) = store_done(&mut tx, &done, &updated).await?;
+    let counts = counts.as_counts();
+    let late = completions
+        .iter()
+        .filter(|c| !updated.contains_key(&c.task_id));
+    let mut dropped = accounting::dropped_events(late, &statuses);
+    dropped.append(&mut log);
+    let mut log = dropped;
+    for p in &done {
+        let events = completion_events(p, updated[&p.completion.task_id], counts);
+        log.extend(events.into_iter().map(|e| (p.completion.project_id, e)));
+    }
+    events::record_across(&mut tx, &log).await?;
+    account(&mut tx, completions, &done, &updated).await?;
+    let finished = finish_projects_if_done(&mut tx, &projects).await?;
+    // Wake the workers even when nothing was released: a claim skips the tasks of a project
+    // locked by a settling transaction, and this commit is when they can be claimed.
+    notify_ready(&mut tx).await?;
+    tx.commit().await?;
+    Ok(outcomes(completions, &updated, counts, &finished))
+}
+
+/// The batch's completions with what the settlement refuses taken out (files that clash
+/// with the project's tree).
+async fn prepare<'a>(
+    conn: &mut PgConnection,
+    completions: &'a [Completion],
+) -> Result<Vec<Prepared<'a>>> {
     let arriving: Vec<Arriving<'_>> = completions
         .iter()
         .flat_map(|c| {
@@ -114,98 +150,95 @@ pub async fn complete_many(
             })
         })
         .collect();
-    let clashes = files::clashes(&mut tx, &arriving).await?;
-    let prepared: Vec<Prepared<'_>> = completions
+    let clashes = files::clashes(conn, &arriving).await?;
+    Ok(completions
         .iter()
         .map(|c| Prepared::new(c, &clashes))
-        .collect();
-    let rows = mark_completed(&mut tx, &prepared).await?;
-    let updated: HashMap<TaskId, &UpdatedRow> = rows.iter().map(|row| (row.id, row)).collect();
-    let done: Vec<&Prepared<'_>> = prepared
-        .iter()
-        .filter(|p| updated.contains_key(&p.completion.task_id))
-        .collect();
+        .collect())
+}
 
-    let written = files::write_versions(
-        &mut tx,
-        &done
-            .iter()
-            .map(|p| {
-                let c = p.completion;
-                let writer = Writer {
-                    project_id: c.project_id,
-                    task_id: c.task_id,
-                    agent: updated[&c.task_id].agent,
-                    attempt: c.attempt,
-                };
-                (writer, p.files.clone())
-            })
-            .collect::<Vec<_>>(),
-    )
-    .await?;
-    let conflicts = files::record_conflicts(&mut tx, &written).await?;
-    let written = files::counts(&written);
-    let grown = start_fix_rounds(&mut tx, &done, &updated).await?;
+/// What storing the completed tasks' work counted per task.
+struct Stored {
+    written: HashMap<TaskId, u64>,
+    released: HashMap<TaskId, u64>,
+}
+
+impl Stored {
+    fn as_counts(&self) -> Counts<'_> {
+        Counts {
+            written: &self.written,
+            released: &self.released,
+        }
+    }
+}
+
+/// Stores the completed tasks' work: file versions and their conflicts, fix rounds of the
+/// reviews, dependents released, analyses. Returns the counts and the events of the
+/// conflicts and fix rounds.
+async fn store_done(
+    conn: &mut PgConnection,
+    done: &[&Prepared<'_>],
+    updated: &HashMap<TaskId, &UpdatedRow>,
+) -> Result<(Stored, Vec<(ProjectId, NewEvent)>)> {
+    let writes: Vec<(Writer, Vec<&NewFile>)> = done
+        .iter()
+        .map(|p| {
+            let c = p.completion;
+            let writer = Writer {
+                project_id: c.project_id,
+                task_id: c.task_id,
+                agent: updated[&c.task_id].agent,
+                attempt: c.attempt,
+            };
+            (writer, p.files.clone())
+        })
+        .collect();
+    let written = files::write_versions(conn, &writes).await?;
+    let conflicts = files::record_conflicts(conn, &written).await?;
+    let mut log = start_fix_rounds(conn, done, updated).await?;
+    log.extend(conflicts.iter().map(files::conflict_event));
     let completed: Vec<TaskId> = done
         .iter()
         .map(|p| p.completion.task_id)
         .filter(|id| !updated[id].awaiting_approval())
         .collect();
-    let released = release_dependents(&mut tx, &completed).await?;
-    store_analyses(&mut tx, &done).await?;
-
-    let counts = Counts {
-        written: &written,
-        released: &released,
+    let released = release_dependents(conn, &completed).await?;
+    store_analyses(conn, done).await?;
+    let stored = Stored {
+        written: files::counts(&written),
+        released,
     };
-    let mut log = accounting::dropped_events(
-        completions
-            .iter()
-            .filter(|c| !updated.contains_key(&c.task_id)),
-        &statuses,
-    );
-    log.extend(grown);
-    log.extend(conflicts.iter().map(files::conflict_event));
-    for p in &done {
-        log.extend(
-            completion_events(p, updated[&p.completion.task_id], counts)
-                .into_iter()
-                .map(|e| (p.completion.project_id, e)),
-        );
-    }
-    events::record_across(&mut tx, &log).await?;
-    accounting::add_usage(
-        &mut tx,
-        &completions
-            .iter()
-            .map(|c| UsageRow {
-                project_id: c.project_id,
-                task_id: c.task_id,
-                calls: &c.llm_calls,
-                // A dropped result's task may be running again: its reservations are not
-                // this attempt's to clear.
-                settles_attempt: updated.contains_key(&c.task_id),
-            })
-            .collect::<Vec<_>>(),
-    )
-    .await?;
-    accounting::end_sessions(
-        &mut tx,
-        &done
-            .iter()
-            .filter_map(|p| {
-                let c = p.completion;
-                c.session_id.map(|s| (s, c.duration_ms, true))
-            })
-            .collect::<Vec<_>>(),
-    )
-    .await?;
-    let finished = finish_projects_if_done(&mut tx, &projects).await?;
-    // Wake the workers even when nothing was released: a claim skips the tasks of a project
-    // locked by a settling transaction, and this commit is when they can be claimed.
-    notify_ready(&mut tx).await?;
-    tx.commit().await?;
-    Ok(outcomes(completions, &updated, counts, &finished))
+    Ok((stored, log))
+}
+
+/// Counts every completion's calls (a late one's too: they were paid) and ends the
+/// completed tasks' sessions.
+async fn account(
+    conn: &mut PgConnection,
+    completions: &[Completion],
+    done: &[&Prepared<'_>],
+    updated: &HashMap<TaskId, &UpdatedRow>,
+) -> Result<()> {
+    let usage: Vec<UsageRow<'_>> = completions
+        .iter()
+        .map(|c| UsageRow {
+            project_id: c.project_id,
+            task_id: c.task_id,
+            calls: &c.llm_calls,
+            // A dropped result's task may be running again: its reservations are not
+            // this attempt's to clear.
+            settles_attempt: updated.contains_key(&c.task_id),
+        })
+        .collect();
+    accounting::add_usage(conn, &usage).await?;
+    let sessions: Vec<(uuid::Uuid, i64, bool)> = done
+        .iter()
+        .filter_map(|p| {
+            let c = p.completion;
+            c.session_id.map(|s| (s, c.duration_ms, true))
+        })
+        .collect();
+    accounting::end_sessions(conn, &sessions).await
 }
 
 /// The files written and dependents released per completed task.

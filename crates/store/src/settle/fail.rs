@@ -32,6 +32,7 @@ struct Failing {
 ///
 /// [`StoreError::NotRunning`] when the task is no longer running at this attempt (another
 /// worker recovered it, or it was cancelled); a database error otherwise.
+#[tracing::instrument(skip_all, fields(task_id = %failure.task_id, attempt = failure.attempt, retryable = failure.retryable), err(level = "debug"))]
 pub async fn fail(pool: &PgPool, failure: Failure<'_>) -> Result<Settled> {
     let mut tx = pool.begin().await?;
     crate::locks::lock_project(&mut tx, failure.project_id).await?;

@@ -6,7 +6,7 @@
 //! not stored, but the calls it made are counted: money spent is money spent.
 //!
 //! Lock order, in every settling transaction: the projects' rows first, in id order, then
-//! their tasks' rows (see [`crate::projects::lock`]). The heartbeat, which locks running
+//! their tasks' rows (the `locks` module). The heartbeat, which locks running
 //! tasks without their projects, skips rows that are locked instead of waiting for them.
 
 mod accounting;
