@@ -2,10 +2,10 @@
 //! right shape, repair what can be repaired locally, and otherwise ask again with the exact
 //! error, a bounded number of times.
 
-use guild_llm::Message;
 use serde_json::Value;
 
-use crate::prompts::{PromptContext, PromptTask};
+use crate::prompts::PromptContext;
+use crate::structured::{ask, first_json_object};
 use crate::{AgentError, AgentOutcome, Agents, TaskInput};
 
 /// The JSON shape a field must have, after [`normalise`] made what it can of the answer.
@@ -72,78 +72,6 @@ pub fn parse_analysis(answer: &str) -> Result<Value, String> {
     Ok(value)
 }
 
-/// The first JSON object of an answer: from a fenced `json` block when one parses, else
-/// from the first `{` that starts a balanced object that parses.
-fn first_json_object(answer: &str) -> Result<Value, String> {
-    let parse = |text: &str| -> Option<Value> {
-        serde_json::from_str::<Value>(text)
-            .or_else(|_| serde_json::from_str(&remove_trailing_commas(text)))
-            .ok()
-            .filter(Value::is_object)
-    };
-    let fenced = crate::blocks::parse_answer(answer)
-        .blocks
-        .into_iter()
-        .filter(|b| {
-            b.language
-                .as_deref()
-                .is_none_or(|l| l.eq_ignore_ascii_case("json"))
-        });
-    for block in fenced {
-        if let Some(value) = parse(block.content.trim()) {
-            return Ok(value);
-        }
-    }
-    let mut first_error = None;
-    for (start, _) in answer.match_indices('{') {
-        let Some(end) = balanced_end(&answer[start..]) else {
-            continue;
-        };
-        let candidate = &answer[start..start + end];
-        if let Some(value) = parse(candidate) {
-            return Ok(value);
-        }
-        if first_error.is_none() {
-            first_error = serde_json::from_str::<Value>(candidate).err();
-        }
-    }
-    Err(match first_error {
-        Some(error) => format!("not valid JSON: {error}"),
-        None => "not valid JSON: the answer holds no complete JSON object".to_owned(),
-    })
-}
-
-/// The length of the balanced `{ … }` that `text` starts with, braces inside strings
-/// not counted; `None` when it never closes.
-fn balanced_end(text: &str) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for (i, c) in text.char_indices() {
-        if in_string {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '"' => in_string = true,
-            '{' => depth += 1,
-            '}' => {
-                depth = depth.checked_sub(1)?;
-                if depth == 0 {
-                    return Some(i + 1);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
 /// Brings each field to its shape where the meaning is clear (a lone item where a list is
 /// expected becomes a one-item list), and names every field it cannot use, with an
 /// example of what it should be. Only `core_features` must say something: later steps
@@ -204,36 +132,6 @@ fn describe(shape: Shape) -> &'static str {
     }
 }
 
-/// Removes commas directly before `}` or `]`, outside strings.
-fn remove_trailing_commas(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = String::with_capacity(text.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    for (i, &c) in chars.iter().enumerate() {
-        if in_string {
-            out.push(c);
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        if c == '"' {
-            in_string = true;
-        } else if c == ',' {
-            let next = chars[i + 1..].iter().find(|n| !n.is_whitespace());
-            if matches!(next, Some('}' | ']')) {
-                continue;
-            }
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// One line about the analysis, for the task's summary.
 fn summarize(analysis: &Value) -> String {
     let count = |field: &str| {
@@ -260,79 +158,16 @@ fn summarize(analysis: &Value) -> String {
 }
 
 pub(crate) async fn run(agents: &Agents, input: &TaskInput) -> Result<AgentOutcome, AgentError> {
-    let context = PromptContext {
-        description: std::borrow::Cow::Borrowed(&input.context.description),
-        project_type: input.context.project_type.as_str(),
-        technology_stack: input.context.technology_stack.as_deref(),
-        requirements: None,
-        task: PromptTask {
-            key: &input.key,
-            kind: &input.kind,
-            description: &input.task_description,
-        },
-        feedback: input.context.feedback.as_deref(),
-        upstream: Vec::new(),
-        files: Vec::new(),
-        omitted_files: Vec::new(),
-        findings: Vec::new(),
-        conflicts: Vec::new(),
-    };
+    let context = PromptContext::of_task(input);
     let prompt = agents.render(input, &context)?;
-
-    let mut calls = Vec::new();
-    let mut messages = vec![Message::user(prompt.user)];
-    let attempts = agents.settings.analysis_attempts.max(1);
-    let mut last_error = String::new();
-    let mut last_answer = String::new();
-    for _ in 0..attempts {
-        let request = agents.request(input, prompt.system.clone(), messages.clone(), true);
-        let response = match agents
-            .call(input, &request, &prompt.version, &mut calls)
-            .await
-        {
-            Ok(response) => response,
-            Err(error) => return Err(AgentError::call(error, calls)),
-        };
-        let parsed = parse_analysis(&response.content);
-        match parsed {
-            Ok(analysis) if !response.stop_reason.is_cut() => {
-                return Ok(AgentOutcome {
-                    summary: summarize(&analysis),
-                    requirements: Some(analysis),
-                    calls,
-                    prompt_version: prompt.version,
-                    ..AgentOutcome::default()
-                });
-            }
-            // A cut answer that parses is a shortened one: asked again all the same.
-            Ok(_) | Err(_) => {
-                let error = match parsed {
-                    _ if response.stop_reason.is_cut() => format!(
-                        "the answer was cut off at the length limit ({} tokens) before the object ended",
-                        request.max_tokens
-                    ),
-                    Err(error) => error,
-                    Ok(_) => unreachable!("a complete valid answer returned above"),
-                };
-                let ask = if response.stop_reason.is_cut() {
-                    "Answer again with the whole JSON object, more concisely: shorter descriptions and fewer items."
-                } else {
-                    "Answer again with only the corrected JSON object."
-                };
-                messages.push(Message::assistant(response.content.clone()));
-                messages.push(Message::user(format!(
-                    "That answer cannot be used: {error}. {ask}"
-                )));
-                last_error = error;
-                last_answer = response.content;
-            }
-        }
-    }
-    Err(AgentError::unusable(
-        format!("the analysis was not valid after {attempts} attempts: {last_error}"),
+    let (analysis, calls) = ask(agents, input, &prompt, "analysis", parse_analysis).await?;
+    Ok(AgentOutcome {
+        summary: summarize(&analysis),
+        requirements: Some(analysis),
         calls,
-        last_answer,
-    ))
+        prompt_version: prompt.version,
+        ..AgentOutcome::default()
+    })
 }
 
 #[cfg(test)]
@@ -359,14 +194,6 @@ mod tests {
             text.replacen("]", ",]", 1).replacen("}\n}", "},\n}", 1)
         );
         assert_eq!(parse_analysis(&broken), Ok(valid()));
-    }
-
-    #[test]
-    fn commas_inside_strings_are_kept() {
-        assert_eq!(
-            remove_trailing_commas(r#"{"a": "x,}", "b": [1,],}"#),
-            r#"{"a": "x,}", "b": [1]}"#
-        );
     }
 
     #[test]

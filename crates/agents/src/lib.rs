@@ -3,20 +3,24 @@
 //! database; the worker reads the context before and persists the outcome after, so no
 //! connection is held while a model thinks.
 //!
-//! The analysis step answers JSON that is checked against the analysis fields and repaired
-//! or re-asked when broken; every other task answers markdown whose fenced blocks are files.
+//! The analysis and design steps answer JSON that is checked (the analysis's fields; the
+//! design's contract, plan and ownership) and repaired or re-asked when broken; every
+//! other task answers markdown whose fenced blocks are files, held to the design's plan.
 
 pub mod analysis;
 pub mod blocks;
+mod context;
+pub mod design_step;
 pub mod files;
 pub mod prompts;
+mod structured;
 mod writer;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use guild_core::{AgentKind, Finding, REQUIREMENTS_ANALYSIS};
+use guild_core::{AgentKind, Finding, REQUIREMENTS_ANALYSIS, SYSTEM_DESIGN};
 use guild_llm::{
     CallPurpose, LlmClient, LlmError, LlmRequest, LlmResponse, Message, ModelRoutes, PriceTable,
     Usage,
@@ -112,6 +116,8 @@ pub struct AgentOutcome {
     pub rejected: Vec<RejectedFile>,
     /// The requirements analysis, from the analysis step.
     pub requirements: Option<Value>,
+    /// The application's design, from the design step.
+    pub design: Option<Value>,
     pub calls: Vec<ModelCall>,
     pub prompt_version: String,
     /// A review's structured findings.
@@ -237,7 +243,7 @@ impl Default for AgentSettings {
             prices: PriceTable::default(),
             temperature: 0.0,
             max_tokens: 8000,
-            context_budget_chars: 60_000,
+            context_budget_chars: 120_000,
             analysis_attempts: 3,
             repair_rounds: 2,
         }
@@ -285,25 +291,15 @@ impl Agents {
         self
     }
 
-    /// A request for the task's model with the settings' completion allowance.
+    /// A request for the task's model with the settings' completion allowance: the
+    /// prompt's system part, then `messages` (the first of which starts with the prompt's
+    /// shared part).
     fn request(
         &self,
         input: &TaskInput,
-        system: String,
+        prompt: &prompts::RenderedPrompt,
         messages: Vec<Message>,
         json: bool,
-    ) -> LlmRequest {
-        self.request_allowing(input, system, messages, json, self.settings.max_tokens)
-    }
-
-    /// A request for the task's model that may answer `max_tokens`.
-    fn request_allowing(
-        &self,
-        input: &TaskInput,
-        system: String,
-        messages: Vec<Message>,
-        json: bool,
-        max_tokens: u32,
     ) -> LlmRequest {
         LlmRequest {
             model: self
@@ -312,14 +308,16 @@ impl Agents {
                 .model_for(&input.kind, input.agent.as_str())
                 .unwrap_or_else(|| self.llm.default_model())
                 .to_owned(),
-            system,
+            system: prompt.system.clone(),
             messages,
             temperature: self.settings.temperature,
-            max_tokens,
+            max_tokens: self.settings.max_tokens,
             json,
+            cacheable_prefix: prompt.shared.len(),
             purpose: CallPurpose {
                 task_id: input.task_id.clone(),
                 attempt: input.attempt,
+                task_key: input.key.clone(),
                 task_kind: input.kind.clone(),
                 description: input.context.description.clone(),
                 technology_stack: input.context.technology_stack.clone(),
@@ -366,6 +364,9 @@ impl Agents {
                     model: model.clone(),
                     prompt_tokens: 0,
                     completion_tokens: 0,
+                    cached_prompt_tokens: 0,
+                    cache_write_tokens: 0,
+                    shared_prefix_tokens: 0,
                     latency_ms: elapsed_ms(started),
                     cost_usd: Some(0.0),
                     cached: true,
@@ -425,6 +426,9 @@ impl Agents {
                 model: response.model.clone(),
                 prompt_tokens: response.usage.prompt_tokens,
                 completion_tokens: response.usage.completion_tokens,
+                cached_prompt_tokens: response.usage.cached_prompt_tokens,
+                cache_write_tokens: response.usage.cache_write_tokens,
+                shared_prefix_tokens: shared_prefix_tokens(request),
                 latency_ms: elapsed_ms(started),
                 cost_usd: spent.cost_usd,
                 cached: false,
@@ -452,12 +456,23 @@ impl Agents {
 #[async_trait]
 impl Agent for Agents {
     async fn run(&self, input: &TaskInput) -> Result<AgentOutcome, AgentError> {
-        if input.kind == REQUIREMENTS_ANALYSIS {
-            analysis::run(self, input).await
-        } else {
-            writer::run(self, input).await
+        match input.kind.as_str() {
+            REQUIREMENTS_ANALYSIS => analysis::run(self, input).await,
+            SYSTEM_DESIGN => design_step::run(self, input).await,
+            _ => writer::run(self, input).await,
         }
     }
+}
+
+/// The estimated tokens of the part of a request every task of its project shares: the
+/// system prompt and the first message's shared prefix.
+fn shared_prefix_tokens(request: &LlmRequest) -> u32 {
+    let prefix = request
+        .messages
+        .first()
+        .and_then(|m| m.content.get(..request.cacheable_prefix))
+        .unwrap_or_default();
+    guild_llm::estimate_tokens(&request.system) + guild_llm::estimate_tokens(prefix)
 }
 
 fn elapsed_ms(started: Instant) -> u64 {
@@ -486,6 +501,8 @@ fn record_call_metrics(
         .increment(u64::from(response.usage.prompt_tokens));
     metrics::counter!("guild_llm_tokens_total", "provider" => provider, "model" => model.clone(), "type" => "completion")
         .increment(u64::from(response.usage.completion_tokens));
+    metrics::counter!("guild_llm_tokens_total", "provider" => provider, "model" => model.clone(), "type" => "cached_prompt")
+        .increment(u64::from(response.usage.cached_prompt_tokens));
     match cost_usd {
         // Micro-dollars: Prometheus counters are integers here.
         Some(usd) => metrics::counter!("guild_llm_cost_microusd_total", "provider" => provider, "model" => model)

@@ -1,12 +1,21 @@
-//! The prompt library: a system prompt per agent kind and a template per task type,
-//! embedded in the binary and rendered with minijinja. A directory (`GUILD_PROMPTS_DIR`)
-//! may override any of them, or add templates for new task types, by holding files of
-//! the same relative names (`base.j2`, `system/backend.j2`, `tasks/api_structure.j2`).
+//! The prompt library, embedded in the binary and rendered with minijinja. A prompt is
+//! laid out so that providers' prompt caches hit: first what every task of a project
+//! shares, byte for byte, then what is the task's own.
 //!
-//! Each task template's version is a hash of everything it renders from (the shared base,
-//! its system prompt and itself), recorded with every call and task so outcomes can be
-//! compared across prompt versions.
+//! - `system.j2`: the system prompt, the same for every task of every project: the rules
+//!   of a finished task and notes on the shipped stacks;
+//! - `shared.j2`: the start of the message, the same for every task of a project: its
+//!   description, requirements analysis and design;
+//! - `roles/<agent>.j2`: who the agent is, said at the start of the task's part;
+//! - `base.j2` and `tasks/<type>.j2`: the task's part: its instructions, its files in the
+//!   design's plan and what they import, findings, feedback, the work done upstream.
+//!
+//! A directory (`GUILD_PROMPTS_DIR`) may override any of them, or add templates for new
+//! task types, by holding files of the same relative names. Each task template's version
+//! is a hash of everything it renders from, recorded with every call and task so outcomes
+//! can be compared across prompt versions.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -24,24 +33,31 @@ macro_rules! embedded {
 
 /// Every embedded template, by name.
 const TEMPLATES: &[(&str, &str)] = embedded![
+    "system.j2",
+    "shared.j2",
     "base.j2",
-    "system/analyst.j2",
-    "system/backend.j2",
-    "system/frontend.j2",
-    "system/devops.j2",
-    "system/reviewer.j2",
+    "roles/analyst.j2",
+    "roles/backend.j2",
+    "roles/frontend.j2",
+    "roles/devops.j2",
+    "roles/reviewer.j2",
     "tasks/requirements_analysis.j2",
+    "tasks/system_design.j2",
+    "tasks/scaffold.j2",
     "tasks/database_schema.j2",
     "tasks/api_structure.j2",
     "tasks/authentication.j2",
     "tasks/business_logic.j2",
+    "tasks/backend_tests.j2",
     "tasks/ui_components.j2",
     "tasks/page_layouts.j2",
     "tasks/state_management.j2",
     "tasks/api_integration.j2",
+    "tasks/frontend_tests.j2",
     "tasks/environment_config.j2",
     "tasks/ci_cd_pipeline.j2",
     "tasks/monitoring_setup.j2",
+    "tasks/readme.j2",
     "tasks/code_review.j2",
     "tasks/security_audit.j2",
     "tasks/performance_testing.j2",
@@ -67,12 +83,20 @@ pub enum PromptsError {
 /// What a task template can use.
 #[derive(Debug, Clone, Serialize)]
 pub struct PromptContext<'a> {
-    pub description: std::borrow::Cow<'a, str>,
+    /// The agent kind: `analyst`, `backend`, ... (picks `roles/<agent>.j2`).
+    pub agent: &'a str,
+    pub description: Cow<'a, str>,
     pub project_type: &'a str,
     pub technology_stack: Option<&'a str>,
     /// The requirements analysis, pretty-printed JSON.
     pub requirements: Option<String>,
+    /// The project's design, compact JSON.
+    pub design: Option<String>,
+    /// The project's task graph as JSON (`[{key, kind, agent}]`), for the design step.
+    pub graph: Option<String>,
     pub task: PromptTask<'a>,
+    /// The task's part of the design's file plan.
+    pub plan: Option<PromptPlan>,
     /// A reviewer's feedback on the previous answer, to act on first.
     pub feedback: Option<&'a str>,
     pub upstream: Vec<PromptUpstream<'a>>,
@@ -92,6 +116,28 @@ pub struct PromptTask<'a> {
     pub description: &'a str,
 }
 
+/// The task's files in the design, and what they rely on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PromptPlan {
+    /// The files the task writes.
+    pub files: Vec<PlanFile>,
+    /// The planned files those import, with the exports they may use.
+    pub imports: Vec<PlanFile>,
+    /// The packages of the task's components, as `name@range`.
+    pub packages: Vec<String>,
+}
+
+/// A planned file, as a prompt shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanFile {
+    pub path: String,
+    /// The task that writes it.
+    pub task: String,
+    pub purpose: String,
+    pub exports: Vec<String>,
+    pub operations: Vec<String>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct PromptUpstream<'a> {
     pub key: &'a str,
@@ -101,6 +147,8 @@ pub struct PromptUpstream<'a> {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PromptFile<'a> {
+    /// The fence around it: three backticks, or more than the longest run in it.
+    pub fence: String,
     pub path: &'a str,
     pub language: &'a str,
     pub content: std::borrow::Cow<'a, str>,
@@ -108,13 +156,43 @@ pub struct PromptFile<'a> {
     pub note: Option<String>,
 }
 
+/// A code fence for `content`: three backticks, or one more than its longest run of them,
+/// so a file holding fences (a README) stays one block (CommonMark's rule).
+pub fn fence_for(content: &str) -> String {
+    let longest = content
+        .split(|c| c != '`')
+        .map(str::len)
+        .max()
+        .unwrap_or_default();
+    "`".repeat(if longest >= 3 { longest + 1 } else { 3 })
+}
+
 /// A rendered prompt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedPrompt {
+    /// The same for every task.
     pub system: String,
+    /// The start of the first message, the same for every task of the project.
+    pub shared: String,
+    /// The rest of the first message: the task's own part.
     pub user: String,
     /// The template version: 12 hex digits of the hash of its sources.
     pub version: String,
+}
+
+impl RenderedPrompt {
+    /// The first message: the shared part, then the task's.
+    pub fn message(&self) -> String {
+        format!("{}{}", self.shared, self.user)
+    }
+
+    /// The length of the whole prompt in characters.
+    pub fn chars(&self) -> usize {
+        [&self.system, &self.shared, &self.user]
+            .iter()
+            .map(|t| t.chars().count())
+            .sum()
+    }
 }
 
 /// The loaded templates.
@@ -208,30 +286,40 @@ impl Prompts {
         }
     }
 
-    /// Renders the system prompt of `agent` and the template of task type `kind` (the
-    /// default template for a type without one).
+    /// Renders the prompt of a task of type `kind` by an `agent`: the system prompt, the
+    /// project's shared part and the task's part (the default template for a type
+    /// without one).
     pub fn render(
         &self,
         agent: AgentKind,
         kind: &str,
         context: &PromptContext<'_>,
     ) -> Result<RenderedPrompt, minijinja::Error> {
-        let system_name = format!("system/{}.j2", agent.as_str());
         let task_name = self.task_template(kind);
-        let context = minijinja::Value::from(minijinja::value::Serde(context));
-        let system = self.env.get_template(&system_name)?.render(&context)?;
-        let user = self.env.get_template(&task_name)?.render(&context)?;
-        let hashed: String = ["base.j2", system_name.as_str(), task_name.as_str()]
-            .iter()
-            .map(|name| {
-                self.sources
-                    .get(*name)
-                    .map(String::as_str)
-                    .unwrap_or_default()
-            })
-            .collect();
+        let role_name = format!("roles/{}.j2", agent.as_str());
+        let value = minijinja::Value::from(minijinja::value::Serde(context));
+        let render = |name: &str| self.env.get_template(name)?.render(&value);
+        let system = render("system.j2")?;
+        let shared = render("shared.j2")?;
+        let user = render(&task_name)?;
+        let hashed: String = [
+            "system.j2",
+            "shared.j2",
+            role_name.as_str(),
+            "base.j2",
+            task_name.as_str(),
+        ]
+        .iter()
+        .map(|name| {
+            self.sources
+                .get(*name)
+                .map(String::as_str)
+                .unwrap_or_default()
+        })
+        .collect();
         Ok(RenderedPrompt {
             system: system.trim().to_owned(),
+            shared,
             user,
             version: sha256_hex(&hashed)[..12].to_owned(),
         })
@@ -244,15 +332,35 @@ mod tests {
 
     fn context<'a>(files: Vec<PromptFile<'a>>) -> PromptContext<'a> {
         PromptContext {
+            agent: "backend",
             description: "A todo app".into(),
             project_type: "fullstack",
             technology_stack: Some("Rust"),
             requirements: Some("{\"core_features\": []}".into()),
+            design: Some("{\"contract\":{}}".into()),
+            graph: None,
             task: PromptTask {
                 key: "api_structure",
                 kind: "api_structure",
                 description: "Create API structure and routing",
             },
+            plan: Some(PromptPlan {
+                files: vec![PlanFile {
+                    path: "backend/src/app.ts".into(),
+                    task: "api_structure".into(),
+                    purpose: "the application".into(),
+                    exports: vec!["createApp".into()],
+                    operations: vec!["GET /health".into()],
+                }],
+                imports: vec![PlanFile {
+                    path: "backend/src/store.ts".into(),
+                    task: "business_logic".into(),
+                    purpose: "the store".into(),
+                    exports: vec!["Store".into(), "MemoryStore".into()],
+                    operations: Vec::new(),
+                }],
+                packages: vec!["express@^5.1.0".into()],
+            }),
             feedback: Some("Use PATCH, not PUT."),
             upstream: vec![PromptUpstream {
                 key: "database_schema",
@@ -267,9 +375,10 @@ mod tests {
     }
 
     #[test]
-    fn task_prompts_carry_the_whole_context() {
+    fn task_prompts_carry_the_whole_context_shared_part_first() {
         let prompts = Prompts::embedded();
         let file = PromptFile {
+            fence: fence_for("CREATE TABLE t ();"),
             path: "db/schema.sql",
             language: "sql",
             content: "CREATE TABLE t ();".into(),
@@ -278,20 +387,30 @@ mod tests {
         let rendered = prompts
             .render(AgentKind::Backend, "api_structure", &context(vec![file]))
             .expect("renders");
-        assert!(
-            rendered
-                .system
-                .starts_with("You are a senior backend engineer")
-        );
+        assert!(rendered.system.starts_with("You are one of Guild's agents"));
         for expected in [
             "A todo app",
             "Requested technology stack: Rust",
             "{\"core_features\": []}",
+            "```json design\n{\"contract\":{}}\n```",
+        ] {
+            assert!(
+                rendered.shared.contains(expected),
+                "missing {expected:?} in the shared part\n{}",
+                rendered.shared
+            );
+        }
+        for expected in [
+            "You act as the team's backend engineer",
             "# Your task: `api_structure`",
-            "Create the API's skeleton",
+            "Create the API: the application factory",
+            "# Your files",
+            "- `backend/src/app.ts`: the application. Exports: createApp. Implements: GET /health",
+            "- `backend/src/store.ts` (`business_logic`): Store, MemoryStore",
+            "Packages of your component: express@^5.1.0.",
             "- `database_schema` (backend): Wrote the schema.",
             "```sql path=db/schema.sql\nCREATE TABLE t ();\n```",
-            "left out here for length: big.sql",
+            "Also written, not shown here: big.sql",
             "# Reviewer feedback on your previous answer\n\nUse PATCH, not PUT.",
             "path=backend/src/app.ts",
             "# Conflicting versions",
@@ -303,7 +422,80 @@ mod tests {
                 rendered.user
             );
         }
+        assert_eq!(
+            rendered.message(),
+            format!("{}{}", rendered.shared, rendered.user)
+        );
         assert_eq!(rendered.version.len(), 12);
+    }
+
+    #[test]
+    fn every_template_renders_with_the_design_and_shares_its_prefix() {
+        let prompts = Prompts::embedded();
+        let mut shared = None;
+        let mut system = None;
+        for (name, _) in TEMPLATES.iter().filter(|(n, _)| n.starts_with("tasks/")) {
+            let kind = name.trim_start_matches("tasks/").trim_end_matches(".j2");
+            let mut context = context(Vec::new());
+            context.task.kind = kind;
+            context.task.key = kind;
+            context.graph =
+                Some("[{\"key\":\"scaffold\",\"kind\":\"scaffold\",\"agent\":\"devops\"}]".into());
+            let agent = match kind {
+                "requirements_analysis" | "system_design" => AgentKind::Analyst,
+                "code_review" | "security_audit" | "performance_testing" => AgentKind::Reviewer,
+                _ => AgentKind::Backend,
+            };
+            context.agent = agent.as_str();
+            let rendered = prompts.render(agent, kind, &context).expect(kind);
+            assert!(
+                rendered.shared.contains("```json design\n"),
+                "{kind}: no design"
+            );
+            assert!(
+                rendered.user.contains(&format!("# Your task: `{kind}`")),
+                "{kind}: no task\n{}",
+                rendered.user
+            );
+            match kind {
+                "system_design" => {
+                    assert!(
+                        rendered
+                            .user
+                            .contains("```json tasks\n[{\"key\":\"scaffold\""),
+                        "{kind}: no graph"
+                    );
+                    assert!(rendered.user.contains("OpenAPI 3.1"), "{kind}");
+                }
+                "requirements_analysis" => {
+                    assert!(rendered.user.contains("`core_features`"), "{kind}");
+                }
+                _ => assert!(
+                    rendered.user.contains("# Your files")
+                        && rendered.user.contains("Exports: createApp"),
+                    "{kind}: no plan\n{}",
+                    rendered.user
+                ),
+            }
+            // The part every task of the project shares is byte for byte the same.
+            assert_eq!(
+                shared.get_or_insert_with(|| rendered.shared.clone()),
+                &rendered.shared,
+                "{kind}"
+            );
+            assert_eq!(
+                system.get_or_insert_with(|| rendered.system.clone()),
+                &rendered.system,
+                "{kind}"
+            );
+        }
+    }
+
+    #[test]
+    fn fences_outgrow_the_fences_inside() {
+        assert_eq!(fence_for("plain `code`"), "```");
+        assert_eq!(fence_for("# R\n```sh\nnpm test\n```\n"), "````");
+        assert_eq!(fence_for("`````"), "``````");
     }
 
     #[test]
@@ -320,6 +512,7 @@ mod tests {
             .render(AgentKind::Devops, "write_helm_chart", &context(vec![]))
             .expect("c");
         assert!(custom.user.contains("Complete this task for the project"));
+        assert_eq!(custom.system, a.system);
     }
 
     #[test]

@@ -3,16 +3,63 @@
 //! errors while files fail validation (at most `repair_rounds` times).
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use guild_core::{Finding, is_review_kind, parse_findings};
+use guild_core::{FIX_FINDINGS, Finding, is_review_kind, parse_findings};
+use guild_design::{Design, Nonconformity, NonconformityKind, WrittenFile};
 use guild_llm::Message;
 
 use crate::blocks::{CodeBlock, parse_answer};
+use crate::context::{design_of, relevant_paths};
 use crate::files::{GeneratedFile, files_from_blocks, language_of};
-use crate::prompts::{PromptContext, PromptFile, PromptTask, PromptUpstream, RenderedPrompt};
+use crate::prompts::{PromptContext, PromptFile, RenderedPrompt, fence_for};
 use crate::{AgentError, AgentOutcome, Agents, RejectedFile, TaskInput, UpstreamFile};
 use guild_core::paths::safe_path;
+
+/// What a task's files are held to: its project's design, as the task's owner (a fix task
+/// may rewrite any planned file), beside the files already written.
+struct PlanCheck {
+    design: Design,
+    owner: Option<String>,
+    existing: BTreeSet<String>,
+}
+
+impl PlanCheck {
+    /// The check of `input`'s files, when its project has a design that plans something
+    /// for it (or it fixes findings).
+    fn of(input: &TaskInput) -> Option<Self> {
+        let design = design_of(input)?;
+        let fixing = input.kind == FIX_FINDINGS;
+        if !fixing && design.files_of(&input.key).next().is_none() {
+            return None;
+        }
+        Some(Self {
+            owner: (!fixing).then(|| input.key.clone()),
+            existing: input.context.files.iter().map(|f| f.path.clone()).collect(),
+            design,
+        })
+    }
+
+    fn check(&self, files: &[&GeneratedFile]) -> Vec<Nonconformity> {
+        let interfaces: Vec<Option<guild_validate::Interface>> = files
+            .iter()
+            .map(|f| guild_validate::interface(language_of(&f.path), &f.content))
+            .collect();
+        let written: Vec<WrittenFile<'_>> = files
+            .iter()
+            .zip(&interfaces)
+            .map(|(f, interface)| WrittenFile {
+                path: &f.path,
+                content: &f.content,
+                exports: interface.as_ref().map(|i| i.exports.clone()),
+                imports: interface.as_ref().map(|i| i.imports.clone()),
+            })
+            .collect();
+        let existing: BTreeSet<&str> = self.existing.iter().map(String::as_str).collect();
+        self.design
+            .conformance(self.owner.as_deref(), &written, &existing)
+    }
+}
 
 /// Times a cut answer (the model hit its length limit) is continued in the same
 /// conversation before what it left unfinished is kept, marked as cut off.
@@ -21,13 +68,14 @@ const MAX_CONTINUATIONS: u32 = 2;
 pub(crate) async fn run(agents: &Agents, input: &TaskInput) -> Result<AgentOutcome, AgentError> {
     let prompt = render_within_budget(agents, input)?;
     let review = is_review_kind(&input.kind);
+    let plan = PlanCheck::of(input);
     let mut calls = Vec::new();
-    let mut messages = vec![Message::user(prompt.user)];
+    let mut messages = vec![Message::user(prompt.message())];
     let mut collected = Collected::default();
     let mut rounds = 0;
     let mut continuations = 0;
     loop {
-        let request = agents.request(input, prompt.system.clone(), messages.clone(), false);
+        let request = agents.request(input, &prompt, messages.clone(), false);
         let response = match agents
             .call(input, &request, &prompt.version, &mut calls)
             .await
@@ -45,7 +93,11 @@ pub(crate) async fn run(agents: &Agents, input: &TaskInput) -> Result<AgentOutco
             messages.push(Message::user(continue_request(unfinished.as_deref())));
             continue;
         }
-        let problems = collected.problems(review);
+        let mut problems = plan
+            .as_ref()
+            .map(|p| collected.drop_unplanned(p))
+            .unwrap_or_default();
+        problems.extend(collected.problems(review, plan.as_ref()));
         if problems.is_empty() || rounds >= agents.settings.repair_rounds {
             if collected.latest.is_empty() && collected.findings.is_none() {
                 return Err(AgentError::unusable(
@@ -56,6 +108,9 @@ pub(crate) async fn run(agents: &Agents, input: &TaskInput) -> Result<AgentOutco
                     calls,
                     response.content,
                 ));
+            }
+            if let Some(plan) = &plan {
+                collected.hold_to(plan);
             }
             return Ok(collected.outcome(calls, prompt.version, rounds, problems));
         }
@@ -136,9 +191,53 @@ impl Collected {
         unfinished
     }
 
-    /// What is wrong with the files as they stand: invalid files, no usable file at all,
-    /// a review's missing or unreadable findings.
-    fn problems(&self, review: bool) -> Vec<String> {
+    /// The latest version of each file.
+    fn current(&self) -> Vec<&GeneratedFile> {
+        self.latest.values().map(|&i| &self.files[i]).collect()
+    }
+
+    /// Drops the files the design does not plan for the task (they are reported as
+    /// refused, and never stored: a model cannot take a file back) and says why, for the
+    /// model to put that code where the plan says.
+    fn drop_unplanned(&mut self, plan: &PlanCheck) -> Vec<String> {
+        let unplanned: Vec<Nonconformity> = plan
+            .check(&self.current())
+            .into_iter()
+            .filter(|p| p.kind == NonconformityKind::Unplanned)
+            .collect();
+        for problem in &unplanned {
+            self.files.retain(|f| f.path != problem.path);
+            self.rejected.push(RejectedFile {
+                path: Some(problem.path.clone()),
+                reason: problem.message.clone(),
+            });
+        }
+        self.latest = self
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.path.clone(), i))
+            .collect();
+        unplanned.into_iter().map(|p| p.message).collect()
+    }
+
+    /// Holds the final files to the design: one whose interface departs from it is kept,
+    /// invalid, with the design's problems.
+    fn hold_to(&mut self, plan: &PlanCheck) {
+        for problem in plan.check(&self.current()) {
+            if problem.kind == NonconformityKind::Interface
+                && let Some(&index) = self.latest.get(&problem.path)
+            {
+                self.files[index]
+                    .validation
+                    .add_problems("design", [problem.message]);
+            }
+        }
+    }
+
+    /// What is wrong with the files as they stand: invalid files, files that depart from
+    /// the design, no usable file at all, a review's missing or unreadable findings.
+    fn problems(&self, review: bool, plan: Option<&PlanCheck>) -> Vec<String> {
         let mut problems: Vec<String> = self
             .latest
             .values()
@@ -153,6 +252,14 @@ impl Collected {
                 )
             })
             .collect();
+        if let Some(plan) = plan {
+            problems.extend(
+                plan.check(&self.current())
+                    .into_iter()
+                    .filter(|p| p.kind != NonconformityKind::Unplanned)
+                    .map(|p| p.message),
+            );
+        }
         if self.latest.is_empty() && !review {
             problems.push(self.no_file_problem());
         }
@@ -227,6 +334,7 @@ impl Collected {
             files: self.files,
             rejected: self.rejected,
             requirements: None,
+            design: None,
             calls,
             prompt_version,
             findings: self.findings.unwrap_or_default(),
@@ -304,12 +412,8 @@ const MIN_TRIMMED: usize = 800;
 /// requirements are compacted, then cut, when even the prompt without files is too long.
 fn render_within_budget(agents: &Agents, input: &TaskInput) -> Result<RenderedPrompt, AgentError> {
     let budget = agents.settings.context_budget_chars;
-    let pretty = input
-        .context
-        .requirements
-        .as_ref()
-        .map(|r| serde_json::to_string_pretty(r).unwrap_or_default());
-    let mut context = base_context(input, pretty);
+    let mut context = PromptContext::of_task(input);
+    let relevant = relevant_paths(input, context.plan.as_ref());
     let mut size = rendered_size(agents, input, &context)?;
     if size > budget {
         context.requirements = input
@@ -347,6 +451,12 @@ fn render_within_budget(agents: &Agents, input: &TaskInput) -> Result<RenderedPr
 
     let mut remaining = (budget - size).saturating_sub(FILES_SECTION);
     for file in files_by_need(&input.context.files, &input.context.findings) {
+        // With a plan, a task sees in full only the files it owns, imports or fixes: the
+        // design tells it the rest.
+        if relevant.as_ref().is_some_and(|r| !r.contains(&file.path)) {
+            context.omitted_files.push(&file.path);
+            continue;
+        }
         let note = file.validation.as_ref().map(|v| {
             let errors = v["errors"]
                 .as_array()
@@ -358,6 +468,7 @@ fn render_within_budget(agents: &Agents, input: &TaskInput) -> Result<RenderedPr
         if cost <= remaining {
             remaining -= cost;
             context.files.push(PromptFile {
+                fence: fence_for(&file.content),
                 path: &file.path,
                 language: language_of(&file.path).unwrap_or("text"),
                 content: Cow::Borrowed(file.content.trim_end()),
@@ -369,6 +480,7 @@ fn render_within_budget(agents: &Agents, input: &TaskInput) -> Result<RenderedPr
             remaining = remaining
                 .saturating_sub(chars(&content) + chars(&file.path) + FILE_OVERHEAD + TRIM_NOTE);
             context.files.push(PromptFile {
+                fence: fence_for(&content),
                 path: &file.path,
                 language: language_of(&file.path).unwrap_or("text"),
                 content: Cow::Owned(content),
@@ -383,7 +495,7 @@ fn render_within_budget(agents: &Agents, input: &TaskInput) -> Result<RenderedPr
     // The estimate above is close; the rendered prompt decides.
     loop {
         let prompt = agents.render(input, &context)?;
-        if chars(&prompt.system) + chars(&prompt.user) <= budget {
+        if prompt.chars() <= budget {
             return Ok(prompt);
         }
         match context.files.pop() {
@@ -402,59 +514,7 @@ fn rendered_size(
     input: &TaskInput,
     context: &PromptContext<'_>,
 ) -> Result<usize, AgentError> {
-    let prompt = agents.render(input, context)?;
-    Ok(chars(&prompt.system) + chars(&prompt.user))
-}
-
-/// The prompt's context without files.
-fn base_context(input: &TaskInput, requirements: Option<String>) -> PromptContext<'_> {
-    PromptContext {
-        description: Cow::Borrowed(&input.context.description),
-        project_type: input.context.project_type.as_str(),
-        technology_stack: input.context.technology_stack.as_deref(),
-        requirements,
-        task: PromptTask {
-            key: &input.key,
-            kind: &input.kind,
-            description: &input.task_description,
-        },
-        feedback: input.context.feedback.as_deref(),
-        upstream: input
-            .context
-            .upstream
-            .iter()
-            .map(|u| PromptUpstream {
-                key: &u.key,
-                agent: u.agent.as_str(),
-                summary: u.summary.as_deref(),
-            })
-            .collect(),
-        files: Vec::new(),
-        omitted_files: Vec::new(),
-        findings: input
-            .context
-            .findings
-            .iter()
-            .map(Finding::describe)
-            .collect(),
-        conflicts: input
-            .context
-            .files
-            .iter()
-            .filter_map(|f| {
-                let other = f.conflict.as_ref()?;
-                Some(format!(
-                    "`{}`: v{} by `{}` replaced v{} by `{}` ({}) without seeing it",
-                    f.path,
-                    f.version,
-                    f.task_key,
-                    other["version"],
-                    other["task_key"].as_str().unwrap_or("?"),
-                    other["agent"].as_str().unwrap_or("?"),
-                ))
-            })
-            .collect(),
-    }
+    Ok(agents.render(input, context)?.chars())
 }
 
 /// The files in the order they earn room: those the findings name (the task changes them),

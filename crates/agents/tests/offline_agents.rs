@@ -7,11 +7,11 @@ use guild_agents::{
     Agent, AgentSettings, Agents, Budget, BudgetError, ResponseCache, Spend, TaskInput,
     UpstreamFile,
 };
-use guild_core::{ProjectType, REQUIREMENTS_ANALYSIS};
+use guild_core::{GraphNode, ProjectType, REQUIREMENTS_ANALYSIS, SYSTEM_DESIGN};
 use guild_llm::{
-    LlmClient, LlmError, LlmRequest, LlmResponse, ModelRoutes, OfflineProvider, PriceTable,
-    StopReason, Usage,
+    LlmClient, LlmError, LlmRequest, LlmResponse, ModelRoutes, PriceTable, StopReason, Usage,
 };
+use guild_offline::OfflineProvider;
 
 fn input(kind: &str, project_type: ProjectType) -> TaskInput {
     let plan = project_type.template();
@@ -33,6 +33,16 @@ fn input(kind: &str, project_type: ProjectType) -> TaskInput {
             project_type,
             technology_stack: None,
             requirements: None,
+            design: None,
+            graph: plan
+                .tasks()
+                .iter()
+                .map(|t| GraphNode {
+                    key: t.key.clone(),
+                    kind: t.kind.clone(),
+                    agent: t.agent,
+                })
+                .collect(),
             feedback: None,
             upstream: vec![],
             files: vec![],
@@ -57,7 +67,7 @@ fn context_file(path: &str, content: String) -> UpstreamFile {
 }
 
 #[tokio::test]
-async fn the_offline_team_writes_valid_files_for_every_task_of_every_template() {
+async fn the_offline_team_designs_then_writes_every_planned_file_valid_for_every_template() {
     let agents = Agents::new(
         Arc::new(OfflineProvider::default()),
         AgentSettings::default(),
@@ -71,13 +81,34 @@ async fn the_offline_team_writes_valid_files_for_every_task_of_every_template() 
         assert!(
             analysis
                 .summary
-                .starts_with("Requirements analysed: 3 core features, 6 API endpoints")
+                .starts_with("Requirements analysed: 3 core features, 7 API endpoints"),
+            "{}",
+            analysis.summary
         );
         assert_eq!(analysis.calls.len(), 1);
 
-        for spec in project_type.template().tasks().iter().skip(1) {
+        let mut step = input(SYSTEM_DESIGN, project_type);
+        step.context.requirements = Some(requirements.clone());
+        let designed = agents.run(&step).await.expect("design");
+        assert_eq!(
+            designed.calls.len(),
+            1,
+            "{project_type}: the first design passes its checks"
+        );
+        assert!(
+            designed.summary.starts_with("Designed "),
+            "{}",
+            designed.summary
+        );
+        let design = guild_design::Design::from_value(designed.design.clone().expect("a design"))
+            .expect("reads");
+
+        let mut written: Vec<UpstreamFile> = Vec::new();
+        for spec in project_type.template().tasks().iter().skip(2) {
             let mut task = input(&spec.kind, project_type);
             task.context.requirements = Some(requirements.clone());
+            task.context.design = designed.design.clone();
+            task.context.files = written.clone();
             let outcome = agents.run(&task).await.expect("task runs");
             assert!(!outcome.files.is_empty(), "{}", spec.key);
             assert!(
@@ -87,12 +118,30 @@ async fn the_offline_team_writes_valid_files_for_every_task_of_every_template() 
                 outcome.rejected
             );
             assert!(
+                outcome.unresolved.is_empty(),
+                "{}: {:?}",
+                spec.key,
+                outcome.unresolved
+            );
+            assert!(
                 outcome
                     .summary
                     .starts_with(&format!("Implemented `{}`", spec.key))
             );
             assert_eq!(outcome.prompt_version.len(), 12);
             assert_eq!(outcome.repair_rounds, 0, "{}", spec.key);
+            let mut paths: Vec<&str> = outcome.files.iter().map(|f| f.path.as_str()).collect();
+            paths.sort_unstable();
+            let mut planned: Vec<&str> = design
+                .files_of(&spec.key)
+                .map(|f| f.path.as_str())
+                .collect();
+            planned.sort_unstable();
+            assert_eq!(
+                paths, planned,
+                "{project_type} {}: writes exactly its planned files",
+                spec.key
+            );
             for file in &outcome.files {
                 assert!(
                     !file.validation.is_invalid(),
@@ -108,14 +157,37 @@ async fn the_offline_team_writes_valid_files_for_every_task_of_every_template() 
                 ("offline", "offline-1")
             );
             assert!(call.prompt_tokens > 100 && call.completion_tokens > 10);
+            assert!(
+                call.shared_prefix_tokens > call.prompt_tokens / 4,
+                "{}: the shared prefix is {} of {} prompt tokens",
+                spec.key,
+                call.shared_prefix_tokens,
+                call.prompt_tokens
+            );
             for file in &outcome.files {
                 assert!(!file.content.trim().is_empty(), "{}", file.path);
                 if file.language.as_deref() == Some("json") {
                     serde_json::from_str::<serde_json::Value>(&file.content)
                         .unwrap_or_else(|e| panic!("{} is not JSON: {e}", file.path));
                 }
+                written.push(UpstreamFile {
+                    path: file.path.clone(),
+                    version: 1,
+                    content: file.content.clone(),
+                    task_key: spec.key.clone(),
+                    validation: None,
+                    conflict: None,
+                });
             }
         }
+        let mut all: Vec<&str> = written.iter().map(|f| f.path.as_str()).collect();
+        all.sort_unstable();
+        let mut planned: Vec<&str> = design.files.iter().map(|f| f.path.as_str()).collect();
+        planned.sort_unstable();
+        assert_eq!(
+            all, planned,
+            "{project_type}: every generated file is in the plan, and every planned one written"
+        );
     }
 }
 
@@ -161,6 +233,8 @@ impl LlmClient for Scripted {
             content: answer,
             model: "script-1".into(),
             usage: Usage {
+                cached_prompt_tokens: 0,
+                cache_write_tokens: 0,
                 prompt_tokens: 10,
                 completion_tokens: 5,
             },
@@ -453,7 +527,7 @@ async fn a_prompt_over_the_context_budget_is_trimmed_to_fit() {
     );
     assert!(prompt.contains("const line1 = 1;\n"));
     assert!(prompt.contains("const line2000 = 2000;\n```"));
-    assert!(prompt.contains("left out here for length: src/zzz_big.ts"));
+    assert!(prompt.contains("Also written, not shown here: src/zzz_big.ts"));
     assert!(
         prompt.contains("# Findings to fix\n\n- [high] `src/must_fix.ts:2`: hard-coded secret.")
     );
@@ -596,7 +670,7 @@ async fn the_flaw_marker_breaks_a_file_first_and_plants_a_blocking_finding() {
     );
     let flawed = |kind: &str| {
         let mut task = input(kind, ProjectType::Fullstack);
-        task.context.description = format!("A todo list app {}", guild_llm::FLAW_MARKER);
+        task.context.description = format!("A todo list app {}", guild_offline::FLAW_MARKER);
         task
     };
     let api = agents.run(&flawed("api_structure")).await.expect("api");
@@ -630,7 +704,12 @@ async fn the_flaw_marker_breaks_a_file_first_and_plants_a_blocking_finding() {
         .collect();
     assert_eq!(blocking.len(), 1, "{:?}", review.findings);
     assert_eq!(blocking[0].file, "backend/src/auth.ts");
-    assert_eq!(blocking[0].line, Some(5));
+    let planted = auth_file
+        .content
+        .lines()
+        .position(|l| l.contains("\"guild-dev-secret\""))
+        .expect("the planted line");
+    assert_eq!(blocking[0].line, u32::try_from(planted + 1).ok());
 
     let mut fix = flawed("authentication");
     fix.kind = guild_core::FIX_FINDINGS.into();
@@ -825,4 +904,227 @@ async fn tasks_ask_the_model_their_route_names() {
         .map(|r| r.model.clone())
         .collect();
     assert_eq!(asked, ["small", "strong", "strongest"]);
+}
+
+/// A model that answers its first call from a script and every later one as the offline
+/// model would, remembering the requests.
+struct FirstScripted {
+    first: Mutex<Option<String>>,
+    requests: Mutex<Vec<LlmRequest>>,
+}
+
+#[async_trait]
+impl LlmClient for FirstScripted {
+    fn provider(&self) -> &'static str {
+        "scripted"
+    }
+
+    fn default_model(&self) -> &str {
+        "scripted-1"
+    }
+
+    async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
+        self.requests.lock().expect("lock").push(request.clone());
+        let scripted = self.first.lock().expect("lock").take();
+        match scripted {
+            Some(content) => Ok(LlmResponse {
+                content,
+                model: "scripted-1".into(),
+                usage: Usage::new(100, 100),
+                stop_reason: StopReason::Complete,
+            }),
+            None => OfflineProvider::default().complete(request).await,
+        }
+    }
+}
+
+/// A fullstack task of `kind` with the offline model's design of the project.
+async fn designed(kind: &str) -> TaskInput {
+    let agents = Agents::new(
+        Arc::new(OfflineProvider::default()),
+        AgentSettings::default(),
+    );
+    let design = agents
+        .run(&input(SYSTEM_DESIGN, ProjectType::Fullstack))
+        .await
+        .expect("design")
+        .design;
+    let mut task = input(kind, ProjectType::Fullstack);
+    task.context.design = design;
+    task
+}
+
+fn last_message(request: &LlmRequest) -> String {
+    request
+        .messages
+        .last()
+        .map(|m| m.content.clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_design_with_problems_is_sent_back_with_every_problem() {
+    let mut step = input(SYSTEM_DESIGN, ProjectType::Fullstack);
+    let good = Agents::new(
+        Arc::new(OfflineProvider::default()),
+        AgentSettings::default(),
+    )
+    .run(&step)
+    .await
+    .expect("design")
+    .design
+    .expect("a design");
+    let mut bad = good.clone();
+    bad["files"][0]["task"] = "deploy".into();
+    bad["contract"]["paths"]["/api/export"] =
+        serde_json::json!({"get": {"responses": {"200": {"description": "csv"}}}});
+    let model = Arc::new(FirstScripted {
+        first: Mutex::new(Some(format!(
+            "Here is the design.\n\n```json\n{bad}\n```\n"
+        ))),
+        requests: Mutex::new(Vec::new()),
+    });
+    step.attempt = 1;
+    let outcome = Agents::new(model.clone(), AgentSettings::default())
+        .run(&step)
+        .await
+        .expect("the second design passes");
+    assert_eq!(outcome.calls.len(), 2);
+    assert_eq!(outcome.design, Some(good));
+    let requests = model.requests.lock().expect("lock");
+    let feedback = last_message(&requests[1]);
+    for expected in [
+        "2 problem(s) with the design",
+        "`files[0]` (.gitignore): `task` must be a task of the graph",
+        "contract operation `GET /api/export` has no owner",
+    ] {
+        assert!(
+            feedback.contains(expected),
+            "missing {expected:?} in {feedback}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_model_that_ignores_the_plan_is_told_and_repaired() {
+    // The backend: an unplanned file, a planned export missing, planned files not written.
+    let task = designed("api_structure").await;
+    let model = Arc::new(FirstScripted {
+        first: Mutex::new(Some(
+            "Wrote the app.\n\n```typescript path=backend/src/app.ts\nexport function makeApp(): void {}\n```\n\n\
+             ```typescript path=backend/src/extra.ts\nexport const extra = 1;\n```\n"
+                .into(),
+        )),
+        requests: Mutex::new(Vec::new()),
+    });
+    let outcome = Agents::new(model.clone(), AgentSettings::default())
+        .run(&task)
+        .await
+        .expect("repaired");
+    assert_eq!(outcome.repair_rounds, 1);
+    let feedback = last_message(&model.requests.lock().expect("lock")[1]);
+    for expected in [
+        "`backend/src/app.ts` must export `AppOptions`, `createApp` as the design plans",
+        "`backend/src/extra.ts` is not in the design's file plan",
+        "planned file `backend/src/http.ts` is missing",
+    ] {
+        assert!(
+            feedback.contains(expected),
+            "missing {expected:?} in {feedback}"
+        );
+    }
+    assert!(outcome.unresolved.is_empty(), "{:?}", outcome.unresolved);
+    // The unplanned file is not kept: it is reported as refused.
+    assert!(
+        !outcome
+            .files
+            .iter()
+            .any(|f| f.path == "backend/src/extra.ts")
+    );
+    assert!(
+        outcome
+            .rejected
+            .iter()
+            .any(|r| r.path.as_deref() == Some("backend/src/extra.ts"))
+    );
+    let app: Vec<_> = outcome
+        .files
+        .iter()
+        .filter(|f| f.path == "backend/src/app.ts")
+        .collect();
+    assert!(
+        app.last()
+            .is_some_and(|f| f.content.contains("export function createApp"))
+    );
+
+    // The frontend: a call to a route the contract does not have.
+    let task = designed("api_integration").await;
+    let offline = Agents::new(
+        Arc::new(OfflineProvider::default()),
+        AgentSettings::default(),
+    )
+    .run(&task)
+    .await
+    .expect("offline");
+    let client = &offline.files[0];
+    assert_eq!(client.path, "frontend/src/api/client.ts");
+    let wrong = client.content.replace("/api/todos", "/api/todo");
+    assert_ne!(wrong, client.content);
+    let model = Arc::new(FirstScripted {
+        first: Mutex::new(Some(format!(
+            "Client.\n\n```typescript path={}\n{wrong}```\n",
+            client.path
+        ))),
+        requests: Mutex::new(Vec::new()),
+    });
+    let outcome = Agents::new(model.clone(), AgentSettings::default())
+        .run(&task)
+        .await
+        .expect("repaired");
+    assert_eq!(outcome.repair_rounds, 1);
+    let feedback = last_message(&model.requests.lock().expect("lock")[1]);
+    assert!(
+        feedback.contains(
+            "`frontend/src/api/client.ts` calls `/api/todo`, which the contract does not have"
+        ),
+        "{feedback}"
+    );
+    assert!(
+        !outcome
+            .files
+            .last()
+            .expect("a file")
+            .validation
+            .is_invalid()
+    );
+
+    // A model that never conforms: what departs is kept invalid and unresolved, not hidden.
+    let task = designed("api_structure").await;
+    let stubborn = Scripted::new(vec![
+        Ok(
+            "x\n\n```typescript path=backend/src/app.ts\nexport function makeApp(): void {}\n```\n"
+                .into()
+        );
+        3
+    ]);
+    let outcome = Agents::new(stubborn, AgentSettings::default())
+        .run(&task)
+        .await
+        .expect("kept");
+    let app = outcome.files.last().expect("app");
+    assert!(app.validation.is_invalid());
+    assert!(
+        app.validation
+            .checker
+            .as_deref()
+            .is_some_and(|c| c.ends_with("design")),
+        "{:?}",
+        app.validation
+    );
+    assert!(
+        outcome
+            .unresolved
+            .iter()
+            .any(|p| p.contains("planned file `backend/src/http.ts` is missing"))
+    );
 }

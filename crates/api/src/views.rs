@@ -26,6 +26,12 @@ pub struct UsageView {
     pub llm_calls: i64,
     /// Calls answered from the response cache, at no cost.
     pub cache_hits: i64,
+    /// Prompt tokens the provider's prompt cache served, priced at its cache-read rate
+    /// (part of `prompt_tokens`).
+    pub cached_prompt_tokens: i64,
+    /// Prompt tokens written to the provider's prompt cache, priced at its cache-write
+    /// rate (part of `prompt_tokens`).
+    pub cache_write_tokens: i64,
 }
 
 impl From<Usage> for UsageView {
@@ -37,6 +43,8 @@ impl From<Usage> for UsageView {
             cost_usd: u.cost_usd,
             llm_calls: u.llm_calls,
             cache_hits: u.cache_hits,
+            cached_prompt_tokens: u.cached_prompt_tokens,
+            cache_write_tokens: u.cache_write_tokens,
         }
     }
 }

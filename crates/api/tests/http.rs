@@ -59,13 +59,13 @@ async fn a_project_runs_from_post_to_files_and_archive() {
     let created: Value = response.json().await.expect("json");
     let id = created["id"].as_str().expect("id").to_owned();
     assert_eq!(location, format!("/projects/{id}"));
-    assert_eq!(created["plan"]["critical_path_minutes"], 275);
+    assert_eq!(created["plan"]["critical_path_minutes"], 350);
     assert_eq!(
         created["progress"]["ready"].as_i64().unwrap_or(0)
             + created["progress"]["running"].as_i64().unwrap_or(0)
             + created["progress"]["blocked"].as_i64().unwrap_or(0)
             + created["progress"]["completed"].as_i64().unwrap_or(0),
-        15
+        20
     );
 
     let events = server.until_finished(&id).await;
@@ -73,14 +73,18 @@ async fn a_project_runs_from_post_to_files_and_archive() {
 
     let project = server.get_json(&location).await;
     assert_eq!(project["status"], "completed");
-    assert_eq!(project["progress"], json!({"completed": 15}));
+    assert_eq!(project["progress"], json!({"completed": 20}));
     assert_eq!(
         project["plan"]["phases"].as_array().expect("phases").len(),
-        7
+        10
     );
     let usage = &project["usage"];
     assert!(usage["total_tokens"].as_i64().expect("tokens") > 0);
-    assert_eq!(usage["llm_calls"], 15, "one offline call a task");
+    assert_eq!(usage["llm_calls"], 20, "one offline call a task");
+    assert_eq!(
+        usage["cached_prompt_tokens"], 0,
+        "the offline model caches nothing"
+    );
     assert_eq!(usage["cache_hits"], 0);
     assert_eq!(usage["cost_usd"], 0.0, "the offline model is free");
     // Usage by agent adds up to the project's.
@@ -99,6 +103,39 @@ async fn a_project_runs_from_post_to_files_and_archive() {
         .sum();
     assert_eq!(summed, usage["total_tokens"].as_i64().expect("tokens"));
     assert!(project["requirements"]["core_features"].is_array());
+
+    // The design: the contract, the file plan, and every file written is in the plan.
+    let design = server.get_json(&format!("/projects/{id}/design")).await;
+    assert_eq!(design["version"], 1);
+    assert_eq!(design["versions"], json!([1]));
+    assert_eq!(design["design"]["contract"]["openapi"], "3.1.0");
+    assert!(design["design"]["contract"]["paths"]["/api/todos/{id}"]["patch"].is_object());
+    let planned: std::collections::BTreeSet<&str> = design["design"]["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter_map(|f| f["path"].as_str())
+        .collect();
+    let files = server.get_json(&format!("/projects/{id}/files")).await;
+    let written: std::collections::BTreeSet<&str> = files["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter_map(|f| f["path"].as_str())
+        .collect();
+    assert_eq!(
+        written, planned,
+        "every generated file is in the plan, and every planned one written"
+    );
+    assert!(written.contains("backend/tsconfig.json") && written.contains("frontend/index.html"));
+    let missing = server
+        .get(&format!("/projects/{id}/design?version=2"))
+        .await;
+    assert_eq!(missing.status(), 404);
+    let bad = server
+        .get(&format!("/projects/{id}/design?version=0"))
+        .await;
+    assert_eq!(bad.status(), 422);
 
     let tasks = server.get_json(&format!("/projects/{id}/tasks")).await;
     assert!(statuses(&tasks).iter().all(|(_, s)| s == "completed"));
@@ -143,17 +180,22 @@ async fn a_project_runs_from_post_to_files_and_archive() {
     let files = files["files"].as_array().expect("files").clone();
     assert!(files.len() >= 20);
     let response = server
-        .get(&format!("/projects/{id}/files/db/schema.sql"))
+        .get(&format!("/projects/{id}/files/backend/db/schema.sql"))
         .await;
     assert_eq!(response.headers()["content-type"], "application/sql");
     let schema_sql = response.text().await.expect("text");
-    assert!(schema_sql.contains("CREATE TABLE todos"));
+    assert!(
+        schema_sql.contains("CREATE TABLE IF NOT EXISTS \"todos\""),
+        "{schema_sql}"
+    );
     let missing = server
-        .get(&format!("/projects/{id}/files/db/nope.sql"))
+        .get(&format!("/projects/{id}/files/backend/db/nope.sql"))
         .await;
     assert_eq!(missing.status(), 404);
     let old = server
-        .get(&format!("/projects/{id}/files/db/schema.sql?version=9"))
+        .get(&format!(
+            "/projects/{id}/files/backend/db/schema.sql?version=9"
+        ))
         .await;
     assert_eq!(old.status(), 404);
 
@@ -197,7 +239,7 @@ async fn a_project_runs_from_post_to_files_and_archive() {
     assert_eq!(as_bytes.bytes().await.expect("bytes"), bytes);
 
     let plan = server.get_json(&format!("/projects/{id}/plan")).await;
-    assert_eq!(plan["nodes"].as_array().expect("nodes").len(), 15);
+    assert_eq!(plan["nodes"].as_array().expect("nodes").len(), 20);
     let mermaid = server
         .client
         .get(server.url(&format!("/projects/{id}/plan")))
@@ -487,7 +529,7 @@ async fn cancelling_stops_the_project_and_drops_running_results() {
     assert_eq!(response.status(), 200);
     let project: Value = response.json().await.expect("json");
     assert_eq!(project["status"], "cancelled");
-    assert_eq!(project["progress"], json!({"cancelled": 15}));
+    assert_eq!(project["progress"], json!({"cancelled": 20}));
     // The running task's result is dropped when it arrives.
     tokio::time::timeout(Duration::from_secs(10), async {
         loop {
@@ -540,7 +582,7 @@ impl Agent for FailOnce {
 async fn retrying_a_failed_task_reopens_its_dependents_and_completes_the_project() {
     let agent = Arc::new(FailOnce {
         team: Agents::new(
-            Arc::new(guild_llm::OfflineProvider::default()),
+            Arc::new(guild_offline::OfflineProvider::default()),
             AgentSettings::default(),
         ),
         kind: "ui_components",
@@ -581,7 +623,7 @@ async fn retrying_a_failed_task_reopens_its_dependents_and_completes_the_project
     assert_eq!(more.last().expect("events").kind, "project_completed");
     let project = server.get_json(&format!("/projects/{id}")).await;
     assert_eq!(project["status"], "completed");
-    assert_eq!(project["progress"], json!({"completed": 6}));
+    assert_eq!(project["progress"], json!({"completed": 10}));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -752,7 +794,7 @@ async fn sessions_agents_and_workflows_describe_the_service() {
             .iter()
             .map(|s| s["tasks_completed"].as_i64().expect("n"))
             .sum::<i64>(),
-        15
+        20
     );
     assert!(sessions.iter().all(|s| s["current_task_id"].is_null()));
     let agents = server.get_json("/agents").await;
@@ -762,7 +804,7 @@ async fn sessions_agents_and_workflows_describe_the_service() {
         .iter()
         .find(|a| a["agent"] == "backend")
         .expect("backend");
-    assert_eq!(backend["tasks_completed"], 4);
+    assert_eq!(backend["tasks_completed"], 5);
     assert!(
         backend["p95_duration_ms"].as_f64().expect("p95")
             >= backend["mean_duration_ms"].as_f64().expect("mean") * 0.0
@@ -775,8 +817,8 @@ async fn sessions_agents_and_workflows_describe_the_service() {
         .iter()
         .find(|w| w["project_type"] == "fullstack")
         .expect("fullstack");
-    assert_eq!(fullstack["tasks"].as_array().expect("tasks").len(), 15);
-    assert_eq!(fullstack["critical_path_minutes"], 275);
+    assert_eq!(fullstack["tasks"].as_array().expect("tasks").len(), 20);
+    assert_eq!(fullstack["critical_path_minutes"], 350);
     assert_eq!(server.get_json("/readyz").await["status"], "ok");
 }
 

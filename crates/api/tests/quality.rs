@@ -20,7 +20,7 @@ async fn an_offline_run_with_flaws_is_validated_repaired_reviewed_and_fixed() {
     let server = common::start(common::Options::default()).await;
     let id = server
         .create(json!({
-            "description": format!("A todo list app with user accounts {}", guild_llm::FLAW_MARKER),
+            "description": format!("A todo list app with user accounts {}", guild_offline::FLAW_MARKER),
             "project_type": "fullstack",
         }))
         .await;
@@ -30,7 +30,7 @@ async fn an_offline_run_with_flaws_is_validated_repaired_reviewed_and_fixed() {
     // The graph grew while the project ran: a fix task and a re-review after the audit.
     let tasks = server.get_json(&format!("/projects/{id}/tasks")).await;
     let all = tasks["tasks"].as_array().expect("tasks");
-    assert_eq!(all.len(), 17, "15 planned, 1 fix, 1 re-review");
+    assert_eq!(all.len(), 22, "20 planned, 1 fix, 1 re-review");
     assert!(all.iter().all(|t| t["status"] == "completed"));
     let fix = task(&tasks, "fix_security_audit_backend_r1");
     assert_eq!(fix["kind"], "fix_findings");
@@ -39,7 +39,7 @@ async fn an_offline_run_with_flaws_is_validated_repaired_reviewed_and_fixed() {
     assert_eq!(fix["depends_on"], json!(["security_audit"]));
     assert_eq!(fix["findings"][0]["severity"], "high");
     assert_eq!(fix["findings"][0]["file"], "backend/src/auth.ts");
-    assert_eq!(fix["findings"][0]["line"], 5);
+    let planted_line = fix["findings"][0]["line"].as_u64().expect("line");
     let rereview = task(&tasks, "security_audit_r1");
     assert_eq!(rereview["kind"], "security_audit");
     assert_eq!(
@@ -135,6 +135,22 @@ async fn an_offline_run_with_flaws_is_validated_repaired_reviewed_and_fixed() {
         Value::Null,
         "the fix is ordered after the author"
     );
+    let planted = server
+        .get(&format!(
+            "/projects/{id}/files/backend/src/auth.ts?version=1"
+        ))
+        .await
+        .text()
+        .await
+        .expect("text");
+    let at = usize::try_from(planted_line).expect("small") - 1;
+    assert!(
+        planted
+            .lines()
+            .nth(at)
+            .is_some_and(|l| l.contains("guild-dev-secret")),
+        "line {planted_line} of the planted version: {planted}"
+    );
     let fixed = server
         .get(&format!("/projects/{id}/files/backend/src/auth.ts"))
         .await
@@ -162,7 +178,7 @@ async fn an_offline_run_with_flaws_is_validated_repaired_reviewed_and_fixed() {
     );
     // Every call records the prompt version it was made with.
     let calls: Vec<_> = events.iter().filter(|e| e.kind == "llm_call").collect();
-    assert_eq!(calls.len(), 18, "17 tasks and one repair");
+    assert_eq!(calls.len(), 23, "22 tasks and one repair");
     assert!(calls.iter().all(|c| {
         c.data["data"]["prompt_version"]
             .as_str()

@@ -15,6 +15,12 @@ pub struct TaskContext {
     pub project_type: ProjectType,
     pub technology_stack: Option<String>,
     pub requirements: Option<Value>,
+    /// The project's latest design (see the `guild-design` crate), once its design step
+    /// completed.
+    pub design: Option<Value>,
+    /// Every task of the project's graph, in plan order: what a design's files may be
+    /// owned by.
+    pub graph: Vec<GraphNode>,
     /// A reviewer's feedback from a rejected approval of this task.
     pub feedback: Option<String>,
     /// Summaries of the tasks this one depends on, directly or not, by priority and key.
@@ -27,6 +33,16 @@ pub struct TaskContext {
     pub budgeted: bool,
     /// The review findings the task fixes or verifies.
     pub findings: Vec<Finding>,
+}
+
+/// A task of a project's graph, as a design step sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
+pub struct GraphNode {
+    pub key: String,
+    /// The task type.
+    pub kind: String,
+    pub agent: AgentKind,
 }
 
 /// A completed upstream task's summary, as a later task's prompt shows it.
@@ -59,8 +75,19 @@ pub struct ModelCall {
     pub provider: String,
     /// The model that answered, as the provider named it.
     pub model: String,
+    /// Every prompt token, those the provider's prompt cache served included.
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
+    /// Prompt tokens read from the provider's prompt cache.
+    #[serde(default)]
+    pub cached_prompt_tokens: u32,
+    /// Prompt tokens written to the provider's prompt cache.
+    #[serde(default)]
+    pub cache_write_tokens: u32,
+    /// Prompt tokens in the prefix shared by every task of the project (estimated): what
+    /// a prompt cache can reuse.
+    #[serde(default)]
+    pub shared_prefix_tokens: u32,
     pub latency_ms: u64,
     /// US dollars; `None` when the model's price is unknown.
     pub cost_usd: Option<f64>,

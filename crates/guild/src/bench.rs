@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use guild_agents::{Agent, AgentError, AgentOutcome, AgentSettings, Agents, TaskInput};
 use guild_core::ProjectId;
 use guild_core::{Plan, ProjectStatus, ProjectType};
-use guild_llm::OfflineProvider;
+use guild_offline::OfflineProvider;
 use guild_pg::Storage;
 use guild_store::PgPool;
 use guild_store::projects::{self, NewProject};

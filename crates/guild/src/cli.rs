@@ -111,8 +111,8 @@ pub struct LlmArgs {
     pub models: String,
 
     /// Prices added to or replacing the built-in table, USD per million tokens:
-    /// `model=prompt/completion,...`, e.g. `llama3.1=0/0`. A model without a price has an
-    /// unknown cost.
+    /// `model=prompt/completion[/cache_read[/cache_write]],...`, e.g. `llama3.1=0/0`. A
+    /// model without a price has an unknown cost.
     #[arg(long = "llm-prices", env = "GUILD_LLM_PRICES", default_value = "")]
     pub prices: String,
 
@@ -138,13 +138,14 @@ pub struct LlmArgs {
     #[arg(long = "repair-rounds", env = "GUILD_REPAIR_ROUNDS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=10))]
     pub repair_rounds: u32,
 
-    /// Most characters of a task's prompt (system and user). Files the task must change
-    /// come first; others are trimmed in the middle, then listed by path alone.
-    #[arg(long = "context-budget-chars", env = "GUILD_CONTEXT_BUDGET_CHARS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(2_000..=10_000_000))]
+    /// Most characters of a task's prompt (system, the project's shared part with its
+    /// design, and the task's part). Files the task must change come first; others are
+    /// trimmed in the middle, then listed by path alone.
+    #[arg(long = "context-budget-chars", env = "GUILD_CONTEXT_BUDGET_CHARS", default_value_t = 120_000, value_parser = clap::value_parser!(u64).range(2_000..=10_000_000))]
     pub context_budget_chars: u64,
 
     /// A directory of prompt templates overriding the embedded ones by relative name
-    /// (`base.j2`, `system/<agent>.j2`, `tasks/<task type>.j2`); new task types may have
+    /// (`system.j2`, `shared.j2`, `base.j2`, `roles/<agent>.j2`, `tasks/<task type>.j2`); new task types may have
     /// their own. Checked at startup.
     #[arg(long = "prompts-dir", env = "GUILD_PROMPTS_DIR")]
     pub prompts_dir: Option<std::path::PathBuf>,

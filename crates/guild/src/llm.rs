@@ -7,9 +7,10 @@ use std::time::Duration;
 use anyhow::Context;
 use guild_agents::{AgentSettings, Agents, Prompts};
 use guild_llm::{
-    AnthropicProvider, Guarded, HttpSettings, Limits, LlmClient, ModelRoutes, OfflineProvider,
-    OpenAiProvider, PriceTable, RetryPolicy, Secret, anthropic, openai,
+    AnthropicProvider, Guarded, HttpSettings, Limits, LlmClient, ModelRoutes, OpenAiProvider,
+    PriceTable, RetryPolicy, Secret, anthropic, openai,
 };
+use guild_offline::OfflineProvider;
 use guild_store::PgPool;
 use guild_worker::PgResponseCache;
 

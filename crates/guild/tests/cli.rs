@@ -75,10 +75,10 @@ fn the_quick_start_generates_a_fullstack_project_with_a_private_postgres() {
         text(&output.stderr)
     );
     assert!(stdout.contains("completed in"), "{stdout}");
-    assert!(stdout.contains("tasks:    15 completed"), "{stdout}");
-    assert!(stdout.contains("estimate: 555 min of work in all, 275 min along the critical path"));
+    assert!(stdout.contains("tasks:    20 completed"), "{stdout}");
+    assert!(stdout.contains("estimate: 690 min of work in all, 350 min along the critical path"));
     assert!(
-        stdout.contains("[ 15/15] completed reviewer/performance_testing"),
+        stdout.contains("/20] completed reviewer/performance_testing"),
         "plain lines when piped"
     );
     let written = files_reported(&stdout);
@@ -87,16 +87,24 @@ fn the_quick_start_generates_a_fullstack_project_with_a_private_postgres() {
     assert_eq!(files_under(&out), written + 1);
     assert!(out.join(".guild-manifest.json").is_file());
     for path in [
-        "db/schema.sql",
+        "backend/db/schema.sql",
+        "backend/package.json",
+        "backend/tsconfig.json",
+        "backend/src/server.ts",
         "backend/src/app.ts",
+        "backend/test/todos.test.ts",
+        "frontend/index.html",
+        "frontend/src/main.tsx",
         "frontend/src/App.tsx",
         ".github/workflows/ci.yml",
+        "docs/openapi.json",
         "docs/reviews/code-review.md",
+        "README.md",
     ] {
         assert!(out.join(path).is_file(), "{path} missing");
     }
-    let schema = std::fs::read_to_string(out.join("db/schema.sql")).expect("schema");
-    assert!(schema.contains("CREATE TABLE todos"));
+    let schema = std::fs::read_to_string(out.join("backend/db/schema.sql")).expect("schema");
+    assert!(schema.contains("CREATE TABLE IF NOT EXISTS \"todos\""));
     // The private server was stopped on exit, and its data kept for the next run.
     assert!(data_dir.join("PG_VERSION").exists());
     assert!(
@@ -113,12 +121,12 @@ fn the_quick_start_generates_a_fullstack_project_with_a_private_postgres() {
         .output()
         .expect("guild runs");
     assert!(again.status.success(), "{}", text(&again.stderr));
-    assert!(text(&again.stdout).contains("tasks:    6 completed"));
+    assert!(text(&again.stdout).contains("tasks:    10 completed"));
 }
 
 #[tokio::test]
 async fn every_other_template_runs_end_to_end_against_database_url() {
-    for (project_type, tasks) in [("frontend", 6), ("backend", 7), ("api", 8)] {
+    for (project_type, tasks) in [("frontend", 10), ("backend", 12), ("api", 13)] {
         let url = guild_testkit::database_url().await;
         let out = tempfile::tempdir().expect("temp dir");
         let output = guild()
@@ -290,7 +298,7 @@ fn a_reader_that_goes_away_does_not_stop_the_run() {
         .expect("read");
     let output = child.wait_with_output().expect("exits");
     assert!(output.status.success(), "{}", text(&output.stderr));
-    assert!(out.join("db/schema.sql").is_file());
+    assert!(out.join("backend/db/schema.sql").is_file());
 }
 
 #[tokio::test]
@@ -410,8 +418,8 @@ async fn flaws_are_repaired_and_fixed_and_a_prompt_directory_overrides_templates
 
     let custom = guild_testkit::database_url().await;
     let stdout = run(&custom, Some(prompts.path()));
-    // 7 planned tasks, a fix task and a re-review added by the security audit.
-    assert!(stdout.contains("tasks:    9 completed"), "{stdout}");
+    // 12 planned tasks, a fix task and a re-review added by the security audit.
+    assert!(stdout.contains("tasks:    14 completed"), "{stdout}");
     let checks = stdout
         .lines()
         .find(|l| l.trim_start().starts_with("checks:"))
@@ -426,7 +434,7 @@ async fn flaws_are_repaired_and_fixed_and_a_prompt_directory_overrides_templates
         "{stdout}"
     );
     // The progress counts the added tasks too.
-    assert!(stdout.contains("[  9/9] completed"), "{stdout}");
+    assert!(stdout.contains("[ 14/14] completed"), "{stdout}");
 
     let embedded = guild_testkit::database_url().await;
     run(&embedded, None);

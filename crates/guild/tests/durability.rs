@@ -3,6 +3,7 @@
 
 mod common;
 
+use guild_core::ProjectType;
 use std::time::{Duration, Instant};
 
 use common::{
@@ -11,6 +12,11 @@ use common::{
 use guild_pg::{Cluster, Storage};
 use guild_store::sqlx;
 use serde_json::json;
+
+/// The number of tasks of a template.
+fn template_size(project_type: ProjectType) -> i64 {
+    i64::try_from(project_type.template().tasks().len()).expect("small")
+}
 
 /// Every task of every project in `ids` completed exactly once: one completion event per
 /// task, and no two file versions for the same path and attempt.
@@ -83,7 +89,7 @@ async fn a_worker_killed_mid_task_loses_nothing_and_repeats_nothing() {
     }
     let recovered = events_to_the_end(&client, &base, &held).await;
     assert!(recovered.contains("lease expired"), "{recovered}");
-    completed_exactly_once(&url, &ids, 15).await;
+    completed_exactly_once(&url, &ids, template_size(ProjectType::Fullstack)).await;
     survivor.terminate();
     api.terminate();
 }
@@ -127,7 +133,7 @@ async fn a_worker_stopped_with_sigterm_hands_its_tasks_over_at_once() {
         "released, not recovered: {events}"
     );
     eprintln!("handed over and completed in {took:?}");
-    completed_exactly_once(&url, &[id], 6).await;
+    completed_exactly_once(&url, &[id], template_size(ProjectType::Frontend)).await;
     taking_over.terminate();
     api.terminate();
 }
@@ -192,7 +198,7 @@ async fn the_database_restarting_mid_run_loses_nothing() {
         let project = get_json(&client, &format!("{base}/projects/{id}")).await;
         assert_eq!(project["status"], "completed");
     }
-    completed_exactly_once(&url, &ids, 7).await;
+    completed_exactly_once(&url, &ids, template_size(ProjectType::Backend)).await;
     server.terminate();
     drop(cluster);
 }

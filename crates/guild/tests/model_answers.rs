@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{Database, completes, create, events_until, get_json, serve};
-use guild_llm::OfflineProvider;
+use guild_offline::OfflineProvider;
 use guild_store::sqlx;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};

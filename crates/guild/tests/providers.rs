@@ -7,7 +7,6 @@ mod common;
 use std::sync::Mutex;
 
 use common::LLM_VARIABLES;
-use guild_llm::OfflineProvider;
 use guild_store::sqlx;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -18,7 +17,6 @@ const KEY: &str = "sk-proj-TESTKEY-9f8e7d6c5b4a";
 /// A chat model speaking OpenAI's wire format: the analysis (JSON mode) and code answers.
 /// Its first analysis misses fields, so the agent must ask again with the exact error.
 struct FakeModel {
-    analysis: String,
     seen: Mutex<Vec<Value>>,
 }
 
@@ -31,16 +29,28 @@ impl wiremock::Respond for FakeModel {
             .iter()
             .filter(|b| b["response_format"]["type"] == "json_object")
             .count();
+        // The first analysis misses fields; everything else is the offline model's answer,
+        // read from the prompt as a real model would.
         let content = if json_mode && json_calls_before == 0 {
             "```json\n{\"core_features\": [\"lists\"],}\n```".to_owned()
-        } else if json_mode {
-            self.analysis.clone()
         } else {
-            let n = seen.len();
-            format!(
-                "Wrote module {n}.\n\n```ts path=src/module_{n}.ts\nexport const value{n} = {n};\n```\n{}",
-                findings_if_asked(&body)
-            )
+            let messages = body["messages"].as_array().expect("messages");
+            let system = messages
+                .iter()
+                .find(|m| m["role"] == "system")
+                .and_then(|m| m["content"].as_str())
+                .unwrap_or_default();
+            let chat: Vec<(bool, &str)> = messages
+                .iter()
+                .filter(|m| m["role"] != "system")
+                .map(|m| {
+                    (
+                        m["role"] == "user",
+                        m["content"].as_str().unwrap_or_default(),
+                    )
+                })
+                .collect();
+            guild_offline::chat_answer(system, &chat)
         };
         seen.push(body);
         ResponseTemplate::new(200).set_body_json(json!({
@@ -54,9 +64,7 @@ impl wiremock::Respond for FakeModel {
 }
 
 async fn fake_model() -> (MockServer, std::sync::Arc<FakeModel>) {
-    let analysis = OfflineProvider::analysis("A todo list app");
     let model = std::sync::Arc::new(FakeModel {
-        analysis,
         seen: Mutex::new(vec![]),
     });
     let server = MockServer::start().await;
@@ -132,11 +140,11 @@ async fn a_project_runs_against_an_openai_compatible_server_and_reruns_from_the_
         "{stdout}\n{}",
         text(&output.stderr)
     );
-    assert!(stdout.contains("tasks:    7 completed"), "{stdout}");
+    assert!(stdout.contains("tasks:    12 completed"), "{stdout}");
 
-    // 2 analysis calls (the first answer missed fields) and 6 code tasks.
+    // 2 analysis calls (the first answer missed fields), the design and 10 code tasks.
     let seen = model.seen.lock().expect("lock").clone();
-    assert_eq!(seen.len(), 8);
+    assert_eq!(seen.len(), 13);
     let reask = seen
         .iter()
         .filter(|b| b["response_format"]["type"] == "json_object")
@@ -157,14 +165,14 @@ async fn a_project_runs_against_an_openai_compatible_server_and_reruns_from_the_
     assert!(seen.iter().all(|b| b["model"] == "gpt-4o-mini"));
 
     let first = latest_project(&pool).await;
-    assert_eq!(first.usage.llm_calls, 8);
+    assert_eq!(first.usage.llm_calls, 13);
     assert_eq!(first.usage.cache_hits, 0);
-    assert_eq!(first.usage.prompt_tokens, 800);
-    assert_eq!(first.usage.completion_tokens, 160);
+    assert_eq!(first.usage.prompt_tokens, 1300);
+    assert_eq!(first.usage.completion_tokens, 260);
     // gpt-4o-mini: $0.15 and $0.60 per million prompt and completion tokens.
     let cost = first.usage.cost_usd.expect("a known price");
     assert!(
-        (cost - (800.0 * 0.15 + 160.0 * 0.60) / 1e6).abs() < 1e-9,
+        (cost - (1300.0 * 0.15 + 260.0 * 0.60) / 1e6).abs() < 1e-9,
         "{cost}"
     );
     let calls: Vec<(Value,)> = sqlx::query_as(
@@ -174,7 +182,7 @@ async fn a_project_runs_against_an_openai_compatible_server_and_reruns_from_the_
     .fetch_all(&pool)
     .await
     .expect("events");
-    assert_eq!(calls.len(), 8);
+    assert_eq!(calls.len(), 13);
     assert!(
         calls
             .iter()
@@ -195,10 +203,10 @@ async fn a_project_runs_against_an_openai_compatible_server_and_reruns_from_the_
     // The same project again: every call is answered from the cache, at no cost.
     let output = run(&url, &server.uri(), &[]).await;
     assert!(output.status.success(), "{}", text(&output.stderr));
-    assert_eq!(model.seen.lock().expect("lock").len(), 8, "no new request");
+    assert_eq!(model.seen.lock().expect("lock").len(), 13, "no new request");
     let second = latest_project(&pool).await;
     assert_ne!(second.id, first.id);
-    assert_eq!(second.usage.cache_hits, 8);
+    assert_eq!(second.usage.cache_hits, 13);
     assert_eq!(
         second.usage.prompt_tokens + second.usage.completion_tokens,
         0
@@ -208,7 +216,7 @@ async fn a_project_runs_against_an_openai_compatible_server_and_reruns_from_the_
     // With the cache off, the model is asked again.
     let output = run(&url, &server.uri(), &[("GUILD_LLM_CACHE", "false")]).await;
     assert!(output.status.success(), "{}", text(&output.stderr));
-    assert!(model.seen.lock().expect("lock").len() > 8);
+    assert!(model.seen.lock().expect("lock").len() > 13);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -283,32 +291,28 @@ async fn keys_never_reach_logs_events_or_errors() {
 }
 
 /// Anthropic's Messages API: the analysis for the analyst, code for the others.
-/// A review's prompt asks for a findings block: a model that follows it answers one.
-fn findings_if_asked(body: &Value) -> &'static str {
-    if body.to_string().contains("json findings") {
-        "\n```json findings\n{\"findings\": []}\n```\n"
-    } else {
-        ""
-    }
-}
-
-struct FakeClaude {
-    analysis: String,
-}
+/// A Messages API server answering as the offline model would.
+struct FakeClaude;
 
 impl wiremock::Respond for FakeClaude {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let body: Value = serde_json::from_slice(&request.body).expect("a JSON body");
-        // The analyst's system prompt asks for one JSON object.
-        let system = body["system"].as_str().unwrap_or_default();
-        let text = if system.contains("one JSON object") {
-            self.analysis.clone()
-        } else {
-            format!(
-                "Done.\n\n```py path=app/module.py\nVALUE = 1\n```\n{}",
-                findings_if_asked(&body)
-            )
+        // Messages API blocks: the system prompt and each message's text, joined.
+        let joined = |blocks: &Value| -> String {
+            blocks
+                .as_array()
+                .map(|b| b.iter().filter_map(|t| t["text"].as_str()).collect())
+                .unwrap_or_default()
         };
+        let system = joined(&body["system"]);
+        let messages: Vec<(bool, String)> = body["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| (m["role"] == "user", joined(&m["content"])))
+            .collect();
+        let chat: Vec<(bool, &str)> = messages.iter().map(|(u, t)| (*u, t.as_str())).collect();
+        let text = guild_offline::chat_answer(&system, &chat);
         ResponseTemplate::new(200).set_body_json(json!({
             "id": "msg_test", "type": "message", "role": "assistant",
             "model": "claude-sonnet-4-5-20250929",
@@ -329,10 +333,8 @@ async fn a_project_runs_against_anthropics_messages_api() {
             "anthropic-version",
             "2023-06-01",
         ))
-        .respond_with(FakeClaude {
-            analysis: OfflineProvider::analysis("A todo list app"),
-        })
-        .expect(7)
+        .respond_with(FakeClaude)
+        .expect(12)
         .mount(&server)
         .await;
     let url = guild_testkit::database_url().await;
@@ -352,15 +354,15 @@ async fn a_project_runs_against_anthropics_messages_api() {
         "{stdout}\n{}",
         text(&output.stderr)
     );
-    assert!(stdout.contains("tasks:    7 completed"), "{stdout}");
+    assert!(stdout.contains("tasks:    12 completed"), "{stdout}");
     assert!(stdout.contains("model anthropic@"), "{stdout}");
     let project = latest_project(&pool).await;
-    assert_eq!(project.usage.llm_calls, 7);
-    assert_eq!(project.usage.prompt_tokens, 1400);
+    assert_eq!(project.usage.llm_calls, 12);
+    assert_eq!(project.usage.prompt_tokens, 2400);
     // claude-sonnet-4-5: $3 and $15 per million prompt and completion tokens.
     let cost = project.usage.cost_usd.expect("a known price");
     assert!(
-        (cost - (1400.0 * 3.0 + 350.0 * 15.0) / 1e6).abs() < 1e-9,
+        (cost - (2400.0 * 3.0 + 600.0 * 15.0) / 1e6).abs() < 1e-9,
         "{cost}"
     );
     server.verify().await;

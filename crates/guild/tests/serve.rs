@@ -27,7 +27,7 @@ async fn serve_runs_a_project_over_http_and_stops_cleanly_on_sigterm() {
     assert!(stream.contains("event: project_completed"), "{stream}");
     let project = get_json(&client, &format!("{base}/projects/{id}")).await;
     assert_eq!(project["status"], "completed");
-    assert_eq!(project["progress"], json!({"completed": 15}));
+    assert_eq!(project["progress"], json!({"completed": 20}));
 
     server.terminate();
     assert!(
@@ -69,7 +69,7 @@ async fn tasks_of_a_killed_server_are_recovered_by_another_one() {
     let project = get_json(&client, &format!("{b_base}/projects/{id}")).await;
     assert_eq!(project["status"], "completed");
     let completions = events.matches("event: task_completed").count();
-    assert_eq!(completions, 6, "each task completed exactly once");
+    assert_eq!(completions, 10, "each task completed exactly once");
     b.terminate();
 }
 
@@ -137,12 +137,12 @@ async fn a_worker_process_serves_its_metrics_and_health_for_the_container() {
         .expect("text");
     assert_eq!(
         metric(&text, "guild_tasks_completed_total", &[]),
-        15.0,
+        20.0,
         "{text}"
     );
     assert_eq!(
         metric(&text, "guild_llm_calls_total", &["provider=\"offline\""]),
-        15.0
+        20.0
     );
     assert!(metric(&text, "guild_llm_tokens_total", &["type=\"completion\""]) > 0.0);
     // The API process ran no task, but served the requests.

@@ -39,11 +39,73 @@ impl AnthropicProvider {
 #[derive(Serialize)]
 struct MessagesRequest<'a> {
     model: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    system: &'a str,
-    messages: &'a [crate::Message],
+    /// Text blocks, the last one marked as the end of a cacheable prefix.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    system: Vec<TextBlock<'a>>,
+    messages: Vec<RequestMessage<'a>>,
     max_tokens: u32,
     temperature: f32,
+}
+
+#[derive(Serialize)]
+struct RequestMessage<'a> {
+    role: crate::Role,
+    content: Vec<TextBlock<'a>>,
+}
+
+/// A `text` content block; `cache_control` marks the end of a prefix the server may cache
+/// (<https://docs.anthropic.com/en/docs/build-with-claude/prompt-caching>).
+#[derive(Serialize)]
+struct TextBlock<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_control: Option<CacheControl>,
+}
+
+#[derive(Serialize)]
+struct CacheControl {
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+fn text(text: &str, cached: bool) -> TextBlock<'_> {
+    TextBlock {
+        kind: "text",
+        text,
+        cache_control: cached.then_some(CacheControl { kind: "ephemeral" }),
+    }
+}
+
+/// The request's system prompt and messages as blocks: the system prompt is marked
+/// cacheable (it is the same for every task), and the first message is split after its
+/// shared prefix, which is marked too.
+fn blocks(request: &LlmRequest) -> (Vec<TextBlock<'_>>, Vec<RequestMessage<'_>>) {
+    let system = if request.system.is_empty() {
+        Vec::new()
+    } else {
+        vec![text(&request.system, true)]
+    };
+    let messages = request
+        .messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let split = (i == 0)
+                .then_some(request.cacheable_prefix)
+                .filter(|&at| at > 0 && at < m.content.len() && m.content.is_char_boundary(at));
+            let content = match split {
+                Some(at) => vec![text(&m.content[..at], true), text(&m.content[at..], false)],
+                None => vec![text(&m.content, false)],
+            };
+            RequestMessage {
+                role: m.role,
+                content,
+            }
+        })
+        .collect();
+    (system, messages)
 }
 
 #[derive(Deserialize)]
@@ -93,10 +155,11 @@ impl LlmClient for AnthropicProvider {
     async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
         // The Messages API has no JSON mode: the prompt asks for JSON, and the answer is
         // checked and repaired by the caller.
+        let (system, messages) = blocks(request);
         let body = MessagesRequest {
             model: &request.model,
-            system: &request.system,
-            messages: &request.messages,
+            system,
+            messages,
             max_tokens: request.max_tokens,
             temperature: request.temperature,
         };
@@ -118,12 +181,23 @@ impl LlmClient for AnthropicProvider {
             return Err(LlmError::BadResponse("the answer has no text".into()));
         }
         let usage = answer.usage.as_ref();
+        // `input_tokens` counts only what was neither read from nor written to the cache.
+        let cached_prompt_tokens = http::token_count(usage, "cache_read_input_tokens").unwrap_or(0);
+        let cache_write_tokens =
+            http::token_count(usage, "cache_creation_input_tokens").unwrap_or(0);
+        let uncached = http::token_count(usage, "input_tokens").unwrap_or_else(|| {
+            (request.worst_case_tokens() - request.max_tokens)
+                .saturating_sub(cached_prompt_tokens + cache_write_tokens)
+        });
         Ok(LlmResponse {
             usage: Usage {
-                prompt_tokens: http::token_count(usage, "input_tokens")
-                    .unwrap_or_else(|| request.worst_case_tokens() - request.max_tokens),
+                prompt_tokens: uncached
+                    .saturating_add(cached_prompt_tokens)
+                    .saturating_add(cache_write_tokens),
                 completion_tokens: http::token_count(usage, "output_tokens")
                     .unwrap_or_else(|| crate::estimate_tokens(&content)),
+                cached_prompt_tokens,
+                cache_write_tokens,
             },
             content,
             model: answer.model.unwrap_or_else(|| request.model.clone()),

@@ -1,18 +1,18 @@
 //! Guild's LLM layer: one client trait every provider implements, the providers, and what
 //! every call needs around it.
 //!
-//! - [`offline`]: deterministic answers with no network; the default when no provider is
-//!   configured.
 //! - [`openai`] (any OpenAI-compatible chat completions server) and [`anthropic`]
 //!   (the Messages API) over HTTP.
 //! - [`guard`]: retries with backoff and `Retry-After`, and the process-wide limits
 //!   (concurrency, requests and tokens per minute) around any provider.
 //! - [`prices`]: what a call cost; [`routing`]: which model a task asks.
+//!
+//! The offline provider (deterministic answers with no network, the default) lives in the
+//! `guild-offline` crate, with the application templates it answers from.
 
 pub mod anthropic;
 pub mod guard;
 mod http;
-pub mod offline;
 pub mod openai;
 pub mod prices;
 pub mod routing;
@@ -26,7 +26,6 @@ use serde::{Deserialize, Serialize};
 pub use anthropic::AnthropicProvider;
 pub use guard::{Guarded, Limits, RetryPolicy};
 pub use http::{HttpSettings, install_crypto};
-pub use offline::{FLAW_MARKER, OfflineProvider};
 pub use openai::OpenAiProvider;
 pub use prices::{Price, PriceTable};
 pub use routing::ModelRoutes;
@@ -68,6 +67,8 @@ impl Message {
 pub struct CallPurpose {
     pub task_id: String,
     pub attempt: u32,
+    /// The task's key in its project's graph, e.g. `database_schema` or `fix_auth_1`.
+    pub task_key: String,
     /// The task type, e.g. `database_schema`.
     pub task_kind: String,
     /// The project's description.
@@ -86,14 +87,43 @@ pub struct LlmRequest {
     pub max_tokens: u32,
     /// Ask for a JSON object as the answer.
     pub json: bool,
+    /// How many bytes at the start of the first message are the same for every task of
+    /// the project (its description, analysis and design, after the system prompt, which
+    /// is the same for every task): the prefix a provider's prompt cache can reuse.
+    /// Providers that mark cacheable prefixes explicitly (Anthropic's `cache_control`)
+    /// mark the end of the system prompt and of this prefix; OpenAI caches prefixes by
+    /// itself. 0: no shared prefix.
+    pub cacheable_prefix: usize,
     pub purpose: CallPurpose,
 }
 
 /// Tokens a call consumed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
+    /// Every prompt token, those read from or written to the provider's prompt cache
+    /// included.
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
+    /// Prompt tokens read from the provider's prompt cache (OpenAI
+    /// `prompt_tokens_details.cached_tokens`, Anthropic `cache_read_input_tokens`),
+    /// priced at the cache-read rate.
+    #[serde(default)]
+    pub cached_prompt_tokens: u32,
+    /// Prompt tokens written to the prompt cache (Anthropic
+    /// `cache_creation_input_tokens`), priced at the cache-write rate.
+    #[serde(default)]
+    pub cache_write_tokens: u32,
+}
+
+impl Usage {
+    /// Prompt and completion tokens, no cache accounting.
+    pub fn new(prompt_tokens: u32, completion_tokens: u32) -> Self {
+        Self {
+            prompt_tokens,
+            completion_tokens,
+            ..Self::default()
+        }
+    }
 }
 
 /// Why the model stopped writing, read from each provider's own field (OpenAI
@@ -289,10 +319,7 @@ impl LlmRequest {
 
     /// The worst case split as usage, for pricing it.
     pub fn worst_case_usage(&self) -> Usage {
-        Usage {
-            prompt_tokens: self.worst_case_tokens() - self.max_tokens,
-            completion_tokens: self.max_tokens,
-        }
+        Usage::new(self.worst_case_tokens() - self.max_tokens, self.max_tokens)
     }
 
     /// The response cache's key: a SHA-256 of everything the answer depends on (the
@@ -419,6 +446,7 @@ mod tests {
             temperature: 0.0,
             max_tokens: 100,
             json: false,
+            cacheable_prefix: 0,
             purpose: CallPurpose::default(),
         };
         let mut other_purpose = request.clone();

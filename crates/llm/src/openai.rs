@@ -158,6 +158,13 @@ impl LlmClient for OpenAiProvider {
                 .unwrap_or_else(|| request.worst_case_tokens() - request.max_tokens),
             completion_tokens: http::token_count(usage, "completion_tokens")
                 .unwrap_or_else(|| crate::estimate_tokens(&content)),
+            // Prefixes of 1,024 tokens and more are cached by the server itself.
+            cached_prompt_tokens: http::token_count(
+                usage.and_then(|u| u.get("prompt_tokens_details")),
+                "cached_tokens",
+            )
+            .unwrap_or(0),
+            cache_write_tokens: 0,
         };
         Ok(LlmResponse {
             content,

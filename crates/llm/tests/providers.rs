@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use guild_llm::{
     AnthropicProvider, CallPurpose, Guarded, HttpSettings, Limits, LlmClient, LlmError, LlmRequest,
-    LlmResponse, Message, OpenAiProvider, RetryPolicy, Secret, Usage,
+    LlmResponse, Message, OpenAiProvider, PriceTable, RetryPolicy, Secret, Usage,
 };
 use serde_json::{Value, json};
 use wiremock::matchers::{body_partial_json, header, method, path};
@@ -24,6 +24,7 @@ fn request(json: bool) -> LlmRequest {
         temperature: 0.0,
         max_tokens: 500,
         json,
+        cacheable_prefix: 0,
         purpose: CallPurpose::default(),
     }
 }
@@ -93,13 +94,7 @@ async fn openai_sends_the_wire_format_and_reads_the_answer() {
         .expect("answers");
     assert_eq!(answer.content, "{\"ok\": true}");
     assert_eq!(answer.model, "gpt-4o-mini-2024-07-18");
-    assert_eq!(
-        answer.usage,
-        Usage {
-            prompt_tokens: 42,
-            completion_tokens: 7
-        }
-    );
+    assert_eq!(answer.usage, Usage::new(42, 7));
 }
 
 #[tokio::test]
@@ -111,8 +106,8 @@ async fn anthropic_sends_the_wire_format_and_reads_the_answer() {
         .and(header("anthropic-version", "2023-06-01"))
         .and(body_partial_json(json!({
             "model": "claude-sonnet-4-5",
-            "system": "You are a backend engineer.",
-            "messages": [{"role": "user", "content": "Write the schema."}],
+            "system": [{"type": "text", "text": "You are a backend engineer.", "cache_control": {"type": "ephemeral"}}],
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "Write the schema."}]}],
             "max_tokens": 500
         })))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
@@ -553,4 +548,103 @@ async fn stop_reasons_say_when_an_answer_was_cut() {
         anthropic_answer.usage.completion_tokens,
         guild_llm::estimate_tokens("# Todo\n\nInst")
     );
+}
+
+/// A request whose first message starts with a prefix shared by a project's tasks.
+fn shared_prefix_request(model: &str) -> LlmRequest {
+    let shared = "# Project\n\nA todo app.\n\n# Design\n\n{}\n";
+    let mut call = request(false);
+    call.model = model.into();
+    call.messages = vec![Message::user(format!(
+        "{shared}# Your task: `api_structure`\n"
+    ))];
+    call.cacheable_prefix = shared.len();
+    call
+}
+
+#[tokio::test]
+async fn anthropic_marks_the_shared_prefix_and_prices_cached_tokens() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(body_partial_json(json!({
+            "system": [{"type": "text", "text": "You are a backend engineer.", "cache_control": {"type": "ephemeral"}}],
+            "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "# Project\n\nA todo app.\n\n# Design\n\n{}\n", "cache_control": {"type": "ephemeral"}},
+                {"type": "text", "text": "# Your task: `api_structure`\n"}
+            ]}]
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "model": "claude-sonnet-4-5",
+            "content": [{"type": "text", "text": "done"}],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": 100, "cache_read_input_tokens": 3000,
+                      "cache_creation_input_tokens": 900, "output_tokens": 50}
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let provider = AnthropicProvider::new(
+        &server.uri(),
+        Secret::new(KEY),
+        "claude-sonnet-4-5",
+        HttpSettings::default(),
+    );
+    let answer = provider
+        .complete(&shared_prefix_request("claude-sonnet-4-5"))
+        .await
+        .expect("answers");
+    assert_eq!(
+        answer.usage,
+        Usage {
+            prompt_tokens: 4000,
+            completion_tokens: 50,
+            cached_prompt_tokens: 3000,
+            cache_write_tokens: 900
+        }
+    );
+    let cost = PriceTable::default()
+        .cost("claude-sonnet-4-5", answer.usage)
+        .expect("priced");
+    let expected = (100.0 * 3.00 + 3000.0 * 0.30 + 900.0 * 3.75 + 50.0 * 15.00) / 1e6;
+    assert!((cost - expected).abs() < 1e-12, "{cost} vs {expected}");
+    let uncached = PriceTable::default()
+        .cost("claude-sonnet-4-5", Usage::new(4000, 50))
+        .expect("priced");
+    assert!(cost < uncached, "{cost} is not below {uncached}");
+}
+
+#[tokio::test]
+async fn openai_cached_tokens_are_read_and_priced() {
+    let server = MockServer::start().await;
+    let mut answer = chat_answer("done");
+    answer["usage"] = json!({"prompt_tokens": 2048, "completion_tokens": 10, "total_tokens": 2058,
+                             "prompt_tokens_details": {"cached_tokens": 1024}});
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        // OpenAI caches prefixes itself: the messages go as plain strings.
+        .and(body_partial_json(json!({"messages": [
+            {"role": "system", "content": "You are a backend engineer."},
+            {"role": "user", "content": "# Project\n\nA todo app.\n\n# Design\n\n{}\n# Your task: `api_structure`\n"}
+        ]})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let answer = openai(&server, Duration::from_secs(5))
+        .complete(&shared_prefix_request("gpt-4o-mini"))
+        .await
+        .expect("answers");
+    assert_eq!(
+        answer.usage,
+        Usage {
+            cached_prompt_tokens: 1024,
+            ..Usage::new(2048, 10)
+        }
+    );
+    let cost = PriceTable::default()
+        .cost("gpt-4o-mini", answer.usage)
+        .expect("priced");
+    let expected = (1024.0 * 0.15 + 1024.0 * 0.075 + 10.0 * 0.60) / 1e6;
+    assert!((cost - expected).abs() < 1e-12, "{cost} vs {expected}");
 }

@@ -7,6 +7,7 @@
 
 pub mod budget;
 mod claims;
+pub mod designs;
 pub mod events;
 pub mod files;
 pub mod listener;

@@ -86,6 +86,10 @@ pub struct Usage {
     pub llm_calls: i64,
     /// Calls answered from the response cache.
     pub cache_hits: i64,
+    /// Prompt tokens the provider's prompt cache served (part of `prompt_tokens`).
+    pub cached_prompt_tokens: i64,
+    /// Prompt tokens written to the provider's prompt cache (part of `prompt_tokens`).
+    pub cache_write_tokens: i64,
 }
 
 impl Usage {
@@ -104,6 +108,8 @@ impl Usage {
         self.cost_usd = self.cost_usd.zip(other.cost_usd).map(|(a, b)| a + b);
         self.llm_calls += other.llm_calls;
         self.cache_hits += other.cache_hits;
+        self.cached_prompt_tokens += other.cached_prompt_tokens;
+        self.cache_write_tokens += other.cache_write_tokens;
     }
 }
 
@@ -137,6 +143,7 @@ macro_rules! project_columns {
     () => {
         "id, description, project_type, technology_stack, status, options, requirements, \
          error, prompt_tokens, completion_tokens, cost_usd::float8 AS cost_usd, llm_calls, \
+         cached_prompt_tokens, cache_write_tokens, \
          cache_hits, created_at, started_at, finished_at"
     };
 }

@@ -5,7 +5,8 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 pub use guild_core::TaskContext;
 use guild_core::{
-    AgentKind, Finding, ProjectId, ProjectType, TaskId, TaskStatus, UpstreamFile, UpstreamSummary,
+    AgentKind, Finding, GraphNode, ProjectId, ProjectType, TaskId, TaskStatus, UpstreamFile,
+    UpstreamSummary,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -23,8 +24,10 @@ struct Head {
     id: TaskId,
     description: String,
     project_type: ProjectType,
+    project_id: ProjectId,
     technology_stack: Option<String>,
     requirements: Option<Value>,
+    design: Option<Value>,
     feedback: Option<String>,
     use_cache: bool,
     budgeted: bool,
@@ -36,8 +39,10 @@ struct Head {
 #[derive(sqlx::FromRow)]
 struct GraphRow {
     id: TaskId,
+    project_id: ProjectId,
     #[sqlx(flatten)]
     summary: UpstreamSummary,
+    kind: String,
     priority: i16,
     depends_on: Vec<TaskId>,
 }
@@ -88,8 +93,10 @@ pub async fn contexts(
     project_ids.dedup();
 
     let heads: Vec<Head> = sqlx::query_as(
-        "SELECT t.id, p.description, p.project_type, p.technology_stack, p.requirements,
-                t.feedback, coalesce((p.options->>'cache')::boolean, true) AS use_cache,
+        "SELECT t.id, p.id AS project_id, p.description, p.project_type, p.technology_stack,
+                p.requirements, t.feedback,
+                (SELECT d.design FROM designs d WHERE d.project_id = p.id
+                 ORDER BY d.version DESC LIMIT 1) AS design, coalesce((p.options->>'cache')::boolean, true) AS use_cache,
                 (p.max_tokens IS NOT NULL OR p.max_cost_usd IS NOT NULL) AS budgeted,
                 coalesce(t.findings, '[]') AS findings
          FROM tasks t JOIN projects p ON p.id = t.project_id
@@ -99,7 +106,7 @@ pub async fn contexts(
     .fetch_all(pool)
     .await?;
     let graph: Vec<GraphRow> = sqlx::query_as(
-        "SELECT t.id, t.key, t.agent, t.priority, t.result->>'summary' AS summary,
+        "SELECT t.id, t.project_id, t.key, t.kind, t.agent, t.priority, t.result->>'summary' AS summary,
                 array(SELECT d.depends_on FROM task_dependencies d WHERE d.task_id = t.id) AS depends_on
          FROM tasks t WHERE t.project_id = ANY($1)",
     )
@@ -167,11 +174,26 @@ fn context_of(
         })
         .collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut graph: Vec<&GraphRow> = by_id
+        .values()
+        .copied()
+        .filter(|row| row.project_id == head.project_id)
+        .collect();
+    graph.sort_by(|a, b| (a.priority, &a.summary.key).cmp(&(b.priority, &b.summary.key)));
     TaskContext {
         description: head.description,
         project_type: head.project_type,
         technology_stack: head.technology_stack,
         requirements: head.requirements,
+        design: head.design,
+        graph: graph
+            .into_iter()
+            .map(|row| GraphNode {
+                key: row.summary.key.clone(),
+                kind: row.kind.clone(),
+                agent: row.summary.agent,
+            })
+            .collect(),
         feedback: head.feedback,
         upstream: rows.into_iter().map(|row| row.summary.clone()).collect(),
         files,
@@ -271,7 +293,7 @@ pub async fn list_filtered(
                 coalesce(t.findings, '[]') AS findings,
                 t.created_at, t.started_at, t.completed_at, t.prompt_tokens, t.completion_tokens,
                 t.cost_usd::float8 AS cost_usd, t.llm_calls::int8 AS llm_calls,
-                t.cache_hits::int8 AS cache_hits
+                t.cache_hits::int8 AS cache_hits, t.cached_prompt_tokens, t.cache_write_tokens
          FROM tasks t
          LEFT JOIN task_dependencies d ON d.task_id = t.id
          LEFT JOIN tasks dep ON dep.id = d.depends_on

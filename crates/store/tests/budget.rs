@@ -71,6 +71,9 @@ fn call(prompt: u32, completion: u32, cost: Option<f64>, cached: bool) -> LlmCal
         model: "gpt-4o-mini".into(),
         prompt_tokens: prompt,
         completion_tokens: completion,
+        cached_prompt_tokens: 0,
+        cache_write_tokens: 0,
+        shared_prefix_tokens: 0,
         latency_ms: 5,
         cost_usd: cost,
         cached,
@@ -116,8 +119,14 @@ async fn running_calls_hold_their_worst_case_until_they_settle() {
         .expect("settle");
     hold(&pool, project_id, &b, tokens(600)).await;
 
-    // a completes: its 100 tokens move from its reservation into the totals.
-    complete(&pool, &a, &[call(80, 20, Some(0.001), false)]).await;
+    // a completes: its 100 tokens move from its reservation into the totals, with the
+    // prompt-cache counts of its call.
+    let cached_call = LlmCall {
+        cached_prompt_tokens: 30,
+        cache_write_tokens: 10,
+        ..call(80, 20, Some(0.001), false)
+    };
+    complete(&pool, &a, &[cached_call]).await;
     let (status, usage) = task_status(&pool, project_id, "a").await;
     assert_eq!(status, TaskStatus::Completed);
     assert_eq!(
@@ -128,7 +137,20 @@ async fn running_calls_hold_their_worst_case_until_they_settle() {
             cost_usd: Some(0.001),
             llm_calls: 1,
             cache_hits: 0,
+            cached_prompt_tokens: 30,
+            cache_write_tokens: 10,
         }
+    );
+    let project = projects::get(&pool, project_id)
+        .await
+        .expect("read")
+        .expect("project");
+    assert_eq!(
+        (
+            project.usage.cached_prompt_tokens,
+            project.usage.cache_write_tokens
+        ),
+        (30, 10)
     );
     // 100 spent + 600 held by b: 300 left.
     let refusal = refused(&pool, project_id, &b, tokens(301)).await;

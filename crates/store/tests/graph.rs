@@ -7,7 +7,7 @@ use guild_core::{AgentKind, Plan, ProjectStatus, ProjectType, TaskSpec, TaskStat
 use guild_core::{EventKind, ProjectId, TaskId};
 use guild_store::settle::{self, Completion, Failure};
 use guild_store::tasks::{self, ClaimedTask};
-use guild_store::{PgPool, StoreError, events, files, projects};
+use guild_store::{PgPool, StoreError, designs, events, files, projects};
 use serde_json::json;
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -51,13 +51,16 @@ fn failure(task: &ClaimedTask, retryable: bool) -> Failure<'static> {
     }
 }
 
-/// A fullstack project whose analysis has completed: three tasks are ready.
-async fn fullstack_after_analysis(pool: &PgPool) -> ProjectId {
+/// A fullstack project whose analysis, design and scaffold have completed: three tasks
+/// are ready.
+async fn fullstack_after_scaffold(pool: &PgPool) -> ProjectId {
     let project_id = create(pool, &ProjectType::Fullstack.template()).await;
-    let analysis = claim_one(pool, "requirements_analysis").await;
-    settle::complete(pool, completion(&analysis))
-        .await
-        .expect("complete");
+    for key in ["requirements_analysis", "system_design", "scaffold"] {
+        let task = claim_one(pool, key).await;
+        settle::complete(pool, completion(&task))
+            .await
+            .expect("complete");
+    }
     project_id
 }
 
@@ -120,7 +123,7 @@ async fn creating_a_project_stores_its_whole_graph() {
         .expect("exists");
     assert_eq!(project.status, ProjectStatus::Pending);
     let all = tasks::list(&pool, project_id).await.expect("list");
-    assert_eq!(all.len(), 15);
+    assert_eq!(all.len(), 20);
     let ready: Vec<_> = all
         .iter()
         .filter(|t| t.status == TaskStatus::Ready)
@@ -142,7 +145,7 @@ async fn creating_a_project_stores_its_whole_graph() {
         .expect("events");
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].kind, EventKind::ProjectCreated);
-    assert_eq!(log[0].data["tasks"], 15);
+    assert_eq!(log[0].data["tasks"], 20);
     assert_eq!(log[0].data["workflow"], "fullstack");
 }
 
@@ -208,9 +211,9 @@ async fn concurrent_claimers_never_get_the_same_task() {
 #[tokio::test]
 async fn claims_take_the_best_priority_first() {
     let pool = guild_testkit::database().await;
-    let project_id = fullstack_after_analysis(&pool).await;
+    let project_id = fullstack_after_scaffold(&pool).await;
 
-    // database_schema and environment_config (priority 1) before ui_components (2).
+    // database_schema and environment_config (priority 3) before ui_components (4).
     let first_two = tasks::claim_ready(&pool, "w", 2, LEASE, &[])
         .await
         .expect("claim");
@@ -256,7 +259,7 @@ async fn completing_releases_dependents_and_is_fenced_by_attempt() {
     )
     .await
     .expect("complete");
-    assert_eq!(settled.released, 3);
+    assert_eq!(settled.released, 1);
     assert_eq!(settled.project_finished, None);
 
     // A second completion of the same attempt is refused: it completes exactly once.
@@ -266,15 +269,66 @@ async fn completing_releases_dependents_and_is_fenced_by_attempt() {
     ));
 
     let all = statuses(&pool, project_id).await;
-    for key in ["database_schema", "ui_components", "environment_config"] {
-        assert_eq!(status_of(&all, key), TaskStatus::Ready, "{key}");
-    }
-    assert_eq!(status_of(&all, "api_structure"), TaskStatus::Blocked);
+    assert_eq!(status_of(&all, "system_design"), TaskStatus::Ready);
+    assert_eq!(status_of(&all, "database_schema"), TaskStatus::Blocked);
     let project = projects::get(&pool, project_id)
         .await
         .expect("get")
         .expect("exists");
     assert_eq!(project.requirements, Some(requirements));
+
+    // The design is stored as the project's version 1, and every later task sees it.
+    let design_task = claim_one(&pool, "system_design").await;
+    let design =
+        json!({"contract": {}, "data_model": {"tables": []}, "components": [], "files": []});
+    let settled = settle::complete(
+        &pool,
+        Completion {
+            design: Some(design.clone()),
+            ..completion(&design_task)
+        },
+    )
+    .await
+    .expect("complete");
+    assert_eq!(settled.released, 1);
+    let stored = designs::design(&pool, project_id, None)
+        .await
+        .expect("read")
+        .expect("a design");
+    assert_eq!(
+        (stored.version, stored.task_id, &stored.design),
+        (1, design_task.id, &design)
+    );
+    assert_eq!(
+        designs::versions(&pool, project_id)
+            .await
+            .expect("versions"),
+        [1]
+    );
+    assert_eq!(
+        designs::design(&pool, project_id, Some(2))
+            .await
+            .expect("read"),
+        None
+    );
+    let scaffold = claim_one(&pool, "scaffold").await;
+    let context = tasks::context(&pool, project_id, scaffold.id)
+        .await
+        .expect("context");
+    assert_eq!(context.design, Some(design));
+    assert_eq!(context.graph.len(), 20);
+    assert_eq!(
+        (
+            context.graph[0].key.as_str(),
+            context.graph[0].kind.as_str(),
+            context.graph[0].agent
+        ),
+        (
+            "requirements_analysis",
+            "requirements_analysis",
+            AgentKind::Analyst
+        )
+    );
 }
 
 #[tokio::test]
@@ -310,7 +364,7 @@ async fn a_whole_graph_runs_in_dependency_order_and_completes_the_project() {
         log.iter()
             .filter(|e| e.kind == EventKind::TaskCompleted)
             .count(),
-        15
+        20
     );
     assert_eq!(
         log.last().expect("events").kind,
@@ -331,8 +385,10 @@ async fn a_failed_task_skips_its_dependents_and_the_rest_completes() {
         "page_layouts",
         "state_management",
         "api_integration",
+        "frontend_tests",
         "code_review",
         "performance_testing",
+        "readme",
     ] {
         assert_eq!(status_of(&all, key), TaskStatus::Skipped, "{key}");
     }
@@ -351,14 +407,14 @@ async fn a_failed_task_skips_its_dependents_and_the_rest_completes() {
     assert_eq!(project.status, ProjectStatus::Failed);
     assert_eq!(
         project.error.as_deref(),
-        Some("6 of 15 tasks did not complete: 1 failed, 5 skipped, 0 cancelled")
+        Some("8 of 20 tasks did not complete: 1 failed, 7 skipped, 0 cancelled")
     );
 }
 
 #[tokio::test]
 async fn a_failed_critical_task_fails_the_project_and_cancels_unstarted_work() {
     let pool = guild_testkit::database().await;
-    let project_id = fullstack_after_analysis(&pool).await;
+    let project_id = fullstack_after_scaffold(&pool).await;
     let ready = tasks::claim_ready(&pool, "w", 10, LEASE, &[])
         .await
         .expect("claim");
@@ -436,7 +492,7 @@ async fn a_retryable_failure_requeues_until_attempts_run_out() {
         .await
         .expect("fail");
     assert!(!settled.retrying, "max_attempts is 2");
-    assert_eq!(settled.skipped, 14);
+    assert_eq!(settled.skipped, 19);
     let project = projects::get(&pool, project_id)
         .await
         .expect("get")
@@ -463,6 +519,12 @@ async fn files_get_versions_and_rewrites_of_the_same_content_are_idempotent() {
     .expect("complete");
     assert_eq!(settled.files_written, 1);
 
+    for key in ["system_design", "scaffold"] {
+        let task = claim_one(&pool, key).await;
+        settle::complete(&pool, completion(&task))
+            .await
+            .expect("complete");
+    }
     let schema = claim_one(&pool, "database_schema").await;
     let rewritten = [file("CREATE TABLE a (id int, name text);")];
     settle::complete(
@@ -491,7 +553,15 @@ async fn files_get_versions_and_rewrites_of_the_same_content_are_idempotent() {
         "CREATE TABLE a (id int, name text);"
     );
     let upstream: Vec<_> = context.upstream.iter().map(|u| u.key.as_str()).collect();
-    assert_eq!(upstream, ["requirements_analysis", "database_schema"]);
+    assert_eq!(
+        upstream,
+        [
+            "requirements_analysis",
+            "system_design",
+            "scaffold",
+            "database_schema"
+        ]
+    );
 }
 
 #[tokio::test]

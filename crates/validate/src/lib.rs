@@ -5,8 +5,11 @@
 //! unbalanced parentheses, unterminated strings, comments and dollar quotes, and statements
 //! missing their `;`. Other types are `unchecked`.
 
+mod interface;
 mod sql;
 mod syntax;
+
+pub use interface::{Interface, interface};
 
 use serde::{Deserialize, Serialize};
 
@@ -78,6 +81,23 @@ impl Validation {
 
     pub fn is_invalid(&self) -> bool {
         self.status == Status::Invalid
+    }
+
+    /// Adds problems a later check found (the design's, at line 1): the file is invalid,
+    /// whatever its parser said; `checker` names both (`tree-sitter-typescript, design`).
+    pub fn add_problems(&mut self, checker: &str, problems: impl IntoIterator<Item = String>) {
+        let before = self.errors.len();
+        self.errors
+            .extend(problems.into_iter().map(|m| Problem::new(1, 1, m)));
+        if self.errors.len() == before {
+            return;
+        }
+        self.errors.truncate(MAX_PROBLEMS);
+        self.status = Status::Invalid;
+        self.checker = Some(match self.checker.take() {
+            Some(first) if first != checker => format!("{first}, {checker}"),
+            _ => checker.to_owned(),
+        });
     }
 
     /// Marks a file the model was still writing when its answer hit the length limit: it

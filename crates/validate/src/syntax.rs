@@ -15,7 +15,7 @@ pub(crate) enum Grammar {
 }
 
 impl Grammar {
-    fn language(self) -> Language {
+    pub(crate) fn language(self) -> Language {
         match self {
             Self::Python => tree_sitter_python::LANGUAGE.into(),
             Self::JavaScript => tree_sitter_javascript::LANGUAGE.into(),

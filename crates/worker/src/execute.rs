@@ -377,6 +377,7 @@ fn owned_completion(
         files,
         rejected_files: outcome.rejected,
         requirements: outcome.requirements,
+        design: outcome.design,
         llm_calls: outcome.calls,
         findings: outcome.findings,
         cut_off: outcome.cut_off,

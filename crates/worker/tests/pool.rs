@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use guild_agents::{Agent, AgentError, AgentOutcome, AgentSettings, Agents, TaskInput};
 use guild_core::{AgentKind, ProjectStatus, ProjectType, TaskStatus};
 use guild_core::{EventKind, ProjectId};
-use guild_llm::OfflineProvider;
+use guild_offline::OfflineProvider;
 use guild_store::projects::Project;
 use guild_store::{PgPool, events, files, projects, sessions, tasks};
 use guild_worker::{WorkerConfig, WorkerEvent, WorkerPool};
@@ -185,7 +185,7 @@ async fn every_template_runs_to_completion_with_the_offline_team() {
     assert!(sessions.iter().all(|s| s.current_task_id.is_none()));
     assert_eq!(
         sessions.iter().map(|s| s.tasks_completed).sum::<i64>(),
-        15 + 6 + 7 + 8
+        20 + 10 + 12 + 13
     );
 }
 
@@ -267,7 +267,13 @@ async fn a_failing_non_critical_task_skips_its_dependents_and_the_rest_completes
         status_of(&pool, id, "state_management").await,
         TaskStatus::Failed
     );
-    for key in ["api_integration", "code_review", "performance_testing"] {
+    for key in [
+        "api_integration",
+        "frontend_tests",
+        "code_review",
+        "performance_testing",
+        "readme",
+    ] {
         assert_eq!(
             status_of(&pool, id, key).await,
             TaskStatus::Skipped,
@@ -289,7 +295,7 @@ async fn a_failing_non_critical_task_skips_its_dependents_and_the_rest_completes
     assert_eq!(project.status, ProjectStatus::Failed);
     assert_eq!(
         project.error.as_deref(),
-        Some("4 of 15 tasks did not complete: 1 failed, 3 skipped, 0 cancelled")
+        Some("6 of 20 tasks did not complete: 1 failed, 5 skipped, 0 cancelled")
     );
     let log = events::list(&pool, id, 0, 10_000).await.expect("events");
     let failed = log
@@ -433,7 +439,7 @@ struct Rendezvous {
 #[async_trait]
 impl Agent for Rendezvous {
     async fn run(&self, input: &TaskInput) -> Result<AgentOutcome, AgentError> {
-        if input.kind != "requirements_analysis" {
+        if !["requirements_analysis", "system_design", "scaffold"].contains(&input.kind.as_str()) {
             self.barrier.wait().await;
         }
         self.team.run(input).await
@@ -450,7 +456,8 @@ async fn no_connection_is_held_while_agents_run() {
         team: offline_team(),
         barrier: tokio::sync::Barrier::new(3),
     });
-    // After the analysis, exactly three tasks are ready: schema, components, environment.
+    // After the analysis, the design and the scaffold, exactly three tasks are ready:
+    // schema, components, environment.
     // Later the barrier keeps releasing in threes; the last tasks arrive alone, so run only
     // until the first three have completed.
     let config = WorkerConfig {
@@ -464,7 +471,7 @@ async fn no_connection_is_held_while_agents_run() {
     } = start(&pool, agent, config);
     let mut completed = 0;
     tokio::time::timeout(Duration::from_secs(30), async {
-        while completed < 4 {
+        while completed < 6 {
             if let WorkerEvent::TaskCompleted { .. } = progress.recv().await.expect("events") {
                 completed += 1;
             }

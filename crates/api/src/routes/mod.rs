@@ -1,5 +1,6 @@
 //! Handlers, one module per resource.
 
+pub mod designs;
 pub mod events;
 pub mod files;
 pub mod plans;

@@ -26,6 +26,9 @@ pub(crate) fn llm_call_events(task_id: TaskId, calls: &[ModelCall]) -> Vec<NewEv
                     "model": call.model,
                     "prompt_tokens": call.prompt_tokens,
                     "completion_tokens": call.completion_tokens,
+                    "cached_prompt_tokens": call.cached_prompt_tokens,
+                    "cache_write_tokens": call.cache_write_tokens,
+                    "shared_prefix_tokens": call.shared_prefix_tokens,
                     "latency_ms": call.latency_ms,
                     "cost_usd": call.cost_usd,
                     "cached": call.cached,
@@ -60,8 +63,9 @@ pub(crate) async fn add_usage(conn: &mut PgConnection, rows: &[UsageRow<'_>]) ->
     sqlx::query(
         "WITH u AS (
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::int8[], $5::float8[],
-                                  $6::int4[], $7::int4[], $8::bool[])
-                 AS u(project_id, task_id, prompt, completion, cost, calls, hits, settles)
+                                  $6::int4[], $7::int4[], $8::bool[], $9::int8[], $10::int8[])
+                 AS u(project_id, task_id, prompt, completion, cost, calls, hits, settles,
+                      cached, written)
          ), per_task AS (
              UPDATE tasks t
              SET prompt_tokens = t.prompt_tokens + u.prompt,
@@ -69,13 +73,16 @@ pub(crate) async fn add_usage(conn: &mut PgConnection, rows: &[UsageRow<'_>]) ->
                  cost_usd = t.cost_usd + u.cost::numeric,
                  llm_calls = t.llm_calls + u.calls,
                  cache_hits = t.cache_hits + u.hits,
+                 cached_prompt_tokens = t.cached_prompt_tokens + u.cached,
+                 cache_write_tokens = t.cache_write_tokens + u.written,
                  reserved_tokens = CASE WHEN u.settles THEN 0 ELSE t.reserved_tokens END,
                  reserved_cost_usd = CASE WHEN u.settles THEN 0 ELSE t.reserved_cost_usd END
              FROM u WHERE t.id = u.task_id
          ), per_project AS (
              SELECT project_id, sum(prompt) AS prompt, sum(completion) AS completion,
                     CASE WHEN bool_and(cost IS NOT NULL) THEN sum(cost::numeric) END AS cost,
-                    sum(calls) AS calls, sum(hits) AS hits
+                    sum(calls) AS calls, sum(hits) AS hits, sum(cached) AS cached,
+                    sum(written) AS written
              FROM u GROUP BY project_id
          )
          UPDATE projects p
@@ -83,7 +90,9 @@ pub(crate) async fn add_usage(conn: &mut PgConnection, rows: &[UsageRow<'_>]) ->
              completion_tokens = p.completion_tokens + pp.completion,
              cost_usd = p.cost_usd + pp.cost,
              llm_calls = p.llm_calls + pp.calls,
-             cache_hits = p.cache_hits + pp.hits
+             cache_hits = p.cache_hits + pp.hits,
+             cached_prompt_tokens = p.cached_prompt_tokens + pp.cached,
+             cache_write_tokens = p.cache_write_tokens + pp.written
          FROM per_project pp WHERE p.id = pp.project_id",
     )
     .bind(rows.iter().map(|r| r.project_id).collect::<Vec<_>>())
@@ -94,6 +103,8 @@ pub(crate) async fn add_usage(conn: &mut PgConnection, rows: &[UsageRow<'_>]) ->
     .bind(totals.iter().map(|t| t.calls).collect::<Vec<_>>())
     .bind(totals.iter().map(|t| t.hits).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.settles_attempt).collect::<Vec<_>>())
+    .bind(totals.iter().map(|t| t.cached).collect::<Vec<_>>())
+    .bind(totals.iter().map(|t| t.written).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(())
@@ -107,6 +118,8 @@ struct Usage {
     cost: Option<f64>,
     calls: i32,
     hits: i32,
+    cached: i64,
+    written: i64,
 }
 
 impl Usage {
@@ -117,6 +130,11 @@ impl Usage {
             cost: calls.iter().map(|c| c.cost_usd).sum(),
             calls: i32::try_from(calls.len()).unwrap_or(i32::MAX),
             hits: i32::try_from(calls.iter().filter(|c| c.cached).count()).unwrap_or(i32::MAX),
+            cached: calls
+                .iter()
+                .map(|c| i64::from(c.cached_prompt_tokens))
+                .sum(),
+            written: calls.iter().map(|c| i64::from(c.cache_write_tokens)).sum(),
         }
     }
 }

@@ -204,6 +204,7 @@ async fn store_done(
         .collect();
     let released = release_dependents(conn, &completed).await?;
     store_analyses(conn, done).await?;
+    store_designs(conn, done).await?;
     let stored = Stored {
         written: files::counts(&written),
         released,
@@ -354,6 +355,37 @@ async fn store_analyses(conn: &mut PgConnection, done: &[&Prepared<'_>]) -> Resu
     )
     .bind(analyses.iter().map(|(id, _)| *id).collect::<Vec<_>>())
     .bind(analyses.into_iter().map(|(_, r)| r).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Stores the designs the batch produced, each as its project's next version.
+async fn store_designs(conn: &mut PgConnection, done: &[&Prepared<'_>]) -> Result<()> {
+    let designs: Vec<(ProjectId, TaskId, Value)> = done
+        .iter()
+        .filter_map(|p| {
+            let c = p.completion;
+            c.design
+                .as_ref()
+                .map(|d| (c.project_id, c.task_id, storable(d)))
+        })
+        .collect();
+    if designs.is_empty() {
+        return Ok(());
+    }
+    // The project lock is held: versions are numbered without a race.
+    sqlx::query(
+        "INSERT INTO designs (project_id, version, task_id, design)
+         SELECT u.project_id,
+                coalesce((SELECT max(d.version) FROM designs d WHERE d.project_id = u.project_id), 0)
+                    + row_number() OVER (PARTITION BY u.project_id ORDER BY u.ord),
+                u.task_id, u.design
+         FROM unnest($1::uuid[], $2::uuid[], $3::jsonb[]) WITH ORDINALITY AS u(project_id, task_id, design, ord)",
+    )
+    .bind(designs.iter().map(|(p, _, _)| *p).collect::<Vec<_>>())
+    .bind(designs.iter().map(|(_, t, _)| *t).collect::<Vec<_>>())
+    .bind(designs.into_iter().map(|(_, _, d)| d).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(())

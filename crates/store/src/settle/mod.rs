@@ -44,6 +44,9 @@ pub struct Completion {
     pub rejected_files: Vec<RejectedFile>,
     /// The requirements analysis, stored on the project when this task produced it.
     pub requirements: Option<Value>,
+    /// The application's design, stored as the project's next design version when this
+    /// task produced it.
+    pub design: Option<Value>,
     pub llm_calls: Vec<ModelCall>,
     /// A review's findings, stored in the result as `findings`; blocking ones start a fix
     /// round (see [`crate::review`]).
@@ -67,6 +70,7 @@ impl Completion {
             files: Vec::new(),
             rejected_files: Vec::new(),
             requirements: None,
+            design: None,
             llm_calls: Vec::new(),
             findings: Vec::new(),
             cut_off: Vec::new(),
