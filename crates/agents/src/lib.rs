@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use guild_core::{AgentKind, Finding, REQUIREMENTS_ANALYSIS, SYSTEM_DESIGN};
+use guild_core::{AgentKind, Finding, REQUIREMENTS_ANALYSIS, SYSTEM_DESIGN, VERIFY};
 use guild_llm::{
     CallPurpose, LlmClient, LlmError, LlmRequest, LlmResponse, Message, ModelRoutes, PriceTable,
     Usage,
@@ -118,6 +118,8 @@ pub struct AgentOutcome {
     pub requirements: Option<Value>,
     /// The application's design, from the design step.
     pub design: Option<Value>,
+    /// A verification's report (see the `guild-verify` crate), from a verify task.
+    pub verification: Option<Value>,
     pub calls: Vec<ModelCall>,
     pub prompt_version: String,
     /// A review's structured findings.
@@ -254,6 +256,9 @@ impl Default for AgentSettings {
 /// reviewer), which differ by system prompt and task templates.
 pub struct Agents {
     llm: Arc<dyn LlmClient>,
+    /// Runs `verify` tasks (the `guild-verify` crate's verifier); without one they report
+    /// verification as unavailable here.
+    verifier: Option<Arc<dyn Agent>>,
     /// The provider's identity, part of every cache key.
     identity: String,
     prompts: Prompts,
@@ -266,6 +271,7 @@ impl Agents {
         Self {
             identity: llm.identity(),
             llm,
+            verifier: None,
             prompts: Prompts::embedded(),
             settings,
             cache: None,
@@ -281,6 +287,12 @@ impl Agents {
     /// Renders prompts from `prompts` (the embedded library by default).
     pub fn with_prompts(mut self, prompts: Prompts) -> Self {
         self.prompts = prompts;
+        self
+    }
+
+    /// Runs `verify` tasks with `verifier`.
+    pub fn with_verifier(mut self, verifier: Arc<dyn Agent>) -> Self {
+        self.verifier = Some(verifier);
         self
     }
 
@@ -459,6 +471,10 @@ impl Agent for Agents {
         match input.kind.as_str() {
             REQUIREMENTS_ANALYSIS => analysis::run(self, input).await,
             SYSTEM_DESIGN => design_step::run(self, input).await,
+            VERIFY => match &self.verifier {
+                Some(verifier) => verifier.run(input).await,
+                None => Ok(verification_off()),
+            },
             _ => writer::run(self, input).await,
         }
     }
@@ -473,6 +489,20 @@ fn shared_prefix_tokens(request: &LlmRequest) -> u32 {
         .and_then(|m| m.content.get(..request.cacheable_prefix))
         .unwrap_or_default();
     guild_llm::estimate_tokens(&request.system) + guild_llm::estimate_tokens(prefix)
+}
+
+/// The outcome of a verify task on a worker that does not verify: unavailable, never
+/// passed.
+fn verification_off() -> AgentOutcome {
+    let report = guild_core::verification::Report::unavailable(
+        "verification is off on this worker (GUILD_VERIFY=off, or no sandbox)",
+    );
+    AgentOutcome {
+        summary: format!("Verification unavailable: {}", report.summary),
+        verification: Some(serde_json::to_value(&report).expect("a report serialises")),
+        prompt_version: "verify-off".to_owned(),
+        ..AgentOutcome::default()
+    }
 }
 
 fn elapsed_ms(started: Instant) -> u64 {

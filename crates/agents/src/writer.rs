@@ -335,6 +335,7 @@ impl Collected {
             rejected: self.rejected,
             requirements: None,
             design: None,
+            verification: None,
             calls,
             prompt_version,
             findings: self.findings.unwrap_or_default(),

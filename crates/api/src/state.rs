@@ -20,6 +20,9 @@ pub struct AppState {
     /// Budgets of new projects whose options set none.
     pub default_max_tokens: Option<u64>,
     pub default_max_cost_usd: Option<f64>,
+    /// Projects planned from a template get the verification stage (this deployment's
+    /// workers verify); without it they are planned without.
+    pub verification: bool,
     /// Deadline, CORS and rate limit.
     pub http: HttpSettings,
 }

@@ -14,6 +14,7 @@ mod records;
 mod review;
 mod status;
 mod text_enum;
+pub mod verification;
 mod workflow;
 
 pub use agent::AgentKind;
@@ -26,4 +27,4 @@ pub use records::{GraphNode, ModelCall, RejectedFile, TaskContext, UpstreamFile,
 pub use review::{FIX_FINDINGS, Finding, Severity, is_review_kind, parse_findings};
 pub use status::{ProjectStatus, TaskStatus};
 pub use text_enum::UnknownValue;
-pub use workflow::{ProjectType, REQUIREMENTS_ANALYSIS, SCAFFOLD, SYSTEM_DESIGN};
+pub use workflow::{ProjectType, REQUIREMENTS_ANALYSIS, SCAFFOLD, SYSTEM_DESIGN, VERIFY};

@@ -197,6 +197,34 @@ impl Plan {
         self
     }
 
+    /// The same graph without the task `key`: its dependents depend on its dependencies
+    /// instead. The plan itself when it has no such task.
+    pub fn without(&self, key: &str) -> Self {
+        let Some(removed) = self.tasks.iter().find(|t| t.key == key) else {
+            return self.clone();
+        };
+        let tasks = self
+            .tasks
+            .iter()
+            .filter(|t| t.key != key)
+            .map(|t| {
+                let mut task = t.clone();
+                if task.depends_on.iter().any(|d| d == key) {
+                    task.depends_on.retain(|d| d != key);
+                    for inherited in &removed.depends_on {
+                        if !task.depends_on.contains(inherited) {
+                            task.depends_on.push(inherited.clone());
+                        }
+                    }
+                }
+                task
+            })
+            .collect();
+        let mut plan = Self::new(tasks).expect("removing a task keeps a graph valid");
+        plan.template = self.template;
+        plan
+    }
+
     /// The workflow template it was planned from; `None` for a custom workflow.
     pub fn template(&self) -> Option<crate::ProjectType> {
         self.template

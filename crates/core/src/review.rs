@@ -59,9 +59,10 @@ impl Finding {
     }
 }
 
-/// The task types whose answers carry findings.
+/// The task types whose answers carry findings: the reviews, and the verification (whose
+/// failures are findings on the files they name).
 pub fn is_review_kind(kind: &str) -> bool {
-    matches!(kind, "code_review" | "security_audit")
+    matches!(kind, "code_review" | "security_audit" | "verify")
 }
 
 /// The task type of fix tasks created from blocking findings.

@@ -19,6 +19,11 @@ pub const SYSTEM_DESIGN: &str = "system_design";
 /// The key (and type) of the task that lays out the project, right after the design.
 pub const SCAFFOLD: &str = "scaffold";
 
+/// The key (and type) of the verification: the project installed, built, tested, started
+/// and called through its contract in a sandbox, after the code and tests, before the
+/// reviews. A process with verification off plans without it ([`crate::Plan::without`]).
+pub const VERIFY: &str = "verify";
+
 text_enum! {
     /// What kind of application a project builds; picks the workflow template.
     #[derive(Default)]
@@ -85,8 +90,9 @@ const REFERENCE_GRAPH: &[Entry] = &[
     entry("environment_config", Devops, "Set up development and production environments", 3, 25, &[SCAFFOLD]),
     entry("ci_cd_pipeline", Devops, "Configure CI/CD pipeline", 6, 35, &["environment_config"]),
     entry("monitoring_setup", Devops, "Set up monitoring and logging", 7, 30, &["ci_cd_pipeline"]),
-    entry("code_review", Reviewer, "Comprehensive code review and optimization", 8, 45, &["backend_tests", "frontend_tests"]),
-    entry("security_audit", Reviewer, "Security vulnerability assessment", 8, 35, &["authentication", "business_logic"]),
+    entry(VERIFY, Reviewer, "Verify the project: install, type-check, build and test each component, start the server and call every operation of its contract", 8, 10, &["backend_tests", "frontend_tests", "monitoring_setup"]),
+    entry("code_review", Reviewer, "Comprehensive code review and optimization", 8, 45, &[VERIFY]),
+    entry("security_audit", Reviewer, "Security vulnerability assessment", 8, 35, &["authentication", "business_logic", VERIFY]),
     entry("performance_testing", Reviewer, "Performance testing and optimization", 9, 40, &["code_review"]),
     entry("readme", Devops, "Write the README: what it is, how to install, build, test and run it", 9, 20, &["backend_tests", "frontend_tests", "monitoring_setup"]),
 ];
@@ -101,23 +107,24 @@ impl ProjectType {
                 "database_schema", "api_structure", "authentication", "business_logic",
                 "backend_tests", "ui_components", "page_layouts", "state_management",
                 "api_integration", "frontend_tests", "environment_config", "ci_cd_pipeline",
-                "monitoring_setup", "code_review", "security_audit", "performance_testing",
-                "readme",
+                "monitoring_setup", "verify", "code_review", "security_audit",
+                "performance_testing", "readme",
             ],
             Self::Frontend => &[
                 "ui_components", "page_layouts", "state_management", "api_integration",
-                "frontend_tests", "code_review", "readme",
+                "frontend_tests", "verify", "code_review", "readme",
             ],
             // The server's metrics module is monitoring's: a backend without it would not
             // build.
             Self::Backend => &[
                 "database_schema", "api_structure", "authentication", "business_logic",
-                "backend_tests", "monitoring_setup", "code_review", "security_audit", "readme",
+                "backend_tests", "monitoring_setup", "verify", "code_review", "security_audit",
+                "readme",
             ],
             Self::Api => &[
                 "database_schema", "api_structure", "authentication", "business_logic",
                 "backend_tests", "environment_config", "ci_cd_pipeline", "monitoring_setup",
-                "security_audit", "readme",
+                "verify", "security_audit", "readme",
             ],
         }
     }
@@ -186,7 +193,7 @@ mod tests {
     #[test]
     fn fullstack_is_the_reference_graph_grown_into_a_build() {
         let plan = ProjectType::Fullstack.template();
-        assert_eq!(plan.tasks().len(), 20);
+        assert_eq!(plan.tasks().len(), 21);
         #[rustfmt::skip]
         let expected: &[(&str, AgentKind, i16, u32, &[&str])] = &[
             ("requirements_analysis", Analyst, 0, 15, &[]),
@@ -205,8 +212,9 @@ mod tests {
             ("environment_config", Devops, 3, 25, &["scaffold"]),
             ("ci_cd_pipeline", Devops, 6, 35, &["environment_config"]),
             ("monitoring_setup", Devops, 7, 30, &["ci_cd_pipeline"]),
-            ("code_review", Reviewer, 8, 45, &["backend_tests", "frontend_tests"]),
-            ("security_audit", Reviewer, 8, 35, &["authentication", "business_logic"]),
+            ("verify", Reviewer, 8, 10, &["backend_tests", "frontend_tests", "monitoring_setup"]),
+            ("code_review", Reviewer, 8, 45, &["verify"]),
+            ("security_audit", Reviewer, 8, 35, &["authentication", "business_logic", "verify"]),
             ("performance_testing", Reviewer, 9, 40, &["code_review"]),
             ("readme", Devops, 9, 20, &["backend_tests", "frontend_tests", "monitoring_setup"]),
         ];
@@ -239,10 +247,10 @@ mod tests {
     #[test]
     fn fullstack_plan_figures() {
         let plan = ProjectType::Fullstack.template();
-        assert_eq!(plan.total_minutes(), 690);
+        assert_eq!(plan.total_minutes(), 700);
         // analysis 15 + design 20 + scaffold 20 + schema 30 + api 45 + logic 60
-        // + integration 40 + frontend tests 35 + review 45 + perf 40
-        assert_eq!(plan.critical_path_minutes(), 350);
+        // + integration 40 + frontend tests 35 + verify 10 + review 45 + perf 40
+        assert_eq!(plan.critical_path_minutes(), 360);
         assert_eq!(
             plan.critical_path(),
             [
@@ -254,10 +262,12 @@ mod tests {
                 "business_logic",
                 "api_integration",
                 "frontend_tests",
+                "verify",
                 "code_review",
                 "performance_testing"
             ]
         );
+        assert_eq!(plan.phases().len(), 11);
         assert_eq!(plan.phases()[0], ["requirements_analysis"]);
         assert_eq!(plan.phases()[1], ["system_design"]);
         assert_eq!(plan.phases()[2], ["scaffold"]);
@@ -266,17 +276,22 @@ mod tests {
     #[test]
     fn sub_templates_keep_only_their_own_dependencies() {
         let frontend = ProjectType::Frontend.template();
-        assert_eq!(frontend.tasks().len(), 10);
+        assert_eq!(frontend.tasks().len(), 11);
         assert_eq!(
             deps(&frontend, "api_integration"),
             ["page_layouts", "state_management"]
         );
-        assert_eq!(deps(&frontend, "code_review"), ["frontend_tests"]);
+        assert_eq!(deps(&frontend, "verify"), ["frontend_tests"]);
+        assert_eq!(deps(&frontend, "code_review"), ["verify"]);
         assert_eq!(deps(&frontend, "readme"), ["frontend_tests"]);
 
         let backend = ProjectType::Backend.template();
-        assert_eq!(backend.tasks().len(), 12);
-        assert_eq!(deps(&backend, "code_review"), ["backend_tests"]);
+        assert_eq!(backend.tasks().len(), 13);
+        assert_eq!(
+            deps(&backend, "verify"),
+            ["backend_tests", "monitoring_setup"]
+        );
+        assert_eq!(deps(&backend, "code_review"), ["verify"]);
         assert_eq!(deps(&backend, "monitoring_setup"), ["scaffold"]);
         assert!(
             backend
@@ -286,9 +301,36 @@ mod tests {
         );
 
         let api = ProjectType::Api.template();
-        assert_eq!(api.tasks().len(), 13);
+        assert_eq!(api.tasks().len(), 14);
         assert_eq!(deps(&api, "ci_cd_pipeline"), ["environment_config"]);
         assert_eq!(deps(&api, "environment_config"), ["scaffold"]);
+    }
+
+    #[test]
+    fn a_plan_without_verification_rewires_its_dependents() {
+        let full = ProjectType::Fullstack.template();
+        let plan = full.without(VERIFY);
+        assert_eq!(plan.tasks().len(), 20);
+        assert_eq!(plan.template(), Some(ProjectType::Fullstack));
+        assert_eq!(
+            deps(&plan, "code_review"),
+            ["backend_tests", "frontend_tests", "monitoring_setup"]
+        );
+        assert_eq!(
+            deps(&plan, "security_audit"),
+            [
+                "authentication",
+                "business_logic",
+                "backend_tests",
+                "frontend_tests",
+                "monitoring_setup"
+            ]
+        );
+        assert_eq!(
+            plan.critical_path_minutes(),
+            full.critical_path_minutes() - 10
+        );
+        assert_eq!(plan.without("nothing"), plan);
     }
 
     #[test]

@@ -268,7 +268,68 @@ pub struct RunArgs {
     pub llm: LlmArgs,
 
     #[command(flatten)]
+    pub verify: VerifyArgs,
+
+    #[command(flatten)]
     pub budget: BudgetArgs,
+}
+
+/// Whether and how generated projects are verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VerifyMode {
+    /// No verification stage: projects are planned without it.
+    Off,
+    /// Every project is installed, type-checked, built, tested, started and called in the
+    /// sandbox.
+    Full,
+}
+
+/// Where install steps may reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VerifyNetwork {
+    /// The package registries, during install steps only.
+    Install,
+    /// Nothing: installs work from the package cache or fail.
+    None,
+}
+
+/// How generated projects are verified: run in a bubblewrap sandbox, never on the host.
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// `off` or `full`. Unset: `full` when the sandbox (bubblewrap) works here, else `off`.
+    #[arg(long = "verify", env = "GUILD_VERIFY", value_enum)]
+    pub verify: Option<VerifyMode>,
+
+    /// What install steps may reach: `install` (the package registries) or `none`.
+    #[arg(
+        long = "verify-network",
+        env = "GUILD_VERIFY_NETWORK",
+        value_enum,
+        default_value = "install"
+    )]
+    pub network: VerifyNetwork,
+
+    /// Longest an install step may take, in seconds.
+    #[arg(long = "verify-install-timeout-secs", env = "GUILD_VERIFY_INSTALL_TIMEOUT_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=7200))]
+    pub install_timeout_secs: u64,
+
+    /// Longest a type-check, lint, build or test step may take, in seconds.
+    #[arg(long = "verify-step-timeout-secs", env = "GUILD_VERIFY_STEP_TIMEOUT_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=7200))]
+    pub step_timeout_secs: u64,
+
+    /// Longest a started server may take to answer its health path, in seconds.
+    #[arg(long = "verify-start-timeout-secs", env = "GUILD_VERIFY_START_TIMEOUT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub start_timeout_secs: u64,
+
+    /// Verifications at once in this process (each runs installs, compilers and a server).
+    #[arg(long = "verify-concurrency", env = "GUILD_VERIFY_CONCURRENCY", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+
+    /// The sandbox's directory: scratch directories and the shared package cache. Unset:
+    /// `/var/lib/guild/sandbox` as root (every parent must be open to the sandbox's user),
+    /// else `~/.cache/guild/sandbox`.
+    #[arg(long = "sandbox-dir", env = "GUILD_SANDBOX_DIR")]
+    pub sandbox_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -300,6 +361,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub llm: LlmArgs,
+
+    #[command(flatten)]
+    pub verify: VerifyArgs,
 
     #[command(flatten)]
     pub budget: BudgetArgs,
@@ -364,6 +428,9 @@ pub struct WorkerArgs {
 
     #[command(flatten)]
     pub llm: LlmArgs,
+
+    #[command(flatten)]
+    pub verify: VerifyArgs,
 }
 
 #[derive(Debug, Clone, Args)]

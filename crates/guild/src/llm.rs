@@ -29,8 +29,13 @@ pub fn provider(args: &LlmArgs) -> Provider {
 }
 
 /// The agents of this process: the provider behind its retries and limits, the model
-/// routes and prices, and (for real providers) the response cache in `pool`.
-pub fn agents(args: &LlmArgs, pool: &PgPool) -> anyhow::Result<Agents> {
+/// routes and prices, the verifier of `verify` tasks, and (for real providers) the
+/// response cache in `pool`.
+pub fn agents(
+    args: &LlmArgs,
+    pool: &PgPool,
+    verifier: Option<Arc<guild_verify::Verifier>>,
+) -> anyhow::Result<Agents> {
     let provider = provider(args);
     let settings = AgentSettings {
         models: ModelRoutes::parse(args.model.as_deref(), &args.models)
@@ -46,6 +51,9 @@ pub fn agents(args: &LlmArgs, pool: &PgPool) -> anyhow::Result<Agents> {
         context_budget_chars: usize::try_from(args.context_budget_chars).unwrap_or(usize::MAX),
     };
     let mut agents = Agents::new(client(args, provider)?, settings);
+    if let Some(verifier) = verifier {
+        agents = agents.with_verifier(verifier);
+    }
     if let Some(dir) = &args.prompts_dir {
         let prompts = Prompts::load(dir)?;
         tracing::info!(dir = %dir.display(), overridden = ?prompts.overridden(), "prompt templates");

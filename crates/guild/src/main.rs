@@ -22,6 +22,7 @@ mod run;
 mod serve;
 mod signals;
 mod telemetry;
+mod verify;
 mod worker;
 
 use std::process::ExitCode;
@@ -31,6 +32,12 @@ use clap::Parser;
 use cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    // A sandboxed server's relay: started by the sandbox, not by a person; no runtime, no
+    // logging, nothing but the relay.
+    let mut args = std::env::args();
+    if args.nth(1).as_deref() == Some(verify::RELAY_COMMAND) {
+        std::process::exit(guild_sandbox::relay_main(args.collect()));
+    }
     let cli = Cli::parse();
     let _telemetry = telemetry::init(cli.command.default_log_level());
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -53,8 +53,13 @@ async fn generate(
     signals: &mut ShutdownSignals,
 ) -> anyhow::Result<ExitCode> {
     let project_type = ProjectType::from(args.project_type);
-    let plan = project_type.template();
-    let agents = crate::llm::agents(&args.llm, &database.pool)?;
+    let (verifier, verification) = crate::verify::verifier(&args.verify).await;
+    let plan = if verifier.is_some() {
+        project_type.template()
+    } else {
+        project_type.template().without(guild_core::VERIFY)
+    };
+    let agents = crate::llm::agents(&args.llm, &database.pool, verifier)?;
     let model = agents.describe();
     // Someone who interrupts a run wants out: running tasks get a short grace, then they
     // are released back to `ready` in the database.
@@ -98,7 +103,7 @@ async fn generate(
     .context("creating the project")?
     .into_project();
     say!(
-        "Project {} ({project_type}): {} tasks in {} phases, model {model}",
+        "Project {} ({project_type}): {} tasks in {} phases, model {model}; {verification}",
         project.id,
         plan.tasks().len(),
         plan.phases().len()
@@ -245,10 +250,11 @@ async fn report(
             output.kept_changed.join(", ")
         );
     }
-    say!(
-        "  checks:   {}",
-        checks(&latest, &tasks::list(pool, project.id).await?)
-    );
+    let all_tasks = tasks::list(pool, project.id).await?;
+    say!("  checks:   {}", checks(&latest, &all_tasks));
+    for line in verification_lines(&all_tasks) {
+        say!("  verify:   {line}");
+    }
     let usage = &project.usage;
     say!(
         "  tokens:   {} prompt + {} completion = {}",
@@ -283,6 +289,30 @@ async fn report(
         }
     }
     Ok(ExitCode::FAILURE)
+}
+
+/// Each verification round's outcome, first to last: `round 1 failed: backend: install ✓
+/// typecheck ✗ …`, then `passed: …`.
+fn verification_lines(tasks: &[tasks::Task]) -> Vec<String> {
+    let mut rounds: Vec<&tasks::Task> = tasks
+        .iter()
+        .filter(|t| t.kind == guild_core::VERIFY)
+        .collect();
+    rounds.sort_by_key(|t| t.review_round);
+    let many = rounds.len() > 1;
+    rounds
+        .iter()
+        .filter_map(|t| {
+            let report = t.result.as_ref()?.get("verification")?;
+            let status = report["status"].as_str().unwrap_or("unknown");
+            let summary = report["summary"].as_str().unwrap_or_default();
+            Some(if many {
+                format!("round {} {status}: {summary}", t.review_round + 1)
+            } else {
+                format!("{status}: {summary}")
+            })
+        })
+        .collect()
 }
 
 /// What validation, repairs and reviews did: `22 valid, 2 unchecked; 1 repair round; 1 fix

@@ -27,9 +27,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let database = Database::open(&args.database, u32::from(args.workers) + 10).await?;
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let (verifier, verification) = crate::verify::verifier(&args.verify).await;
+    tracing::info!("{verification}");
 
     let pool_events = if workers > 0 {
-        let pool = worker_pool(database.pool.clone(), &args.llm, workers, &args.pool)?;
+        let pool = worker_pool(
+            database.pool.clone(),
+            &args.llm,
+            verifier.clone(),
+            workers,
+            &args.pool,
+        )?;
         let events = pool.subscribe();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
@@ -51,6 +59,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         default_max_attempts: i32::from(args.max_attempts),
         default_max_tokens: args.budget.project_max_tokens,
         default_max_cost_usd: args.budget.project_max_cost_usd,
+        verification: verifier.is_some(),
         http: guild_api::HttpSettings {
             request_timeout: Duration::from_secs(args.http.request_timeout_secs),
             cors_origins: args
@@ -92,14 +101,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The worker pool of a long-running process: `slots` task slots with the configured model.
+/// The worker pool of a long-running process: `slots` task slots with the configured model
+/// and, when there is one, the verifier.
 pub fn worker_pool(
     database: PgPool,
     llm: &LlmArgs,
+    verifier: Option<Arc<guild_verify::Verifier>>,
     slots: usize,
     pool: &PoolArgs,
 ) -> anyhow::Result<WorkerPool> {
-    let agents = crate::llm::agents(llm, &database)?;
+    let agents = crate::llm::agents(llm, &database, verifier)?;
     let config = WorkerConfig {
         lease: Duration::from_secs(pool.lease_secs),
         shutdown_grace: Duration::from_secs(pool.shutdown_grace_secs),

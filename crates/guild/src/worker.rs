@@ -20,9 +20,12 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         data_dir: PathBuf::new(),
     };
     let database = Database::open(&database_args, u32::from(args.workers) + 4).await?;
+    let (verifier, verification) = crate::verify::verifier(&args.verify).await;
+    tracing::info!("{verification}");
     let pool = worker_pool(
         database.pool.clone(),
         &args.llm,
+        verifier,
         usize::from(args.workers),
         &args.pool,
     )?;

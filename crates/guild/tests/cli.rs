@@ -13,7 +13,9 @@ fn guild() -> Command {
         .env_remove("OPENAI_API_KEY")
         .env_remove("ANTHROPIC_API_KEY")
         .env_remove("GUILD_OFFLINE_LATENCY_MS")
-        .env_remove("RUST_LOG");
+        .env_remove("RUST_LOG")
+        // Verification has its own tests (verify.rs): these stay fast.
+        .env("GUILD_VERIFY", "off");
     command
 }
 

@@ -104,6 +104,7 @@ async fn run_with(database_url: &str, env: &[(&str, &str)]) -> std::process::Out
     }
     command
         .env_remove("RUST_LOG")
+        .env("GUILD_VERIFY", "off")
         .env("DATABASE_URL", database_url)
         .envs(env.iter().copied())
         .args(["run", "A todo list app", "--type", "backend", "--out"])

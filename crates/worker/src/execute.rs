@@ -356,7 +356,7 @@ fn owned_completion(
     for file in &outcome.files {
         last.insert(&file.path, file);
     }
-    let result = json!({
+    let mut result = json!({
         "summary": outcome.summary,
         "files": last.keys().collect::<Vec<_>>(),
         "invalid_files": last.values().filter(|f| f.validation.is_invalid()).map(|f| &f.path).collect::<Vec<_>>(),
@@ -371,6 +371,9 @@ fn owned_completion(
         "prompt_tokens": outcome.calls.iter().map(|c| u64::from(c.prompt_tokens)).sum::<u64>(),
         "completion_tokens": outcome.calls.iter().map(|c| u64::from(c.completion_tokens)).sum::<u64>(),
     });
+    if let Some(report) = outcome.verification {
+        result["verification"] = report;
+    }
     Completion {
         session_id,
         duration_ms: i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),

@@ -45,8 +45,9 @@ pub struct CreateProject {
     pub options: Option<ProjectOptions>,
 }
 
-/// Checks a request and turns it into a plan, or names every invalid field at once.
-fn validate(request: &CreateProject) -> Result<Plan> {
+/// Checks a request and turns it into a plan (a template's without its verification stage
+/// when this deployment does not verify), or names every invalid field at once.
+fn validate(request: &CreateProject, verification: bool) -> Result<Plan> {
     let mut invalid: Vec<_> =
         check_text("description", &request.description, MAX_DESCRIPTION_CHARS)
             .into_iter()
@@ -59,7 +60,12 @@ fn validate(request: &CreateProject) -> Result<Plan> {
         invalid.extend(check_text("technology_stack", stack, MAX_STACK_CHARS));
     }
     let plan = match &request.workflow {
-        None => request.project_type.unwrap_or_default().template(),
+        None if verification => request.project_type.unwrap_or_default().template(),
+        None => request
+            .project_type
+            .unwrap_or_default()
+            .template()
+            .without(guild_core::VERIFY),
         Some(workflow) => match Plan::custom(workflow) {
             Ok(plan) => plan,
             Err(errors) => {
@@ -144,7 +150,7 @@ pub async fn create_project(
     headers: HeaderMap,
     AppJson(request): AppJson<CreateProject>,
 ) -> Result<Response> {
-    let plan = validate(&request)?;
+    let plan = validate(&request, state.verification)?;
     let key = idempotency_key(&headers)?;
     let request_hash: String = Sha256::digest(serde_json::to_vec(&request).unwrap_or_default())
         .iter()

@@ -94,6 +94,8 @@ pub async fn start(options: Options) -> Server {
         default_max_attempts: 3,
         default_max_tokens: options.default_max_tokens,
         default_max_cost_usd: None,
+        // The offline team here has no verifier: projects are planned without the stage.
+        verification: false,
         http: options.http,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
