@@ -29,7 +29,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ApiError;
 pub use crate::hardening::HttpSettings;
-use crate::routes::{designs, events, files, plans, projects, system, tasks};
+use crate::routes::{designs, events, files, plans, projects, system, tasks, verification};
 pub use crate::state::{ApiKeys, AppState};
 
 /// Largest request body accepted.
@@ -179,6 +179,7 @@ fn build() -> (Router<AppState>, OpenApiDoc) {
         .routes(routes!(tasks::approve_task))
         .routes(routes!(tasks::reject_task))
         .routes(routes!(designs::get_design))
+        .routes(routes!(verification::get_verification))
         .routes(routes!(files::list_files))
         .routes(routes!(files::get_archive))
         .routes(routes!(events::list_events))

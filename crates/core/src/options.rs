@@ -94,6 +94,11 @@ pub struct ProjectOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 5))]
     pub max_fix_rounds: Option<u8>,
+    /// Fail the project when its last verification did not pass (default false: the
+    /// project completes, with its verification `failed` and visible). Needs a plan with
+    /// a `verify` task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_verified: Option<bool>,
 }
 
 impl ProjectOptions {
@@ -111,6 +116,14 @@ impl ProjectOptions {
             invalid.push(Invalid::new(
                 field("require_approval"),
                 format!("not tasks of this project: {}", unknown.join(", ")),
+            ));
+        }
+        if self.require_verified == Some(true)
+            && !plan.tasks().iter().any(|t| t.kind == crate::VERIFY)
+        {
+            invalid.push(Invalid::new(
+                field("require_verified"),
+                "the plan has no `verify` task (verification is off on this server, or the workflow has none)",
             ));
         }
         if let Some(reason) = outside(self.max_attempts, &ATTEMPTS) {
@@ -179,6 +192,7 @@ mod tests {
             max_cost_usd: Some(-1.0),
             cache: Some(false),
             max_fix_rounds: Some(6),
+            require_verified: Some(true),
         };
         let fields: Vec<(String, String)> = options
             .check(&plan)
@@ -212,6 +226,16 @@ mod tests {
             ]
         );
         assert!(ProjectOptions::default().check(&plan).is_empty());
+        // With the verification stage, requiring it is fine.
+        let verified = ProjectOptions {
+            require_verified: Some(true),
+            ..ProjectOptions::default()
+        };
+        assert!(verified.check(&plan).is_empty());
+        assert_eq!(
+            verified.check(&plan.without(crate::VERIFY))[0].field,
+            "options.require_verified"
+        );
     }
 
     #[test]

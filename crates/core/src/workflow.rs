@@ -92,7 +92,7 @@ const REFERENCE_GRAPH: &[Entry] = &[
     entry("monitoring_setup", Devops, "Set up monitoring and logging", 7, 30, &["ci_cd_pipeline"]),
     entry(VERIFY, Reviewer, "Verify the project: install, type-check, build and test each component, start the server and call every operation of its contract", 8, 10, &["backend_tests", "frontend_tests", "monitoring_setup"]),
     entry("code_review", Reviewer, "Comprehensive code review and optimization", 8, 45, &[VERIFY]),
-    entry("security_audit", Reviewer, "Security vulnerability assessment", 8, 35, &["authentication", "business_logic", VERIFY]),
+    entry("security_audit", Reviewer, "Security vulnerability assessment", 8, 35, &["authentication", "business_logic"]),
     entry("performance_testing", Reviewer, "Performance testing and optimization", 9, 40, &["code_review"]),
     entry("readme", Devops, "Write the README: what it is, how to install, build, test and run it", 9, 20, &["backend_tests", "frontend_tests", "monitoring_setup"]),
 ];
@@ -214,7 +214,7 @@ mod tests {
             ("monitoring_setup", Devops, 7, 30, &["ci_cd_pipeline"]),
             ("verify", Reviewer, 8, 10, &["backend_tests", "frontend_tests", "monitoring_setup"]),
             ("code_review", Reviewer, 8, 45, &["verify"]),
-            ("security_audit", Reviewer, 8, 35, &["authentication", "business_logic", "verify"]),
+            ("security_audit", Reviewer, 8, 35, &["authentication", "business_logic"]),
             ("performance_testing", Reviewer, 9, 40, &["code_review"]),
             ("readme", Devops, 9, 20, &["backend_tests", "frontend_tests", "monitoring_setup"]),
         ];
@@ -315,16 +315,6 @@ mod tests {
         assert_eq!(
             deps(&plan, "code_review"),
             ["backend_tests", "frontend_tests", "monitoring_setup"]
-        );
-        assert_eq!(
-            deps(&plan, "security_audit"),
-            [
-                "authentication",
-                "business_logic",
-                "backend_tests",
-                "frontend_tests",
-                "monitoring_setup"
-            ]
         );
         assert_eq!(
             plan.critical_path_minutes(),

@@ -78,6 +78,15 @@ fn the_quick_start_generates_a_fullstack_project_with_a_private_postgres() {
     );
     assert!(stdout.contains("completed in"), "{stdout}");
     assert!(stdout.contains("tasks:    20 completed"), "{stdout}");
+    // GUILD_VERIFY=off: planned without the verification stage, and said so.
+    assert!(
+        stdout.contains("verification: off (GUILD_VERIFY=off)"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("reviewer/verify") && !stdout.contains("  verify:"),
+        "{stdout}"
+    );
     assert!(stdout.contains("estimate: 690 min of work in all, 350 min along the critical path"));
     assert!(
         stdout.contains("/20] completed reviewer/performance_testing"),

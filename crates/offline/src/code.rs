@@ -39,6 +39,8 @@ pub(crate) struct Call<'a> {
     pub description: &'a str,
     /// The project asked for flaws ([`flaws::FLAW_MARKER`]).
     pub flaws: bool,
+    /// The project asked for the flaw only running finds ([`flaws::RUNTIME_FLAW_MARKER`]).
+    pub runtime_flaws: bool,
     /// A repair round: the conversation already holds an answer and its errors.
     pub repairing: bool,
     /// The system prompt and the user messages, one after the other.
@@ -121,6 +123,11 @@ fn files(project: &Project, design: Option<&Design>, call: Call<'_>) -> Vec<(Str
             let (path, text) = project.file(entry);
             let text = if call.flaws && !call.repairing {
                 flaws::flawed(call.kind, &path, &text)
+            } else {
+                text
+            };
+            let text = if call.runtime_flaws {
+                flaws::runtime_flawed(call.kind, &path, &text)
             } else {
                 text
             };

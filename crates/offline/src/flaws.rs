@@ -8,15 +8,51 @@
 //! - from `authentication`, a hard-coded signing secret, which `security_audit` reports as
 //!   a `high` finding at its line, whatever the project;
 //! - from `fix_findings`, the correct version of every file its findings name.
+//!
+//! A project whose description contains [`RUNTIME_FLAW_MARKER`] gets a flaw that parses,
+//! passes the design's checks, and fails only when the project is built and run: from
+//! `api_structure`, a routes module importing a name its module does not export (caught by
+//! `tsc` or `mypy` at its line, and by the tests), repaired by the fix task a verification
+//! starts.
 
 /// The marker that turns the flaws on.
 pub const FLAW_MARKER: &str = "[guild:flaws]";
+
+/// The marker that turns on the flaw only running the project finds.
+pub const RUNTIME_FLAW_MARKER: &str = "[guild:runtime-flaws]";
 
 /// The secret planted by `authentication` and found by `security_audit`.
 const PLANTED_SECRET: &str = "\"guild-dev-secret\"";
 
 pub(super) fn wanted(description: &str) -> bool {
     description.contains(FLAW_MARKER)
+}
+
+pub(super) fn runtime_wanted(description: &str) -> bool {
+    description.contains(RUNTIME_FLAW_MARKER)
+}
+
+/// The file's first version under [`RUNTIME_FLAW_MARKER`]: an import of a name that does
+/// not exist, aliased so the rest of the file reads as before.
+pub(super) fn runtime_flawed(kind: &str, path: &str, content: &str) -> String {
+    let is_routes = path.contains("/routes/")
+        && !path.ends_with("/auth.ts")
+        && !path.ends_with("/auth.py")
+        && !path.ends_with("__init__.py");
+    if kind != "api_structure" || !is_routes {
+        return content.to_owned();
+    }
+    content
+        .replacen(
+            "import { parseId } from \"../http.js\";",
+            "import { parseIdentifier as parseId } from \"../http.js\";",
+            1,
+        )
+        .replacen(
+            "from app.http import JsonBody, StoreDep, parse_id",
+            "from app.http import JsonBody, StoreDep, parse_identifier as parse_id",
+            1,
+        )
 }
 
 /// The file's first-answer version under the marker: broken, or with a planted secret.

@@ -28,7 +28,7 @@ use guild_llm::{
     estimate_tokens,
 };
 
-pub use flaws::FLAW_MARKER;
+pub use flaws::{FLAW_MARKER, RUNTIME_FLAW_MARKER};
 pub use subject::{Backend, Subject};
 
 /// The offline model's name, recorded with its calls.
@@ -145,6 +145,7 @@ fn answer(request: &LlmRequest) -> String {
                 kind,
                 description: &purpose.description,
                 flaws: flaws::wanted(&purpose.description),
+                runtime_flaws: flaws::runtime_wanted(&purpose.description),
                 repairing: request.messages.len() > 1,
                 prompt: &prompt,
             },

@@ -123,7 +123,7 @@ async fn creating_a_project_stores_its_whole_graph() {
         .expect("exists");
     assert_eq!(project.status, ProjectStatus::Pending);
     let all = tasks::list(&pool, project_id).await.expect("list");
-    assert_eq!(all.len(), 20);
+    assert_eq!(all.len(), 21);
     let ready: Vec<_> = all
         .iter()
         .filter(|t| t.status == TaskStatus::Ready)
@@ -145,7 +145,7 @@ async fn creating_a_project_stores_its_whole_graph() {
         .expect("events");
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].kind, EventKind::ProjectCreated);
-    assert_eq!(log[0].data["tasks"], 20);
+    assert_eq!(log[0].data["tasks"], 21);
     assert_eq!(log[0].data["workflow"], "fullstack");
 }
 
@@ -316,7 +316,7 @@ async fn completing_releases_dependents_and_is_fenced_by_attempt() {
         .await
         .expect("context");
     assert_eq!(context.design, Some(design));
-    assert_eq!(context.graph.len(), 20);
+    assert_eq!(context.graph.len(), 21);
     assert_eq!(
         (
             context.graph[0].key.as_str(),
@@ -364,7 +364,7 @@ async fn a_whole_graph_runs_in_dependency_order_and_completes_the_project() {
         log.iter()
             .filter(|e| e.kind == EventKind::TaskCompleted)
             .count(),
-        20
+        21
     );
     assert_eq!(
         log.last().expect("events").kind,
@@ -386,6 +386,7 @@ async fn a_failed_task_skips_its_dependents_and_the_rest_completes() {
         "state_management",
         "api_integration",
         "frontend_tests",
+        "verify",
         "code_review",
         "performance_testing",
         "readme",
@@ -407,7 +408,7 @@ async fn a_failed_task_skips_its_dependents_and_the_rest_completes() {
     assert_eq!(project.status, ProjectStatus::Failed);
     assert_eq!(
         project.error.as_deref(),
-        Some("8 of 20 tasks did not complete: 1 failed, 7 skipped, 0 cancelled")
+        Some("9 of 21 tasks did not complete: 1 failed, 8 skipped, 0 cancelled")
     );
 }
 
@@ -492,7 +493,7 @@ async fn a_retryable_failure_requeues_until_attempts_run_out() {
         .await
         .expect("fail");
     assert!(!settled.retrying, "max_attempts is 2");
-    assert_eq!(settled.skipped, 19);
+    assert_eq!(settled.skipped, 20);
     let project = projects::get(&pool, project_id)
         .await
         .expect("get")

@@ -164,7 +164,16 @@ impl Verifier {
             components,
             duration_ms: millis(started.elapsed()),
         };
-        let mut findings = run.findings;
+        // One finding per place: a type error fails the type-check and the build alike.
+        let mut findings: Vec<Finding> = Vec::new();
+        for finding in run.findings {
+            if !findings
+                .iter()
+                .any(|f| f.file == finding.file && f.line == finding.line)
+            {
+                findings.push(finding);
+            }
+        }
         findings.truncate(MAX_FINDINGS);
         (report, findings)
     }

@@ -146,6 +146,11 @@ async fn every_template_runs_to_completion_with_the_offline_team() {
             assert_eq!(task.status, TaskStatus::Completed, "{}", task.key);
             assert_eq!(task.attempt, 1);
             let result = task.result.as_ref().expect("result");
+            if task.kind == "verify" {
+                // No verifier on this team: the verification says so, and never passes.
+                assert_eq!(result["verification"]["status"], "unavailable", "{result}");
+                continue;
+            }
             assert_eq!(result["prompt_version"].as_str().map(str::len), Some(12));
             for dep in &task.depends_on {
                 let dep = all_tasks
@@ -178,14 +183,15 @@ async fn every_template_runs_to_completion_with_the_offline_team() {
         let log = events::list(&pool, id, 0, 10_000).await.expect("events");
         let count = |kind: EventKind| log.iter().filter(|e| e.kind == kind).count();
         assert_eq!(count(EventKind::TaskCompleted), all_tasks.len());
-        assert_eq!(count(EventKind::LlmCall), all_tasks.len());
+        // One call a task, but the verification's, which asks no model.
+        assert_eq!(count(EventKind::LlmCall), all_tasks.len() - 1);
         assert_eq!(count(EventKind::ProjectCompleted), 1);
     }
     let sessions = sessions::list(&pool).await.expect("sessions");
     assert!(sessions.iter().all(|s| s.current_task_id.is_none()));
     assert_eq!(
         sessions.iter().map(|s| s.tasks_completed).sum::<i64>(),
-        20 + 10 + 12 + 13
+        21 + 11 + 13 + 14
     );
 }
 
@@ -295,7 +301,7 @@ async fn a_failing_non_critical_task_skips_its_dependents_and_the_rest_completes
     assert_eq!(project.status, ProjectStatus::Failed);
     assert_eq!(
         project.error.as_deref(),
-        Some("6 of 20 tasks did not complete: 1 failed, 5 skipped, 0 cancelled")
+        Some("7 of 21 tasks did not complete: 1 failed, 6 skipped, 0 cancelled")
     );
     let log = events::list(&pool, id, 0, 10_000).await.expect("events");
     let failed = log

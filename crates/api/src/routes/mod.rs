@@ -7,3 +7,4 @@ pub mod plans;
 pub mod projects;
 pub mod system;
 pub mod tasks;
+pub mod verification;

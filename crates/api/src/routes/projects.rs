@@ -45,6 +45,17 @@ pub struct CreateProject {
     pub options: Option<ProjectOptions>,
 }
 
+/// The plan of a template on this server: with its verification stage when the
+/// deployment verifies, without it otherwise.
+pub(crate) fn template_plan(project_type: guild_core::ProjectType, verification: bool) -> Plan {
+    let plan = project_type.template();
+    if verification {
+        plan
+    } else {
+        plan.without(guild_core::VERIFY)
+    }
+}
+
 /// Checks a request and turns it into a plan (a template's without its verification stage
 /// when this deployment does not verify), or names every invalid field at once.
 fn validate(request: &CreateProject, verification: bool) -> Result<Plan> {
@@ -60,12 +71,7 @@ fn validate(request: &CreateProject, verification: bool) -> Result<Plan> {
         invalid.extend(check_text("technology_stack", stack, MAX_STACK_CHARS));
     }
     let plan = match &request.workflow {
-        None if verification => request.project_type.unwrap_or_default().template(),
-        None => request
-            .project_type
-            .unwrap_or_default()
-            .template()
-            .without(guild_core::VERIFY),
+        None => template_plan(request.project_type.unwrap_or_default(), verification),
         Some(workflow) => match Plan::custom(workflow) {
             Ok(plan) => plan,
             Err(errors) => {

@@ -42,19 +42,20 @@ pub async fn list_agents(State(state): State<AppState>) -> Result<axum::Json<Age
 
 /// List workflow templates
 ///
-/// Each project type's task graph, phases and estimates.
+/// Each project type's task graph, phases and estimates, as this server plans it (with the
+/// `verify` stage when its workers verify).
 #[utoipa::path(
     get, path = "/workflows", operation_id = "list_workflows", tag = "projects",
     responses(
         (status = 200, description = "The templates", body = WorkflowList),
     )
 )]
-pub async fn list_workflows() -> axum::Json<WorkflowList> {
+pub async fn list_workflows(State(state): State<AppState>) -> axum::Json<WorkflowList> {
     axum::Json(WorkflowList {
         workflows: ProjectType::ALL
             .iter()
             .map(|&project_type| {
-                let plan = project_type.template();
+                let plan = crate::routes::projects::template_plan(project_type, state.verification);
                 WorkflowView {
                     project_type,
                     tasks: plan.tasks().iter().map(TemplateTask::from).collect(),

@@ -72,15 +72,29 @@ pub(crate) async fn finish_projects_if_done(
                     count(*) AS total
              FROM tasks WHERE project_id = ANY($1)
              GROUP BY project_id
+         ), verification AS (
+             -- A project that requires it fails unless its last verification passed.
+             SELECT p.id AS project_id,
+                    coalesce((p.options->>'require_verified')::boolean, false)
+                    AND coalesce(v.result->'verification'->>'status', '') <> 'passed' AS unmet,
+                    coalesce(v.result->'verification'->>'summary', 'the project was not verified') AS summary
+             FROM projects p
+             LEFT JOIN LATERAL (
+                 SELECT t.result FROM tasks t
+                 WHERE t.project_id = p.id AND t.kind = 'verify' AND t.status = 'completed'
+                 ORDER BY t.review_round DESC LIMIT 1
+             ) v ON true
+             WHERE p.id = ANY($1)
          ), finished AS (
              UPDATE projects p
-             SET status = CASE WHEN c.incomplete = 0 THEN 'completed' ELSE 'failed' END,
+             SET status = CASE WHEN c.incomplete = 0 AND NOT v.unmet THEN 'completed' ELSE 'failed' END,
                  finished_at = now(),
-                 error = CASE WHEN c.incomplete = 0 THEN NULL
-                              ELSE format('%s of %s tasks did not complete: %s failed, %s skipped, %s cancelled',
+                 error = CASE WHEN c.incomplete > 0
+                              THEN format('%s of %s tasks did not complete: %s failed, %s skipped, %s cancelled',
                                           c.incomplete, c.total, c.failed, c.skipped, c.cancelled)
+                              WHEN v.unmet THEN format('the verification did not pass (options.require_verified): %s', v.summary)
                          END
-             FROM counts c
+             FROM counts c JOIN verification v USING (project_id)
              WHERE p.id = c.project_id AND p.status IN ('pending', 'running') AND c.open = 0
              RETURNING p.id, p.status, p.error
          ), logged AS (
