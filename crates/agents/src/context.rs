@@ -4,11 +4,14 @@
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 
+use guild_core::change::{DESIGN_UPDATE, base_key};
 use guild_core::{FIX_FINDINGS, Finding, SYSTEM_DESIGN};
 use guild_design::Design;
 
 use crate::TaskInput;
-use crate::prompts::{PlanFile, PromptContext, PromptPlan, PromptTask, PromptUpstream};
+use crate::prompts::{
+    PlanFile, PromptChange, PromptContext, PromptPlan, PromptTask, PromptUpstream,
+};
 
 impl<'a> PromptContext<'a> {
     /// The context of `input`'s task with no upstream file yet (the writer adds those that
@@ -29,8 +32,23 @@ impl<'a> PromptContext<'a> {
                 .design
                 .as_ref()
                 .map(|d| serde_json::to_string(d).unwrap_or_default()),
-            graph: (input.kind == SYSTEM_DESIGN)
+            graph: [SYSTEM_DESIGN, DESIGN_UPDATE]
+                .contains(&input.kind.as_str())
                 .then(|| serde_json::to_string(&context.graph).unwrap_or_default()),
+            change: context.change.as_ref().map(|c| PromptChange {
+                revision: c.revision,
+                description: c.description.clone(),
+                quoted: c
+                    .description
+                    .lines()
+                    .map(|l| format!("> {l}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                analysis: c
+                    .analysis
+                    .as_ref()
+                    .map(|a| serde_json::to_string_pretty(a).unwrap_or_default()),
+            }),
             task: PromptTask {
                 key: &input.key,
                 kind: &input.kind,
@@ -101,7 +119,8 @@ pub(crate) fn owned_files<'d>(
             .filter(|f| named.contains(f.path.as_str()))
             .collect()
     } else {
-        design.files_of(&input.key).collect()
+        // A change's task owns what the first generation's task it stands for owns.
+        design.files_of(base_key(&input.key)).collect()
     }
 }
 

@@ -9,6 +9,7 @@
 
 pub mod analysis;
 pub mod blocks;
+pub mod change_analysis;
 mod context;
 pub mod design_step;
 pub mod files;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
+use guild_core::change::{CHANGE_ANALYSIS, DESIGN_UPDATE};
 use guild_core::{AgentKind, Finding, REQUIREMENTS_ANALYSIS, SYSTEM_DESIGN, VERIFY};
 use guild_llm::{
     CallPurpose, LlmClient, LlmError, LlmRequest, LlmResponse, Message, ModelRoutes, PriceTable,
@@ -120,6 +122,9 @@ pub struct AgentOutcome {
     pub design: Option<Value>,
     /// A verification's report (see the `guild-verify` crate), from a verify task.
     pub verification: Option<Value>,
+    /// A change request's analysis (components, files, operations it touches), from a
+    /// change analysis.
+    pub change: Option<Value>,
     pub calls: Vec<ModelCall>,
     pub prompt_version: String,
     /// A review's structured findings.
@@ -470,7 +475,8 @@ impl Agent for Agents {
     async fn run(&self, input: &TaskInput) -> Result<AgentOutcome, AgentError> {
         match input.kind.as_str() {
             REQUIREMENTS_ANALYSIS => analysis::run(self, input).await,
-            SYSTEM_DESIGN => design_step::run(self, input).await,
+            SYSTEM_DESIGN | DESIGN_UPDATE => design_step::run(self, input).await,
+            CHANGE_ANALYSIS => change_analysis::run(self, input).await,
             VERIFY => match &self.verifier {
                 Some(verifier) => verifier.run(input).await,
                 None => Ok(verification_off()),

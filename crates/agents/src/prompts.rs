@@ -43,6 +43,8 @@ const TEMPLATES: &[(&str, &str)] = embedded![
     "roles/reviewer.j2",
     "tasks/requirements_analysis.j2",
     "tasks/system_design.j2",
+    "tasks/change_analysis.j2",
+    "tasks/design_update.j2",
     "tasks/scaffold.j2",
     "tasks/database_schema.j2",
     "tasks/api_structure.j2",
@@ -92,8 +94,10 @@ pub struct PromptContext<'a> {
     pub requirements: Option<String>,
     /// The project's design, compact JSON.
     pub design: Option<String>,
-    /// The project's task graph as JSON (`[{key, kind, agent}]`), for the design step.
+    /// The project's task graph as JSON (`[{key, kind, agent}]`), for the design steps.
     pub graph: Option<String>,
+    /// The change request the task belongs to (revision 2 and later).
+    pub change: Option<PromptChange>,
     pub task: PromptTask<'a>,
     /// The task's part of the design's file plan.
     pub plan: Option<PromptPlan>,
@@ -114,6 +118,17 @@ pub struct PromptTask<'a> {
     pub key: &'a str,
     pub kind: &'a str,
     pub description: &'a str,
+}
+
+/// A change request, as prompts show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PromptChange {
+    pub revision: i32,
+    pub description: String,
+    /// The description as a quote, `> ` before each line.
+    pub quoted: String,
+    /// Its analysis, pretty-printed JSON, once that step completed.
+    pub analysis: Option<String>,
 }
 
 /// The task's files in the design, and what they rely on.
@@ -339,6 +354,7 @@ mod tests {
             requirements: Some("{\"core_features\": []}".into()),
             design: Some("{\"contract\":{}}".into()),
             graph: None,
+            change: None,
             task: PromptTask {
                 key: "api_structure",
                 kind: "api_structure",
@@ -442,7 +458,9 @@ mod tests {
             context.graph =
                 Some("[{\"key\":\"scaffold\",\"kind\":\"scaffold\",\"agent\":\"devops\"}]".into());
             let agent = match kind {
-                "requirements_analysis" | "system_design" => AgentKind::Analyst,
+                "requirements_analysis" | "system_design" | "change_analysis" | "design_update" => {
+                    AgentKind::Analyst
+                }
                 "code_review" | "security_audit" | "performance_testing" => AgentKind::Reviewer,
                 _ => AgentKind::Backend,
             };
@@ -458,6 +476,8 @@ mod tests {
                 rendered.user
             );
             match kind {
+                "change_analysis" => assert!(rendered.user.contains("`files`"), "{kind}"),
+                "design_update" => assert!(rendered.user.contains("OpenAPI 3.1"), "{kind}"),
                 "system_design" => {
                     assert!(
                         rendered

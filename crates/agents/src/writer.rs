@@ -30,11 +30,12 @@ impl PlanCheck {
     fn of(input: &TaskInput) -> Option<Self> {
         let design = design_of(input)?;
         let fixing = input.kind == FIX_FINDINGS;
-        if !fixing && design.files_of(&input.key).next().is_none() {
+        let owner = guild_core::change::base_key(&input.key);
+        if !fixing && design.files_of(owner).next().is_none() {
             return None;
         }
         Some(Self {
-            owner: (!fixing).then(|| input.key.clone()),
+            owner: (!fixing).then(|| owner.to_owned()),
             existing: input.context.files.iter().map(|f| f.path.clone()).collect(),
             design,
         })
@@ -112,6 +113,7 @@ pub(crate) async fn run(agents: &Agents, input: &TaskInput) -> Result<AgentOutco
             if let Some(plan) = &plan {
                 collected.hold_to(plan);
             }
+            collected.drop_unchanged(&input.context.files);
             return Ok(collected.outcome(calls, prompt.version, rounds, problems));
         }
         rounds += 1;
@@ -219,6 +221,32 @@ impl Collected {
             .map(|(i, f)| (f.path.clone(), i))
             .collect();
         unplanned.into_iter().map(|p| p.message).collect()
+    }
+
+    /// Leaves out files written again exactly as their latest version already is: a
+    /// change's task rewrites its files whole, and those the change does not touch must
+    /// not become new versions.
+    fn drop_unchanged(&mut self, upstream: &[UpstreamFile]) {
+        let unchanged: Vec<String> = self
+            .current()
+            .iter()
+            .filter(|f| {
+                upstream
+                    .iter()
+                    .any(|u| u.path == f.path && u.content == f.content)
+            })
+            .map(|f| f.path.clone())
+            .collect();
+        if unchanged.is_empty() {
+            return;
+        }
+        self.files.retain(|f| !unchanged.contains(&f.path));
+        self.latest = self
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.path.clone(), i))
+            .collect();
     }
 
     /// Holds the final files to the design: one whose interface departs from it is kept,
@@ -336,6 +364,7 @@ impl Collected {
             requirements: None,
             design: None,
             verification: None,
+            change: None,
             calls,
             prompt_version,
             findings: self.findings.unwrap_or_default(),

@@ -34,6 +34,7 @@ fn input(kind: &str, project_type: ProjectType) -> TaskInput {
             technology_stack: None,
             requirements: None,
             design: None,
+            change: None,
             graph: plan
                 .tasks()
                 .iter()

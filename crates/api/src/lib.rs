@@ -4,6 +4,7 @@
 //! Handlers never write SQL: they validate input, call the store, and shape its records.
 
 mod auth;
+pub mod diff;
 pub mod error;
 mod extract;
 pub mod hardening;

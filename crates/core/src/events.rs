@@ -49,6 +49,11 @@ text_enum! {
         FixRoundsExhausted => "fix_rounds_exhausted",
         /// Findings on files no task of the project wrote.
         FindingsUnassigned => "findings_unassigned",
+        /// A change request added a revision: its analysis and design update.
+        ChangeRequested => "change_requested",
+        /// A change's updated design added the tasks that own what changes, then its
+        /// verification and review.
+        ChangePlanned => "change_planned",
         /// Every task completed.
         ProjectCompleted => "project_completed",
         /// A critical task failed, or the graph ran out of runnable work.

@@ -3,6 +3,7 @@
 //! Nothing here does IO; the store, the worker and the API build on these types.
 
 mod agent;
+pub mod change;
 mod custom;
 mod events;
 pub mod fix_round;
@@ -23,7 +24,9 @@ pub use events::EventKind;
 pub use ids::{ProjectId, TaskId};
 pub use options::ProjectOptions;
 pub use plan::{Plan, PlanError, PlanErrors, TaskSpec, is_valid_key};
-pub use records::{GraphNode, ModelCall, RejectedFile, TaskContext, UpstreamFile, UpstreamSummary};
+pub use records::{
+    ChangeContext, GraphNode, ModelCall, RejectedFile, TaskContext, UpstreamFile, UpstreamSummary,
+};
 pub use review::{FIX_FINDINGS, Finding, Severity, is_review_kind, parse_findings};
 pub use status::{ProjectStatus, TaskStatus};
 pub use text_enum::UnknownValue;

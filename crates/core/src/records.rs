@@ -21,6 +21,8 @@ pub struct TaskContext {
     /// Every task of the project's graph, in plan order: what a design's files may be
     /// owned by.
     pub graph: Vec<GraphNode>,
+    /// The change request the task belongs to (a task of revision 2 or later).
+    pub change: Option<ChangeContext>,
     /// A reviewer's feedback from a rejected approval of this task.
     pub feedback: Option<String>,
     /// Summaries of the tasks this one depends on, directly or not, by priority and key.
@@ -33,6 +35,16 @@ pub struct TaskContext {
     pub budgeted: bool,
     /// The review findings the task fixes or verifies.
     pub findings: Vec<Finding>,
+}
+
+/// A change request, as its tasks see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeContext {
+    /// The revision it makes: 2 for the first change.
+    pub revision: i32,
+    pub description: String,
+    /// Its analysis (components, files, operations it touches), once that step completed.
+    pub analysis: Option<Value>,
 }
 
 /// A task of a project's graph, as a design step sees it.

@@ -50,7 +50,11 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
 
 async fn run_all(args: &BenchArgs, pool: &PgPool) -> anyhow::Result<serde_json::Value> {
     let (projects, slots) = (args.projects as usize, args.slots as usize);
-    let plan = ProjectType::Fullstack.template();
+    // The scheduler's figures: the graph without the verification stage, which runs no
+    // model and is measured on its own (bench/verify.sh).
+    let plan = ProjectType::Fullstack
+        .template()
+        .without(guild_core::VERIFY);
     let tasks_per_project = plan.tasks().len();
     let offline = |latency_ms| -> Arc<dyn Agent> {
         Arc::new(Agents::new(

@@ -29,6 +29,10 @@ pub enum Command {
     /// Measure the scheduler: throughput, release latency, overhead against the ideal
     /// makespan, peak memory. The last line printed is one JSON object.
     Bench(BenchArgs),
+    /// Run the evaluation suite (eval/suite.txt): each description as a fullstack project,
+    /// reporting whether it verifies, its fix rounds, tokens, cost and wall time. The last
+    /// line printed is one JSON object.
+    Eval(EvalArgs),
     /// Delete the events and superseded file versions of projects finished long ago.
     Prune(PruneArgs),
     /// Exit 0 when a Guild process answers its health check (for container health checks).
@@ -44,6 +48,7 @@ impl Command {
             Self::Run(_)
             | Self::Openapi
             | Self::Bench(_)
+            | Self::Eval(_)
             | Self::Healthcheck(_)
             | Self::ConfigReference => "warn",
             Self::Serve(_) | Self::Worker(_) | Self::Migrate(_) | Self::Prune(_) => "info",
@@ -456,6 +461,34 @@ pub struct BenchArgs {
     /// Latency of each model call in the overhead run.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub latency_ms: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EvalArgs {
+    /// A suite of its own: one description per line, `#` comments. Unset: the committed
+    /// suite (eval/suite.txt, 20 descriptions).
+    #[arg(long)]
+    pub suite: Option<PathBuf>,
+
+    /// Only the first this many descriptions.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: Option<u32>,
+
+    /// Tasks run at once (projects run side by side).
+    #[arg(long, env = "GUILD_WORKERS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub llm: LlmArgs,
+
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+
+    #[command(flatten)]
+    pub budget: BudgetArgs,
 }
 
 /// How a long-running process's worker pool holds and shares its tasks.

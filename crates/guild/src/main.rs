@@ -14,6 +14,7 @@ mod bench;
 mod cli;
 mod config_reference;
 mod database;
+mod eval;
 mod healthcheck;
 mod llm;
 mod output;
@@ -58,6 +59,7 @@ fn main() -> ExitCode {
             Command::Migrate(args) => database::migrate_command(args).await,
             Command::Openapi => openapi(),
             Command::Bench(args) => bench::bench(args).await,
+            Command::Eval(args) => eval::eval(args).await,
             Command::Prune(args) => database::prune_command(args).await,
             Command::Healthcheck(args) => healthcheck::healthcheck(args).await,
             Command::ConfigReference => {

@@ -96,6 +96,11 @@ fn the_compose_stack_has_its_services_in_order() {
 
     let worker = service(&compose, "worker");
     assert_eq!(strings(get(&worker, "command")), ["worker"]);
+    // The sandbox's namespaces need the default seccomp and AppArmor profiles lifted.
+    assert_eq!(
+        strings(get(&worker, "security_opt")),
+        ["seccomp=unconfined", "apparmor=unconfined"]
+    );
     assert_eq!(
         depends_on(&worker, "migrate").as_deref(),
         Some("service_completed_successfully")
@@ -154,6 +159,12 @@ fn the_dockerfile_builds_with_cargo_chef_and_runs_unprivileged_with_a_health_che
         "HEALTHCHECK",
         "CMD [\"guild\", \"healthcheck\"]",
         "ENTRYPOINT [\"guild\"]",
+        // What verification runs generated projects with.
+        "bubblewrap",
+        "python3-venv",
+        "postgresql-15",
+        "/usr/local/bin/node",
+        "GUILD_SANDBOX_DIR",
     ] {
         assert!(dockerfile.contains(needed), "the Dockerfile lacks {needed}");
     }

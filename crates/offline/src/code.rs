@@ -8,6 +8,15 @@
 use guild_design::Design;
 
 use crate::flaws;
+
+/// `database_schema_c2` → `database_schema` (as `guild_core::change::base_key`, which this
+/// crate does not depend on).
+fn base_key(key: &str) -> &str {
+    match key.rsplit_once("_c") {
+        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => base,
+        _ => key,
+    }
+}
 use crate::project::{Flags, Project};
 use crate::subject::{Backend, Subject};
 
@@ -112,7 +121,7 @@ fn files(project: &Project, design: Option<&Design>, call: Call<'_>) -> Vec<(Str
     }
     let entries: Vec<_> = match design {
         Some(design) => design
-            .files_of(call.key)
+            .files_of(base_key(call.key))
             .filter_map(|f| project.entry_at(&f.path))
             .collect(),
         None => project.entries().filter(|e| e.task == call.kind).collect(),

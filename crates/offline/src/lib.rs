@@ -11,6 +11,7 @@
 //! - `code_review`, `security_audit`: their report and findings.
 
 mod analysis;
+mod change;
 mod code;
 mod design;
 mod flaws;
@@ -138,6 +139,8 @@ fn answer(request: &LlmRequest) -> String {
     match purpose.task_kind.as_str() {
         "requirements_analysis" => analysis::answer(&subject, &purpose.description),
         SYSTEM_DESIGN => design::answer(&subject, &purpose.description, &prompt),
+        "change_analysis" => change::analysis(&subject, &purpose.description, &prompt),
+        "design_update" => change::design_update(&subject, &purpose.description, &prompt),
         kind => code::answer(
             &subject,
             code::Call {

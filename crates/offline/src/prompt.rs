@@ -21,6 +21,18 @@ pub(crate) fn design(prompt: &str) -> Option<Design> {
     json_block(prompt, "design").and_then(|value| Design::from_value(value).ok())
 }
 
+/// The change request a prompt carries (the `> ` lines after `# Change request`).
+pub(crate) fn change_request(prompt: &str) -> Option<String> {
+    let (_, rest) = prompt.split_once("# Change request (revision ")?;
+    let lines: Vec<&str> = rest
+        .lines()
+        .skip_while(|l| !l.starts_with("> "))
+        .take_while(|l| l.starts_with("> ") || *l == ">")
+        .map(|l| l.trim_start_matches('>').trim_start())
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
 /// Words a description may use for an extra field of the main entity, and the field.
 const FIELD_PHRASES: &[(&[&str], &str, &str)] = &[
     (
@@ -76,6 +88,16 @@ mod tests {
         assert_eq!(tasks[0]["key"], "a");
         assert!(json_block::<serde_json::Value>(prompt, "design").is_none());
         assert!(json_block::<serde_json::Value>(prompt, "other").is_none());
+    }
+
+    #[test]
+    fn change_requests_are_read_from_their_quote() {
+        let prompt = "# Design\n\n# Change request (revision 2)\n\nThe project exists.\n\n> Add a due date\n> to todos\n\nIts analysis:";
+        assert_eq!(
+            change_request(prompt).as_deref(),
+            Some("Add a due date\nto todos")
+        );
+        assert_eq!(change_request("no change"), None);
     }
 
     #[test]

@@ -465,3 +465,102 @@ pub async fn get(
     .await?;
     Ok(file)
 }
+
+/// The latest version of each file as the project stood at revision `revision`: written by
+/// tasks of that revision or an earlier one, by path.
+///
+/// # Errors
+///
+/// A database error.
+pub async fn at_revision(
+    pool: &PgPool,
+    project_id: ProjectId,
+    revision: i32,
+) -> Result<Vec<StoredFile>> {
+    let files = sqlx::query_as::<_, StoredFile>(
+        "SELECT DISTINCT ON (f.path)
+                f.path, f.version, f.content, f.sha256, f.size_bytes, f.language,
+                t.key AS task_key, f.agent, f.validation, f.conflict
+         FROM project_files f LEFT JOIN tasks t ON t.id = f.task_id
+         WHERE f.project_id = $1 AND coalesce(t.revision, 1) <= $2
+         ORDER BY f.path, f.version DESC",
+    )
+    .bind(project_id)
+    .bind(revision)
+    .fetch_all(pool)
+    .await?;
+    Ok(files)
+}
+
+/// A task that wrote files, with what it wrote, for a project's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WritingTask {
+    pub task_id: TaskId,
+    pub key: String,
+    pub agent: AgentKind,
+    pub attempt: i32,
+    pub revision: i32,
+    pub summary: Option<String>,
+    pub model: Option<String>,
+    pub prompt_version: Option<String>,
+    pub written_at: chrono::DateTime<chrono::Utc>,
+    /// `(path, content)` of the versions it left, by path.
+    pub files: Vec<(String, String)>,
+}
+
+/// Every task that wrote files, in the order its files were settled, with the last
+/// version of each file it wrote.
+///
+/// # Errors
+///
+/// A database error.
+pub async fn writing_tasks(pool: &PgPool, project_id: ProjectId) -> Result<Vec<WritingTask>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        task_id: TaskId,
+        key: String,
+        agent: AgentKind,
+        attempt: i32,
+        revision: i32,
+        summary: Option<String>,
+        model: Option<String>,
+        prompt_version: Option<String>,
+        written_at: chrono::DateTime<chrono::Utc>,
+        path: String,
+        content: String,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT DISTINCT ON (f.task_id, f.path)
+                t.id AS task_id, t.key, t.agent, coalesce(f.attempt, t.attempt) AS attempt, t.revision,
+                t.result->>'summary' AS summary, f.model, f.prompt_version,
+                min(f.created_at) OVER (PARTITION BY f.task_id) AS written_at, f.path, f.content
+         FROM project_files f JOIN tasks t ON t.id = f.task_id
+         WHERE f.project_id = $1
+         ORDER BY f.task_id, f.path, f.version DESC",
+    )
+    .bind(project_id)
+    .fetch_all(pool)
+    .await?;
+    let mut tasks: Vec<WritingTask> = Vec::new();
+    for row in rows {
+        match tasks.iter_mut().find(|t| t.task_id == row.task_id) {
+            Some(task) => task.files.push((row.path, row.content)),
+            None => tasks.push(WritingTask {
+                task_id: row.task_id,
+                key: row.key,
+                agent: row.agent,
+                attempt: row.attempt,
+                revision: row.revision,
+                summary: row.summary,
+                model: row.model,
+                prompt_version: row.prompt_version,
+                written_at: row.written_at,
+                files: vec![(row.path, row.content)],
+            }),
+        }
+    }
+    tasks.sort_by(|a, b| {
+        (a.written_at, a.revision, &a.key).cmp(&(b.written_at, b.revision, &b.key))
+    });
+    Ok(tasks)
+}

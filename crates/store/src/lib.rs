@@ -6,6 +6,7 @@
 //! connection: every function takes the pool and returns before any slow work.
 
 pub mod budget;
+pub mod changes;
 mod claims;
 pub mod designs;
 pub mod events;

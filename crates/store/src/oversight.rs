@@ -159,6 +159,17 @@ pub async fn retry(pool: &PgPool, project_id: ProjectId, task_id: TaskId) -> Res
     let mut tx = pool.begin().await?;
     let project_status = lock_project(&mut tx, project_id).await?;
     let (key, status) = lock_task(&mut tx, project_id, task_id).await?;
+    let (task_revision, project_revision): (i32, i32) = sqlx::query_as(
+        "SELECT t.revision, p.revision FROM tasks t JOIN projects p ON p.id = t.project_id WHERE t.id = $1",
+    )
+    .bind(task_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if task_revision != project_revision {
+        return Err(StoreError::Conflict(format!(
+            "task `{key}` belongs to revision {task_revision}; the project is at revision {project_revision}, and earlier revisions' tasks never run again"
+        )));
+    }
     if !matches!(
         status,
         TaskStatus::Failed | TaskStatus::Skipped | TaskStatus::Cancelled
@@ -179,6 +190,7 @@ pub async fn retry(pool: &PgPool, project_id: ProjectId, task_id: TaskId) -> Res
              WHERE t.status IN ('skipped', 'cancelled')
              UNION
              SELECT id FROM tasks WHERE project_id = $2 AND status = 'cancelled' AND $3
+                 AND revision = (SELECT revision FROM projects WHERE id = $2)
          ), pending AS (
              SELECT r.id, (SELECT count(*) FROM task_dependencies d JOIN tasks dep ON dep.id = d.depends_on
                            WHERE d.task_id = r.id AND dep.status <> 'completed')::int AS n

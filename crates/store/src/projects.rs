@@ -220,6 +220,14 @@ async fn insert(pool: &PgPool, new: &NewProject<'_>) -> Result<Project> {
     .fetch_one(&mut *tx)
     .await?;
     insert_graph(&mut tx, project_id, new.plan, new.max_attempts).await?;
+    sqlx::query(
+        "INSERT INTO revisions (project_id, number, description, options) VALUES ($1, 1, $2, $3)",
+    )
+    .bind(project_id)
+    .bind(new.description)
+    .bind(&options)
+    .execute(&mut *tx)
+    .await?;
     events::record(
         &mut tx,
         project_id,

@@ -161,9 +161,9 @@ async fn insert_round(
     sqlx::query(
         "INSERT INTO tasks (id, project_id, key, kind, agent, description, priority, critical,
                             estimated_minutes, pending_deps, status, max_attempts, queue_at,
-                            review_round, findings)
+                            review_round, findings, revision)
          SELECT t.id, $1, t.key, t.kind, t.agent, t.description, $8, $9, 15, t.pending,
-                t.status, p.max_attempts, now(), $10, t.findings
+                t.status, p.max_attempts, now(), $10, t.findings, p.revision
          FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
                      $7::int4[], $11::text[], $12::jsonb[])
               AS t(id, key, kind, agent, description, pending, status, findings),

@@ -28,6 +28,9 @@ struct Head {
     technology_stack: Option<String>,
     requirements: Option<Value>,
     design: Option<Value>,
+    revision: i32,
+    change_description: Option<String>,
+    change_analysis: Option<Value>,
     feedback: Option<String>,
     use_cache: bool,
     budgeted: bool,
@@ -96,7 +99,13 @@ pub async fn contexts(
         "SELECT t.id, p.id AS project_id, p.description, p.project_type, p.technology_stack,
                 p.requirements, t.feedback,
                 (SELECT d.design FROM designs d WHERE d.project_id = p.id
-                 ORDER BY d.version DESC LIMIT 1) AS design, coalesce((p.options->>'cache')::boolean, true) AS use_cache,
+                 ORDER BY d.version DESC LIMIT 1) AS design,
+                t.revision,
+                (SELECT r.description FROM revisions r
+                 WHERE r.project_id = p.id AND r.number = t.revision AND t.revision > 1) AS change_description,
+                (SELECT a.result->'change' FROM tasks a
+                 WHERE a.project_id = p.id AND a.revision = t.revision AND a.kind = 'change_analysis'
+                   AND a.status = 'completed') AS change_analysis, coalesce((p.options->>'cache')::boolean, true) AS use_cache,
                 (p.max_tokens IS NOT NULL OR p.max_cost_usd IS NOT NULL) AS budgeted,
                 coalesce(t.findings, '[]') AS findings
          FROM tasks t JOIN projects p ON p.id = t.project_id
@@ -186,6 +195,13 @@ fn context_of(
         technology_stack: head.technology_stack,
         requirements: head.requirements,
         design: head.design,
+        change: head
+            .change_description
+            .map(|description| guild_core::ChangeContext {
+                revision: head.revision,
+                description,
+                analysis: head.change_analysis,
+            }),
         graph: graph
             .into_iter()
             .map(|row| GraphNode {

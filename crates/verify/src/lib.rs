@@ -2,7 +2,7 @@
 //! scratch directory, put through the design's commands for each component (install,
 //! type-check, lint, build, test), then each component that implements the contract
 //! started with a throwaway PostgreSQL cluster of its own and called through every
-//! operation of its contract ([`smoke`]). What fails becomes findings on the files the
+//! operation of its contract (the `smoke` module). What fails becomes findings on the files the
 //! design says own them, which settle like a review's: fix tasks, then a verification
 //! again.
 //!

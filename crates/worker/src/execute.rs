@@ -374,6 +374,9 @@ fn owned_completion(
     if let Some(report) = outcome.verification {
         result["verification"] = report;
     }
+    if let Some(change) = outcome.change {
+        result["change"] = change;
+    }
     Completion {
         session_id,
         duration_ms: i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use guild_core::change::DESIGN_UPDATE;
 use guild_core::{AgentKind, EventKind, ProjectId, ProjectStatus, TaskId, TaskStatus};
 use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
@@ -10,6 +11,7 @@ use sqlx::{PgConnection, PgPool};
 use super::accounting::{self, UsageRow};
 use super::release::{finish_projects_if_done, release_dependents};
 use super::{Completion, RejectedFile, Settled};
+use crate::changes::CompletedUpdate;
 use crate::events::{self, NewEvent};
 use crate::files::{self, Arriving, Clash, NewFile, Writer};
 use crate::listener::notify_ready;
@@ -205,6 +207,7 @@ async fn store_done(
     let released = release_dependents(conn, &completed).await?;
     store_analyses(conn, done).await?;
     store_designs(conn, done).await?;
+    log.extend(plan_changes(conn, done, updated).await?);
     let stored = Stored {
         written: files::counts(&written),
         released,
@@ -358,6 +361,30 @@ async fn store_analyses(conn: &mut PgConnection, done: &[&Prepared<'_>]) -> Resu
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Grows the changes whose design update completed in the batch.
+async fn plan_changes(
+    conn: &mut PgConnection,
+    done: &[&Prepared<'_>],
+    updated: &HashMap<TaskId, &UpdatedRow>,
+) -> Result<Vec<(ProjectId, NewEvent)>> {
+    let updates: Vec<CompletedUpdate> = done
+        .iter()
+        .filter(|p| {
+            updated[&p.completion.task_id].kind == DESIGN_UPDATE
+                && !updated[&p.completion.task_id].awaiting_approval()
+        })
+        .filter_map(|p| {
+            let c = p.completion;
+            Some(CompletedUpdate {
+                project_id: c.project_id,
+                task_id: c.task_id,
+                design: c.design.clone()?,
+            })
+        })
+        .collect();
+    crate::changes::plan_changes(conn, &updates).await
 }
 
 /// Stores the designs the batch produced, each as its project's next version.

@@ -70,7 +70,9 @@ pub(crate) async fn finish_projects_if_done(
                     count(*) FILTER (WHERE status = 'skipped') AS skipped,
                     count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
                     count(*) AS total
-             FROM tasks WHERE project_id = ANY($1)
+             FROM tasks t WHERE project_id = ANY($1)
+               -- The project runs, and finishes, with its current revision's tasks.
+               AND revision = (SELECT revision FROM projects p WHERE p.id = t.project_id)
              GROUP BY project_id
          ), verification AS (
              -- A project that requires it fails unless its last verification passed.
@@ -82,7 +84,7 @@ pub(crate) async fn finish_projects_if_done(
              LEFT JOIN LATERAL (
                  SELECT t.result FROM tasks t
                  WHERE t.project_id = p.id AND t.kind = 'verify' AND t.status = 'completed'
-                 ORDER BY t.review_round DESC LIMIT 1
+                 ORDER BY t.revision DESC, t.review_round DESC LIMIT 1
              ) v ON true
              WHERE p.id = ANY($1)
          ), finished AS (

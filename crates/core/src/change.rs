@@ -1,0 +1,225 @@
+//! Change requests, with no IO: the tasks a change starts with, and those it grows once
+//! its design is updated (the tasks that own what changes, then verification and review).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::{AgentKind, VERIFY};
+
+/// The task type of a change's analysis: which components, files and operations it
+/// touches.
+pub const CHANGE_ANALYSIS: &str = "change_analysis";
+
+/// The task type of a change's design update: the design's next version.
+pub const DESIGN_UPDATE: &str = "design_update";
+
+/// The key of a task a change of revision `revision` adds for `base`: `database_schema_c2`.
+pub fn change_key(base: &str, revision: i32) -> String {
+    format!("{base}_c{revision}")
+}
+
+/// The task of the first generation a change task stands for: `database_schema_c2` →
+/// `database_schema`; any other key is itself. The design's file plan names these.
+pub fn base_key(key: &str) -> &str {
+    match key.rsplit_once("_c") {
+        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => base,
+        _ => key,
+    }
+}
+
+/// A task of the first generation, as a change plans from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginalTask {
+    pub key: String,
+    pub kind: String,
+    pub agent: AgentKind,
+    pub depends_on: Vec<String>,
+}
+
+/// A task a change adds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeTask {
+    pub key: String,
+    pub kind: String,
+    pub agent: AgentKind,
+    pub description: String,
+    /// Keys of tasks of the same change (or its design update).
+    pub depends_on: Vec<String>,
+}
+
+/// The tasks revision `revision`'s change needs once its design is updated: one for each
+/// task of the first generation in `owners` (those owning files the change touches), in the
+/// order the first generation ran them (a task after the owners it depended on), then the
+/// verification when the project has one, then a code review of the change.
+pub fn plan_change(
+    revision: i32,
+    description: &str,
+    original: &[OriginalTask],
+    owners: &BTreeSet<String>,
+) -> Vec<ChangeTask> {
+    let by_key: BTreeMap<&str, &OriginalTask> =
+        original.iter().map(|t| (t.key.as_str(), t)).collect();
+    let design_update = change_key(DESIGN_UPDATE, revision);
+    let mut tasks: Vec<ChangeTask> = original
+        .iter()
+        .filter(|t| owners.contains(&t.key))
+        .map(|t| {
+            let mut depends_on: Vec<String> = upstream(&t.key, &by_key)
+                .into_iter()
+                .filter(|u| owners.contains(*u))
+                .map(|u| change_key(u, revision))
+                .collect();
+            depends_on.sort();
+            depends_on.insert(0, design_update.clone());
+            ChangeTask {
+                key: change_key(&t.key, revision),
+                kind: t.kind.clone(),
+                agent: t.agent,
+                description: format!("Change request (revision {revision}): {description} — update the files `{}` owns for it", t.key),
+                depends_on,
+            }
+        })
+        .collect();
+    let changed: Vec<String> = tasks.iter().map(|t| t.key.clone()).collect();
+    let last = if changed.is_empty() {
+        vec![design_update.clone()]
+    } else {
+        changed
+    };
+    let review_after = if original.iter().any(|t| t.kind == VERIFY) {
+        let key = change_key(VERIFY, revision);
+        tasks.push(ChangeTask {
+            key: key.clone(),
+            kind: VERIFY.to_owned(),
+            agent: AgentKind::Reviewer,
+            description: format!("Verify the project after the change of revision {revision}"),
+            depends_on: last,
+        });
+        vec![key]
+    } else {
+        last
+    };
+    tasks.push(ChangeTask {
+        key: change_key("code_review", revision),
+        kind: "code_review".to_owned(),
+        agent: AgentKind::Reviewer,
+        description: format!(
+            "Review the files the change of revision {revision} changed: {description}"
+        ),
+        depends_on: review_after,
+    });
+    tasks
+}
+
+/// Every task `key` depends on, directly or not.
+fn upstream<'a>(key: &str, by_key: &BTreeMap<&str, &'a OriginalTask>) -> BTreeSet<&'a str> {
+    let mut seen = BTreeSet::new();
+    let mut stack: Vec<&str> = by_key
+        .get(key)
+        .map(|t| t.depends_on.iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    while let Some(next) = stack.pop() {
+        if let Some(task) = by_key.get(next)
+            && seen.insert(task.key.as_str())
+        {
+            stack.extend(task.depends_on.iter().map(String::as_str));
+        }
+    }
+    seen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ProjectType;
+
+    fn original() -> Vec<OriginalTask> {
+        ProjectType::Fullstack
+            .template()
+            .tasks()
+            .iter()
+            .map(|t| OriginalTask {
+                key: t.key.clone(),
+                kind: t.kind.clone(),
+                agent: t.agent,
+                depends_on: t.depends_on.clone(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn keys_map_to_their_first_generation_task() {
+        assert_eq!(change_key("database_schema", 2), "database_schema_c2");
+        assert_eq!(base_key("database_schema_c2"), "database_schema");
+        assert_eq!(
+            base_key("fix_code_review_c3_backend_r1"),
+            "fix_code_review_c3_backend_r1"
+        );
+        assert_eq!(base_key("schema"), "schema");
+        assert_eq!(base_key("a_c"), "a_c");
+    }
+
+    #[test]
+    fn a_change_runs_its_owners_in_their_first_order_then_verifies_and_reviews() {
+        let owners: BTreeSet<String> = [
+            "database_schema",
+            "business_logic",
+            "api_integration",
+            "ui_components",
+        ]
+        .map(str::to_owned)
+        .into();
+        let tasks = plan_change(2, "Add a due date", &original(), &owners);
+        let deps = |key: &str| {
+            tasks
+                .iter()
+                .find(|t| t.key == key)
+                .expect(key)
+                .depends_on
+                .clone()
+        };
+        assert_eq!(deps("database_schema_c2"), ["design_update_c2"]);
+        assert_eq!(
+            deps("business_logic_c2"),
+            ["design_update_c2", "database_schema_c2"]
+        );
+        assert_eq!(deps("ui_components_c2"), ["design_update_c2"]);
+        assert_eq!(
+            deps("api_integration_c2"),
+            [
+                "design_update_c2",
+                "business_logic_c2",
+                "database_schema_c2",
+                "ui_components_c2"
+            ]
+        );
+        assert_eq!(
+            deps("verify_c2"),
+            [
+                "database_schema_c2",
+                "business_logic_c2",
+                "ui_components_c2",
+                "api_integration_c2"
+            ]
+        );
+        assert_eq!(deps("code_review_c2"), ["verify_c2"]);
+        assert_eq!(tasks.len(), 6);
+        let schema = tasks
+            .iter()
+            .find(|t| t.key == "database_schema_c2")
+            .expect("schema");
+        assert_eq!(
+            (schema.kind.as_str(), schema.agent),
+            ("database_schema", AgentKind::Backend)
+        );
+
+        // Without verification, the review follows the changed tasks; nothing to change
+        // still gets its review after the design update.
+        let unverified: Vec<OriginalTask> = original()
+            .into_iter()
+            .filter(|t| t.kind != VERIFY)
+            .collect();
+        let tasks = plan_change(3, "Rename", &unverified, &BTreeSet::new());
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(tasks[0].depends_on, ["design_update_c3"]);
+    }
+}
