@@ -9,6 +9,7 @@ pub mod error;
 mod extract;
 pub mod hardening;
 pub mod metrics;
+pub mod repository;
 pub mod routes;
 pub mod state;
 pub mod views;
@@ -30,7 +31,9 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ApiError;
 pub use crate::hardening::HttpSettings;
-use crate::routes::{designs, events, files, plans, projects, system, tasks, verification};
+use crate::routes::{
+    changes, designs, events, files, plans, projects, system, tasks, verification,
+};
 pub use crate::state::{ApiKeys, AppState};
 
 /// Largest request body accepted.
@@ -51,7 +54,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
     tags(
         (name = "projects", description = "Projects, their plans and workflow templates"),
         (name = "tasks", description = "Tasks of a project, and the human controls on them"),
-        (name = "files", description = "Generated files"),
+        (name = "changes", description = "Change requests: revisions of a finished project, with their diffs"),
+        (name = "files", description = "Generated files, their diffs, archives and git history"),
         (name = "events", description = "The event log, as pages or a live stream"),
         (name = "agents", description = "Agent sessions and figures"),
         (name = "health", description = "Liveness and readiness")
@@ -183,6 +187,10 @@ fn build() -> (Router<AppState>, OpenApiDoc) {
         .routes(routes!(verification::get_verification))
         .routes(routes!(files::list_files))
         .routes(routes!(files::get_archive))
+        .routes(routes!(files::get_repository))
+        .routes(routes!(changes::create_change, changes::list_changes))
+        .routes(routes!(changes::get_change))
+        .routes(routes!(changes::get_change_diff))
         .routes(routes!(events::list_events))
         .routes(routes!(system::list_sessions))
         .routes(routes!(system::list_agents))

@@ -92,6 +92,9 @@ pub struct ProjectSummary {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// 1 for the first generation, one more per change request
+    /// (`GET /projects/{id}/changes`).
+    pub revision: i32,
     pub usage: UsageView,
 }
 
@@ -107,6 +110,7 @@ impl From<Project> for ProjectSummary {
             created_at: p.created_at,
             started_at: p.started_at,
             finished_at: p.finished_at,
+            revision: p.revision,
             usage: p.usage.into(),
         }
     }

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::{AgentKind, VERIFY};
+use crate::{AgentKind, CODE_REVIEW, VERIFY};
 
 /// The task type of a change's analysis: which components, files and operations it
 /// touches.
@@ -59,9 +59,10 @@ pub fn plan_change(
     let by_key: BTreeMap<&str, &OriginalTask> =
         original.iter().map(|t| (t.key.as_str(), t)).collect();
     let design_update = change_key(DESIGN_UPDATE, revision);
+    // The change's own review and verification come last, whoever owned files before.
     let mut tasks: Vec<ChangeTask> = original
         .iter()
-        .filter(|t| owners.contains(&t.key))
+        .filter(|t| owners.contains(&t.key) && t.kind != CODE_REVIEW && t.kind != VERIFY)
         .map(|t| {
             let mut depends_on: Vec<String> = upstream(&t.key, &by_key)
                 .into_iter()
@@ -99,8 +100,8 @@ pub fn plan_change(
         last
     };
     tasks.push(ChangeTask {
-        key: change_key("code_review", revision),
-        kind: "code_review".to_owned(),
+        key: change_key(CODE_REVIEW, revision),
+        kind: CODE_REVIEW.to_owned(),
         agent: AgentKind::Reviewer,
         description: format!(
             "Review the files the change of revision {revision} changed: {description}"
@@ -144,6 +145,16 @@ mod tests {
                 depends_on: t.depends_on.clone(),
             })
             .collect()
+    }
+
+    #[test]
+    fn a_review_or_verification_that_owned_files_runs_once_at_the_end() {
+        let owners: BTreeSet<String> = ["code_review", "verify", "database_schema"]
+            .map(str::to_owned)
+            .into();
+        let tasks = plan_change(2, "Add a due date", &original(), &owners);
+        let keys: Vec<&str> = tasks.iter().map(|t| t.key.as_str()).collect();
+        assert_eq!(keys, ["database_schema_c2", "verify_c2", "code_review_c2"]);
     }
 
     #[test]

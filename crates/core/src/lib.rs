@@ -30,4 +30,6 @@ pub use records::{
 pub use review::{FIX_FINDINGS, Finding, Severity, is_review_kind, parse_findings};
 pub use status::{ProjectStatus, TaskStatus};
 pub use text_enum::UnknownValue;
-pub use workflow::{ProjectType, REQUIREMENTS_ANALYSIS, SCAFFOLD, SYSTEM_DESIGN, VERIFY};
+pub use workflow::{
+    CODE_REVIEW, ProjectType, REQUIREMENTS_ANALYSIS, SCAFFOLD, SYSTEM_DESIGN, VERIFY,
+};

@@ -24,6 +24,9 @@ pub const SCAFFOLD: &str = "scaffold";
 /// reviews. A process with verification off plans without it ([`crate::Plan::without`]).
 pub const VERIFY: &str = "verify";
 
+/// The key (and type) of the code review, the last word on a project or a change.
+pub const CODE_REVIEW: &str = "code_review";
+
 text_enum! {
     /// What kind of application a project builds; picks the workflow template.
     #[derive(Default)]

@@ -18,6 +18,9 @@ pub struct Cli {
 pub enum Command {
     /// Generate one project from a description, showing progress, and write its files.
     Run(RunArgs),
+    /// Request a change of a project `run` generated (in the same database), run it, and
+    /// print its diff stat; its files replace those in --out.
+    Change(ChangeArgs),
     /// Serve the HTTP API, with the worker pool in the same process.
     Serve(ServeArgs),
     /// Run only the worker pool, against the PostgreSQL at DATABASE_URL (many may share it).
@@ -46,6 +49,7 @@ impl Command {
     pub fn default_log_level(&self) -> &'static str {
         match self {
             Self::Run(_)
+            | Self::Change(_)
             | Self::Openapi
             | Self::Bench(_)
             | Self::Eval(_)
@@ -258,6 +262,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// Also write the project's history into `--out` as a git repository (`.git`): a
+    /// commit per task that wrote files, a tag per revision.
+    #[arg(long)]
+    pub git: bool,
+
     /// Tasks run at once.
     #[arg(long, env = "GUILD_WORKERS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
@@ -275,6 +284,45 @@ pub struct RunArgs {
     #[command(flatten)]
     pub verify: VerifyArgs,
 
+    #[command(flatten)]
+    pub budget: BudgetArgs,
+}
+
+/// `guild change`.
+#[derive(Debug, Args)]
+pub struct ChangeArgs {
+    /// The project to change (its id, as `guild run` printed it).
+    pub project_id: guild_core::ProjectId,
+
+    /// What to change, in plain language.
+    pub description: String,
+
+    /// Where to write the project's files after the change (as `guild run --out`).
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+
+    /// Write into `--out` even when it holds files Guild did not write.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Also write the project's history into `--out` as a git repository.
+    #[arg(long)]
+    pub git: bool,
+
+    /// Tasks run at once.
+    #[arg(long, env = "GUILD_WORKERS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub llm: LlmArgs,
+
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+
+    /// The change's own budget.
     #[command(flatten)]
     pub budget: BudgetArgs,
 }

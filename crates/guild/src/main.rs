@@ -11,6 +11,7 @@ macro_rules! say {
 }
 
 mod bench;
+mod change;
 mod cli;
 mod config_reference;
 mod database;
@@ -54,6 +55,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(args).await,
+            Command::Change(args) => change::change(args).await,
             Command::Serve(args) => serve::serve(args).await,
             Command::Worker(args) => worker::worker(args).await,
             Command::Migrate(args) => database::migrate_command(args).await,

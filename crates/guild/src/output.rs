@@ -35,6 +35,53 @@ pub struct Written {
     pub kept_changed: Vec<String>,
 }
 
+/// Writes the latest files of project `project_id` under `out` (see [`write()`]), and with
+/// `git` its history as a repository in `out/.git` (replacing one Guild wrote there
+/// before).
+///
+/// # Errors
+///
+/// As [`write()`]; a `.git` in `out` that Guild did not write; the database failing.
+pub async fn write_project(
+    pool: &guild_store::PgPool,
+    project_id: guild_core::ProjectId,
+    out: &Path,
+    force: bool,
+    git: bool,
+) -> anyhow::Result<Written> {
+    let contents: Vec<(String, String)> = guild_store::files::latest(pool, project_id)
+        .await?
+        .into_iter()
+        .map(|f| (f.path, f.content))
+        .collect();
+    let (dir, id) = (out.to_owned(), project_id.to_string());
+    let written = tokio::task::spawn_blocking(move || write(&dir, &id, &contents, force))
+        .await
+        .context("writing the files")??;
+    if git {
+        let repository = out.join(".git");
+        let marker = repository.join(GIT_MARKER);
+        if repository.exists() {
+            anyhow::ensure!(
+                marker.exists(),
+                "{} exists and Guild did not write it: move it away to write the project's history",
+                repository.display()
+            );
+            std::fs::remove_dir_all(&repository)
+                .with_context(|| format!("replacing {}", repository.display()))?;
+        }
+        guild_api::repository::write(pool, project_id, out, false)
+            .await
+            .context("writing the git history")?;
+        std::fs::write(&marker, project_id.to_string())
+            .with_context(|| format!("writing {}", marker.display()))?;
+    }
+    Ok(written)
+}
+
+/// In a `.git` Guild wrote: the project's id, so a later run may replace it.
+const GIT_MARKER: &str = "guild-project";
+
 /// Writes `files` (path, content) of project `project_id` under `out`.
 ///
 /// # Errors

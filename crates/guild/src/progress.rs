@@ -35,6 +35,15 @@ impl Progress {
         }
     }
 
+    /// Lines only, counting tasks as they start: for a graph that grows as it runs (a
+    /// change request's).
+    pub fn growing() -> Self {
+        Self {
+            view: View::Lines { done: 0, total: 0 },
+            known: HashSet::new(),
+        }
+    }
+
     pub fn update(&mut self, event: &WorkerEvent) {
         if let WorkerEvent::TaskStarted { agent, key, .. } = event
             && self.known.insert(key.clone())

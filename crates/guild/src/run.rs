@@ -21,7 +21,7 @@ use crate::signals::ShutdownSignals;
 const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
 
 /// What the user gets back from a run.
-enum Outcome {
+pub(crate) enum Outcome {
     Finished(Box<Project>),
     Interrupted,
 }
@@ -61,13 +61,7 @@ async fn generate(
     };
     let agents = crate::llm::agents(&args.llm, &database.pool, verifier)?;
     let model = agents.describe();
-    // Someone who interrupts a run wants out: running tasks get a short grace, then they
-    // are released back to `ready` in the database.
-    let config = WorkerConfig {
-        shutdown_grace: INTERRUPT_GRACE,
-        ..WorkerConfig::new(usize::from(args.workers))
-    };
-    let workers = WorkerPool::new(database.pool.clone(), Arc::new(agents), config);
+    let workers = Workers::new(database, agents, args.workers);
     // The same options, checked the same way, as a project created over HTTP.
     let options = ProjectOptions {
         max_attempts: Some(args.max_attempts),
@@ -85,8 +79,6 @@ async fn generate(
             .collect::<Vec<_>>()
             .join("; ")
     );
-    // Subscribe before the project exists, so no event of it is missed.
-    let mut events = workers.subscribe();
     let project = projects::create(
         &database.pool,
         NewProject {
@@ -109,24 +101,9 @@ async fn generate(
         plan.phases().len()
     );
 
-    let shutdown = CancellationToken::new();
-    let pool_task = tokio::spawn({
-        let workers = workers.clone();
-        let shutdown = shutdown.clone();
-        async move { workers.run(shutdown).await }
-    });
-    let mut progress = Progress::new(&plan);
-    let outcome = watch(
-        &database.pool,
-        project.id,
-        &mut events,
-        &mut progress,
-        signals,
-    )
-    .await;
-    progress.finish();
-    shutdown.cancel();
-    pool_task.await.context("the worker pool crashed")??;
+    let outcome = workers
+        .follow(&database.pool, project.id, Progress::new(&plan), signals)
+        .await;
 
     match outcome? {
         Outcome::Interrupted => {
@@ -134,6 +111,49 @@ async fn generate(
             Ok(ExitCode::from(130))
         }
         Outcome::Finished(project) => report(&database.pool, &plan, &project, args, started).await,
+    }
+}
+
+/// A worker pool running in this process, with its events subscribed before any project
+/// it will run exists, so none is missed.
+pub(crate) struct Workers {
+    pool: WorkerPool,
+    events: tokio::sync::broadcast::Receiver<WorkerEvent>,
+}
+
+impl Workers {
+    pub(crate) fn new(database: &Database, agents: guild_agents::Agents, workers: u16) -> Self {
+        // Someone who interrupts a run wants out: running tasks get a short grace, then
+        // they are released back to `ready` in the database.
+        let config = WorkerConfig {
+            shutdown_grace: INTERRUPT_GRACE,
+            ..WorkerConfig::new(usize::from(workers))
+        };
+        let pool = WorkerPool::new(database.pool.clone(), Arc::new(agents), config);
+        let events = pool.subscribe();
+        Self { pool, events }
+    }
+
+    /// Runs the pool until project `project_id` finishes or the user interrupts, showing
+    /// its progress; then stops the pool.
+    pub(crate) async fn follow(
+        mut self,
+        db: &guild_store::PgPool,
+        project_id: ProjectId,
+        mut progress: Progress,
+        signals: &mut ShutdownSignals,
+    ) -> anyhow::Result<Outcome> {
+        let shutdown = CancellationToken::new();
+        let pool_task = tokio::spawn({
+            let workers = self.pool.clone();
+            let shutdown = shutdown.clone();
+            async move { workers.run(shutdown).await }
+        });
+        let outcome = watch(db, project_id, &mut self.events, &mut progress, signals).await;
+        progress.finish();
+        shutdown.cancel();
+        pool_task.await.context("the worker pool crashed")??;
+        outcome
     }
 }
 
@@ -200,16 +220,7 @@ async fn report(
 ) -> anyhow::Result<ExitCode> {
     let out = args.out.as_path();
     let latest = files::latest(pool, project.id).await?;
-    let contents: Vec<(String, String)> = latest
-        .iter()
-        .map(|f| (f.path.clone(), f.content.clone()))
-        .collect();
-    let (out_dir, project_id, force) = (out.to_owned(), project.id.to_string(), args.force);
-    let output = tokio::task::spawn_blocking(move || {
-        crate::output::write(&out_dir, &project_id, &contents, force)
-    })
-    .await
-    .context("writing the files")??;
+    let output = crate::output::write_project(pool, project.id, out, args.force, args.git).await?;
     let written = output.files;
     let counts = projects::task_counts(pool, project.id).await?;
     let wall = started.elapsed();

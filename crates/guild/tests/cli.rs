@@ -543,3 +543,105 @@ fn serve_fails_at_once_when_its_address_is_taken() {
     assert!(!dir.path().join("pg").exists());
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
+#[tokio::test]
+async fn change_runs_a_revision_and_git_writes_the_history_beside_the_files() {
+    let url = guild_testkit::database_url().await;
+    let out = tempfile::tempdir().expect("temp dir");
+    let run = guild()
+        .env("DATABASE_URL", &url)
+        .args(["run", "A todo list app", "--type", "api", "--git", "--out"])
+        .arg(out.path())
+        .output()
+        .expect("guild runs");
+    let stdout = text(&run.stdout);
+    assert!(run.status.success(), "{stdout}\n{}", text(&run.stderr));
+    let id = stdout
+        .split_whitespace()
+        .nth(1)
+        .expect("the project id")
+        .to_owned();
+    assert_eq!(git(out.path(), &["tag", "--list"]).trim(), "r1");
+    // The work tree is the project's files, as committed.
+    assert_eq!(
+        git(out.path(), &["status", "--porcelain"]).trim(),
+        "?? .guild-manifest.json"
+    );
+
+    let change = guild()
+        .env("DATABASE_URL", &url)
+        .args(["change", &id, "Add a due date to todos", "--git", "--out"])
+        .arg(out.path())
+        .output()
+        .expect("guild change runs");
+    let stdout = text(&change.stdout);
+    assert!(
+        change.status.success(),
+        "{stdout}\n{}",
+        text(&change.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("Change 2 of project {id} completed")),
+        "{stdout}"
+    );
+    let diff_line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("diff:"))
+        .expect("a diff stat");
+    let changed: usize = diff_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("a file count");
+    assert!(changed > 0, "{stdout}");
+    assert_eq!(
+        git(out.path(), &["tag", "--list"])
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["r1", "r2"]
+    );
+    assert_eq!(
+        git(out.path(), &["status", "--porcelain"]).trim(),
+        "?? .guild-manifest.json",
+        "the files written are revision 2's"
+    );
+    let changed_in_git = git(out.path(), &["diff", "--name-only", "r1", "r2"]);
+    assert_eq!(changed_in_git.lines().count(), changed, "{changed_in_git}");
+    let schema =
+        std::fs::read_to_string(out.path().join("backend/db/schema.sql")).expect("the schema");
+    assert!(schema.contains("due_date"), "{schema}");
+
+    // A project this database does not hold: one line saying so.
+    let unknown = guild()
+        .env("DATABASE_URL", &url)
+        .args([
+            "change",
+            "0193a4b8-0000-7000-8000-000000000000",
+            "Add a priority",
+            "--out",
+        ])
+        .arg(out.path())
+        .output()
+        .expect("guild change runs");
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown.stderr).contains("no project"),
+        "{}",
+        text(&unknown.stderr)
+    );
+}

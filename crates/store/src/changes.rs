@@ -121,7 +121,8 @@ pub async fn request(
 }
 
 /// Stores revision `n + 1` and makes it the project's, running again, with the change's
-/// budget on top of what the project spent.
+/// budget on top of what the project spent (the project's `options.max_tokens` and
+/// `options.max_cost_usd` become those sums: the budget columns are generated from them).
 async fn add_revision(
     conn: &mut PgConnection,
     project_id: ProjectId,
@@ -143,10 +144,12 @@ async fn add_revision(
          ), project AS (
              UPDATE projects SET revision = revision + 1, status = 'running', finished_at = NULL,
                                  error = NULL,
-                                 max_tokens = CASE WHEN $5::int8 IS NULL THEN NULL
-                                                   ELSE prompt_tokens + completion_tokens + $5 END,
-                                 max_cost_usd = CASE WHEN $6::float8 IS NULL THEN NULL
-                                                     ELSE cost_usd + $6::numeric END
+                                 -- The budget columns are generated from the options.
+                                 options = (options - 'max_tokens' - 'max_cost_usd')
+                                     || CASE WHEN $5::int8 IS NULL THEN '{}'::jsonb ELSE
+                                        jsonb_build_object('max_tokens', prompt_tokens + completion_tokens + $5) END
+                                     || CASE WHEN $6::float8 IS NULL OR cost_usd IS NULL THEN '{}'::jsonb ELSE
+                                        jsonb_build_object('max_cost_usd', round(cost_usd + $6::numeric, 6)) END
              WHERE id = $1 RETURNING revision
          )
          INSERT INTO revisions (project_id, number, description, options, idempotency_key, request_hash)

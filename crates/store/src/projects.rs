@@ -73,6 +73,8 @@ pub struct Project {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// 1 for the first generation, one more per change request.
+    pub revision: i32,
 }
 
 /// What model calls used: of a project, a task, or a project's agent.
@@ -144,7 +146,7 @@ macro_rules! project_columns {
         "id, description, project_type, technology_stack, status, options, requirements, \
          error, prompt_tokens, completion_tokens, cost_usd::float8 AS cost_usd, llm_calls, \
          cached_prompt_tokens, cache_write_tokens, \
-         cache_hits, created_at, started_at, finished_at"
+         cache_hits, created_at, started_at, finished_at, revision"
     };
 }
 

@@ -1,5 +1,6 @@
 //! Handlers, one module per resource.
 
+pub mod changes;
 pub mod designs;
 pub mod events;
 pub mod files;

@@ -90,7 +90,7 @@ fn validate(request: &CreateProject, verification: bool) -> Result<Plan> {
     }
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
