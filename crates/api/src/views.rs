@@ -170,6 +170,8 @@ pub struct TaskView {
     /// 0 for planned tasks; n for the fix tasks and re-review a review's blocking findings
     /// added in fix round n.
     pub review_round: i32,
+    /// The project revision that added it: 1 for the first generation, n for change n.
+    pub revision: i32,
     /// The review findings this task fixes (a `fix_findings` task) or verifies (a
     /// re-review). A review's own findings are in its `result.findings`.
     pub findings: Vec<Finding>,
@@ -214,6 +216,7 @@ impl From<&Task> for TaskView {
                 .collect(),
             feedback: t.feedback.clone(),
             review_round: t.review_round,
+            revision: t.revision,
             findings: t.findings.clone(),
             usage: t.usage.into(),
         }

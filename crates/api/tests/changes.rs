@@ -135,6 +135,15 @@ async fn a_change_adds_only_affected_tasks_and_its_diff_turns_revision_1_into_2(
         .map(|t| t.as_str().expect("key"))
         .collect();
     assert!(added.iter().all(|k| k.ends_with("_c2")), "{added:?}");
+    let all_tasks = server.get_json(&format!("/projects/{id}/tasks")).await;
+    for task in all_tasks["tasks"].as_array().expect("tasks") {
+        let key = task["key"].as_str().expect("key");
+        let revision = if added.contains(&key) { 2 } else { 1 };
+        assert_eq!(task["revision"], revision, "{key}");
+        if revision == 1 {
+            assert_eq!(task["attempt"], 1, "{key} never ran again");
+        }
+    }
     assert!(added.contains(&"code_review_c2"), "{added:?}");
     assert!(
         added.len() < first_tasks,
@@ -183,7 +192,16 @@ async fn a_change_adds_only_affected_tasks_and_its_diff_turns_revision_1_into_2(
         .filter_map(|l| l.strip_prefix("diff --git a/"))
         .map(|l| l.split(" b/").next().expect("path"))
         .collect();
-    assert!(!diffed.is_empty(), "the change changed files");
+    // The schema, the backend and the frontend change together.
+    assert!(diffed.contains(&"backend/db/schema.sql"), "{diffed:?}");
+    assert!(
+        diffed.iter().any(|p| p.starts_with("backend/src/")),
+        "{diffed:?}"
+    );
+    assert!(
+        diffed.iter().any(|p| p.starts_with("frontend/src/")),
+        "{diffed:?}"
+    );
     let files_after = server.get_json(&format!("/projects/{id}/files")).await;
     let version_of = |list: &Value, path: &str| {
         list["files"]

@@ -198,3 +198,30 @@ async fn generated_projects_are_verified_in_the_sandbox_and_runtime_flaws_are_fi
     );
     server.terminate();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn eval_runs_its_suite_verified_and_ends_with_one_json_object() {
+    let url = guild_testkit::database_url().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let suite = dir.path().join("suite.txt");
+    std::fs::write(
+        &suite,
+        "# two stacks\nA reading list with ratings\nA habit tracker with streaks, in Python\n",
+    )
+    .expect("write the suite");
+    let output = common::guild(
+        &["eval", "--suite", suite.to_str().expect("utf-8")],
+        &[("DATABASE_URL", url.as_str()), ("GUILD_VERIFY", "full")],
+    )
+    .output()
+    .expect("guild eval runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let figures: Value =
+        serde_json::from_str(stdout.lines().last().expect("a last line")).expect("JSON");
+    assert_eq!(figures["projects"], 2, "{figures}");
+    assert_eq!(figures["verified"], 2, "{stdout}");
+    assert_eq!(figures["executability"], 1.0);
+    assert!(figures["tokens"].as_i64().expect("tokens") > 0);
+    assert_eq!(figures["cost_usd"], 0.0);
+}

@@ -269,6 +269,8 @@ pub struct Task {
     pub feedback: Option<String>,
     /// 0 for planned tasks; n for the fix tasks and re-review of fix round n.
     pub review_round: i32,
+    /// The project revision that added it: 1 for the first generation.
+    pub revision: i32,
     /// The review findings this task fixes (a fix task) or verifies (a re-review).
     #[sqlx(json)]
     pub findings: Vec<Finding>,
@@ -305,7 +307,7 @@ pub async fn list_filtered(
                 coalesce(array_agg(dep.key ORDER BY dep.key) FILTER (WHERE dep.key IS NOT NULL),
                          '{}') AS depends_on,
                 t.priority, t.critical, t.estimated_minutes, t.attempt, t.max_attempts,
-                t.result, t.error, t.errors, t.feedback, t.review_round,
+                t.result, t.error, t.errors, t.feedback, t.review_round, t.revision,
                 coalesce(t.findings, '[]') AS findings,
                 t.created_at, t.started_at, t.completed_at, t.prompt_tokens, t.completion_tokens,
                 t.cost_usd::float8 AS cost_usd, t.llm_calls::int8 AS llm_calls,

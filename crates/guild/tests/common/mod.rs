@@ -75,7 +75,7 @@ pub const LLM_VARIABLES: [&str; 5] = [
     "ANTHROPIC_BASE_URL",
 ];
 
-fn guild(args: &[&str], env: &[(&str, &str)]) -> Command {
+pub fn guild(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_guild"));
     command
         .env_remove("DATABASE_URL")
