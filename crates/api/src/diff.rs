@@ -13,17 +13,18 @@ pub fn file(path: &str, old: Option<&str>, new: Option<&str>) -> String {
         return String::new();
     }
     let (before, after) = (old.unwrap_or_default(), new.unwrap_or_default());
+    let (a_path, b_path) = (quoted(&format!("a/{path}")), quoted(&format!("b/{path}")));
     let a = if old.is_some() {
-        format!("a/{path}")
+        a_path.clone()
     } else {
         "/dev/null".to_owned()
     };
     let b = if new.is_some() {
-        format!("b/{path}")
+        b_path.clone()
     } else {
         "/dev/null".to_owned()
     };
-    let mut out = format!("diff --git a/{path} b/{path}\n");
+    let mut out = format!("diff --git {a_path} {b_path}\n");
     match (old, new) {
         (None, Some(_)) => out.push_str("new file mode 100644\n"),
         (Some(_), None) => out.push_str("deleted file mode 100644\n"),
@@ -36,6 +37,17 @@ pub fn file(path: &str, old: Option<&str>, new: Option<&str>) -> String {
         diff.unified_diff().context_radius(3).header(&a, &b)
     );
     out
+}
+
+/// A path as git writes it in a diff's headers: in double quotes, with `"` and `\`
+/// escaped, when it holds a space, a quote or a backslash (so `patch -p1` reads it whole;
+/// `git apply` reads both forms). Generated paths hold no control characters.
+fn quoted(path: &str) -> String {
+    if path.contains([' ', '"', '\\']) {
+        format!("\"{}\"", path.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        path.to_owned()
+    }
 }
 
 /// The diff of a whole tree from `before` to `after` (path → content), file by file in
@@ -111,12 +123,15 @@ mod tests {
     fn diffs_carry_git_headers_and_apply_with_git() {
         let before = tree_of(&[
             ("a.txt", "one\ntwo\n"),
+            ("dir x/f g.txt", "old\n"),
             ("gone.txt", "bye\n"),
             ("same.txt", "x\n"),
         ]);
         let after = tree_of(&[
             ("a.txt", "one\n2\n"),
+            ("dir x/f g.txt", "new\n"),
             ("new/b.txt", "hello"),
+            ("ü/ñ.txt", "hola\n"),
             ("same.txt", "x\n"),
         ]);
         let diff = tree(&before, &after);
@@ -129,32 +144,40 @@ mod tests {
         );
         assert!(!diff.contains("same.txt"));
 
-        // `git apply` takes it and gives `after`, byte for byte.
-        let dir = tempfile::tempdir().expect("temp dir");
-        for (path, content) in &before {
-            let target = dir.path().join(path);
-            std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
-            std::fs::write(target, content).expect("write");
-        }
-        std::fs::write(dir.path().join("change.diff"), &diff).expect("write");
-        let applied = std::process::Command::new("git")
-            .args(["apply", "--whitespace=nowarn", "change.diff"])
-            .current_dir(dir.path())
-            .output()
-            .expect("git apply runs");
-        assert!(
-            applied.status.success(),
-            "{}",
-            String::from_utf8_lossy(&applied.stderr)
-        );
-        for (path, content) in &after {
-            assert_eq!(
-                &std::fs::read_to_string(dir.path().join(path)).expect("read"),
-                content,
-                "{path}"
+        assert!(diff.contains("--- \"a/dir x/f g.txt\"\n"), "{diff}");
+
+        // `git apply` and `patch -p1` take it and give `after`, byte for byte.
+        for tool in [
+            &["git", "apply", "--whitespace=nowarn"][..],
+            &["patch", "-p1", "-s", "-i"],
+        ] {
+            let dir = tempfile::tempdir().expect("temp dir");
+            for (path, content) in &before {
+                let target = dir.path().join(path);
+                std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+                std::fs::write(target, content).expect("write");
+            }
+            std::fs::write(dir.path().join("change.diff"), &diff).expect("write");
+            let applied = std::process::Command::new(tool[0])
+                .args(&tool[1..])
+                .arg("change.diff")
+                .current_dir(dir.path())
+                .output()
+                .expect("the tool runs");
+            assert!(
+                applied.status.success(),
+                "{tool:?}: {}",
+                String::from_utf8_lossy(&applied.stderr)
             );
+            for (path, content) in &after {
+                assert_eq!(
+                    &std::fs::read_to_string(dir.path().join(path)).expect("read"),
+                    content,
+                    "{tool:?}: {path}"
+                );
+            }
+            assert!(!dir.path().join("gone.txt").exists(), "{tool:?}");
         }
-        assert!(!dir.path().join("gone.txt").exists());
 
         let stat = stat(&before, &after);
         assert_eq!(
@@ -166,12 +189,22 @@ mod tests {
                     removed: 1
                 },
                 FileStat {
+                    path: "dir x/f g.txt".into(),
+                    added: 1,
+                    removed: 1
+                },
+                FileStat {
                     path: "gone.txt".into(),
                     added: 0,
                     removed: 1
                 },
                 FileStat {
                     path: "new/b.txt".into(),
+                    added: 1,
+                    removed: 0
+                },
+                FileStat {
+                    path: "ü/ñ.txt".into(),
                     added: 1,
                     removed: 0
                 },

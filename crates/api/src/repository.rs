@@ -4,12 +4,33 @@
 //! revision; a tag `rN` per revision. Served by `GET /projects/{id}/repository` and written
 //! by `guild run --git`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use guild_core::ProjectId;
 use guild_history::{Commit, HistoryError};
 use guild_store::PgPool;
 use guild_store::files::{self, WritingTask};
+
+/// The commits of the tasks that wrote files, in settle order. A version older than one an
+/// earlier commit already holds (two tasks settled in one batch, a gated task run again)
+/// is left out, so the last commit's tree is the latest version of every file.
+fn commits(tasks: Vec<WritingTask>) -> Vec<Commit> {
+    let mut newest: BTreeMap<String, i32> = BTreeMap::new();
+    tasks
+        .into_iter()
+        .filter_map(|mut task| {
+            task.files.retain(|f| {
+                let newer = newest.get(&f.path).is_none_or(|v| f.version > *v);
+                if newer {
+                    newest.insert(f.path.clone(), f.version);
+                }
+                newer
+            });
+            (!task.files.is_empty()).then(|| commit(task))
+        })
+        .collect()
+}
 
 /// The commit of one task's files.
 fn commit(task: WritingTask) -> Commit {
@@ -40,7 +61,11 @@ fn commit(task: WritingTask) -> Commit {
         email: "agent@guild".to_owned(),
         time: task.written_at.timestamp(),
         message,
-        files: task.files,
+        files: task
+            .files
+            .into_iter()
+            .map(|f| (f.path, f.content))
+            .collect(),
         revision: task.revision,
     }
 }
@@ -69,11 +94,60 @@ pub async fn write(
     dir: &Path,
     bare: bool,
 ) -> Result<Option<String>, RepositoryError> {
-    let commits: Vec<Commit> = files::writing_tasks(pool, id)
-        .await?
-        .into_iter()
-        .map(commit)
-        .collect();
+    let commits = commits(files::writing_tasks(pool, id).await?);
     let dir = dir.to_owned();
     Ok(tokio::task::spawn_blocking(move || guild_history::write(&dir, &commits, bare)).await??)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use guild_core::{AgentKind, TaskId};
+    use guild_store::files::WrittenFile;
+
+    fn task(key: &str, files: &[(&str, i32)]) -> WritingTask {
+        WritingTask {
+            task_id: TaskId::new(),
+            key: key.into(),
+            agent: AgentKind::Backend,
+            attempt: 1,
+            revision: 1,
+            summary: Some(format!("{key} done\nmore")),
+            model: Some("offline-1".into()),
+            prompt_version: None,
+            written_at: chrono::DateTime::UNIX_EPOCH,
+            files: files
+                .iter()
+                .map(|(path, version)| WrittenFile {
+                    path: (*path).into(),
+                    version: *version,
+                    content: format!("{path} v{version}"),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn an_older_version_settled_in_the_same_batch_never_ends_up_on_top() {
+        // Settled together: `b` wrote README.md's version 2, then `c` its version 3, but
+        // keys order `c` first.
+        let commits = commits(vec![
+            task("a", &[("README.md", 1), ("src/x.ts", 1)]),
+            task("c", &[("README.md", 3)]),
+            task("b", &[("README.md", 2), ("src/y.ts", 1)]),
+            task("d", &[("README.md", 1)]),
+        ]);
+        let messages: Vec<&str> = commits
+            .iter()
+            .map(|c| c.message.lines().next().unwrap_or_default())
+            .collect();
+        assert_eq!(messages, ["a: a done", "c: c done", "b: b done"]);
+        assert_eq!(
+            commits[2].files,
+            [("src/y.ts".to_owned(), "src/y.ts v1".to_owned())]
+        );
+        assert!(commits[1].message.contains("\nModel: offline-1\nRevision: 1\n"));
+        assert_eq!(commits[0].email, "agent@guild");
+        assert_eq!(commits[0].author, "backend");
+    }
 }

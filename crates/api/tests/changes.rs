@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{Options, Server, start};
+use guild_store::sqlx;
 use serde_json::{Value, json};
 
 const CHANGE: &str = "Add a due date to todos, shown in the list and settable when adding one";
@@ -484,6 +485,10 @@ async fn bad_change_requests_get_problems_and_store_nothing() {
             "options.max_tokens",
         ),
         (
+            json!({"description": "ok", "options": {"max_tokens": u64::MAX}}),
+            "options.max_tokens",
+        ),
+        (
             json!({"description": "ok", "options": {"max_cost_usd": -1}}),
             "options.max_cost_usd",
         ),
@@ -513,6 +518,30 @@ async fn bad_change_requests_get_problems_and_store_nothing() {
         .await;
     assert_eq!(unknown.status(), 404);
     assert_eq!(server.get(&format!("{path}/0")).await.status(), 422);
+    // A finished project with a task still waiting for a human (a failed project's gate):
+    // what it would write belongs to revision 1, so no change starts meanwhile.
+    sqlx::query("UPDATE tasks SET status = 'awaiting_approval' WHERE project_id = $1::uuid AND key = 'readme'")
+        .bind(&id)
+        .execute(&server.pool)
+        .await
+        .expect("gate a task");
+    let gated = server.post(&path, json!({"description": CHANGE})).await;
+    assert_eq!(gated.status(), 409);
+    let problem: Value = gated.json().await.expect("json");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("awaiting approval"),
+        "{problem}"
+    );
+    sqlx::query(
+        "UPDATE tasks SET status = 'completed' WHERE project_id = $1::uuid AND key = 'readme'",
+    )
+    .bind(&id)
+    .execute(&server.pool)
+    .await
+    .expect("ungate it");
     // Idempotency: the same key and body give the same change; another body conflicts.
     let keyed = |body: Value| {
         server

@@ -12,9 +12,24 @@ pub const CHANGE_ANALYSIS: &str = "change_analysis";
 /// The task type of a change's design update: the design's next version.
 pub const DESIGN_UPDATE: &str = "design_update";
 
-/// The key of a task a change of revision `revision` adds for `base`: `database_schema_c2`.
+/// The key of a task a change of revision `revision` adds for `base`: `database_schema_c2`
+/// (the base cut so the key keeps to 64 bytes).
 pub fn change_key(base: &str, revision: i32) -> String {
-    format!("{base}_c{revision}")
+    let suffix = format!("_c{revision}");
+    let keep = base.len().min(64 - suffix.len());
+    format!("{}{suffix}", &base[..keep])
+}
+
+/// Why a custom workflow may not use `key` as a task's key or type, if it may not: keys
+/// ending in `_c<number>` and the change steps' types are the change requests'.
+pub fn reserved(key: &str) -> Option<&'static str> {
+    if base_key(key) != key {
+        Some("keys ending in `_c` and a number are reserved for change requests")
+    } else if key == CHANGE_ANALYSIS || key == DESIGN_UPDATE {
+        Some("`change_analysis` and `design_update` are reserved for change requests")
+    } else {
+        None
+    }
 }
 
 /// The task of the first generation a change task stands for: `database_schema_c2` →
@@ -60,13 +75,19 @@ pub fn plan_change(
         original.iter().map(|t| (t.key.as_str(), t)).collect();
     let design_update = change_key(DESIGN_UPDATE, revision);
     // The change's own review and verification come last, whoever owned files before.
+    let changes = |key: &str| {
+        owners.contains(key)
+            && by_key
+                .get(key)
+                .is_some_and(|t| t.kind != CODE_REVIEW && t.kind != VERIFY)
+    };
     let mut tasks: Vec<ChangeTask> = original
         .iter()
-        .filter(|t| owners.contains(&t.key) && t.kind != CODE_REVIEW && t.kind != VERIFY)
+        .filter(|t| changes(&t.key))
         .map(|t| {
             let mut depends_on: Vec<String> = upstream(&t.key, &by_key)
                 .into_iter()
-                .filter(|u| owners.contains(*u))
+                .filter(|u| changes(u))
                 .map(|u| change_key(u, revision))
                 .collect();
             depends_on.sort();
@@ -155,6 +176,45 @@ mod tests {
         let tasks = plan_change(2, "Add a due date", &original(), &owners);
         let keys: Vec<&str> = tasks.iter().map(|t| t.key.as_str()).collect();
         assert_eq!(keys, ["database_schema_c2", "verify_c2", "code_review_c2"]);
+    }
+
+    #[test]
+    fn an_owner_downstream_of_the_review_does_not_wait_for_the_final_review() {
+        let owners: BTreeSet<String> = ["code_review", "performance_testing", "database_schema"]
+            .map(str::to_owned)
+            .into();
+        let tasks = plan_change(2, "Add a due date", &original(), &owners);
+        let performance = tasks
+            .iter()
+            .find(|t| t.key == "performance_testing_c2")
+            .expect("planned");
+        assert_eq!(
+            performance.depends_on,
+            ["design_update_c2", "database_schema_c2"]
+        );
+        let verify = tasks
+            .iter()
+            .find(|t| t.key == "verify_c2")
+            .expect("a verify");
+        assert!(
+            verify
+                .depends_on
+                .contains(&"performance_testing_c2".to_owned())
+        );
+        let review = tasks.last().expect("a review");
+        assert_eq!(review.key, "code_review_c2");
+        assert_eq!(review.depends_on, ["verify_c2"]);
+    }
+
+    #[test]
+    fn change_keys_keep_to_64_bytes_and_reserve_their_names() {
+        let long = "a".repeat(64);
+        assert_eq!(change_key(&long, 12).len(), 64);
+        assert!(change_key(&long, 12).ends_with("a_c12"));
+        assert!(reserved("schema_c2").is_some());
+        assert!(reserved("design_update").is_some());
+        assert!(reserved("schema_cache").is_none());
+        assert!(reserved("schema").is_none());
     }
 
     #[test]

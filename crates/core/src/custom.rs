@@ -64,6 +64,12 @@ impl Plan {
             if task.kind.as_deref().is_some_and(|kind| !is_valid_key(kind)) {
                 invalid.push(Invalid::new(field("kind"), "use 1 to 64 of a-z, 0-9, _"));
             }
+            if let Some(reason) = crate::change::reserved(&task.key) {
+                invalid.push(Invalid::new(field("key"), reason));
+            }
+            if let Some(reason) = task.kind.as_deref().and_then(crate::change::reserved) {
+                invalid.push(Invalid::new(field("kind"), reason));
+            }
             if let Some(description) = &task.description {
                 if description.contains('\0') {
                     invalid.push(Invalid::new(
@@ -164,6 +170,15 @@ mod tests {
                 "`a`: unknown dependencies: a -> ghost",
                 "`ghost`: unknown dependencies: a -> ghost",
             ]
+        );
+        let mut update = task("schema_c2", &[]);
+        update.kind = Some("design_update".into());
+        let errors = Plan::custom(&[update]).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["workflow[0].key", "workflow[0].kind"],
+            "reserved for changes"
         );
         let plan = Plan::custom(&[task("a", &[]), task("b", &["a"])]).expect("valid");
         assert_eq!(plan.template(), None);

@@ -70,9 +70,11 @@ pub async fn write_project(
             std::fs::remove_dir_all(&repository)
                 .with_context(|| format!("replacing {}", repository.display()))?;
         }
-        guild_api::repository::write(pool, project_id, out, false)
-            .await
-            .context("writing the git history")?;
+        if let Err(error) = guild_api::repository::write(pool, project_id, out, false).await {
+            // A half-written `.git` without the marker would be refused as not Guild's.
+            let _ = std::fs::remove_dir_all(&repository);
+            return Err(anyhow::Error::new(error).context("writing the git history"));
+        }
         std::fs::write(&marker, project_id.to_string())
             .with_context(|| format!("writing {}", marker.display()))?;
     }

@@ -90,14 +90,30 @@ pub async fn request(
             "the project is {status}: a change can be requested once it has finished"
         )));
     }
-    let (files,): (i64,) =
-        sqlx::query_as("SELECT count(*) FROM project_files WHERE project_id = $1")
-            .bind(project_id)
-            .fetch_one(&mut *tx)
-            .await?;
+    let (files, live, cost_unknown): (i64, i64, bool) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM project_files WHERE project_id = $1),
+                (SELECT count(*) FROM tasks WHERE project_id = $1
+                 AND status IN ('running', 'awaiting_approval')),
+                (SELECT cost_usd IS NULL FROM projects WHERE id = $1)",
+    )
+    .bind(project_id)
+    .fetch_one(&mut *tx)
+    .await?;
     if files == 0 {
         return Err(StoreError::Conflict(
             "the project has no file to change".into(),
+        ));
+    }
+    // A failed project may still have tasks finishing or waiting for a human: what they
+    // write would land in the earlier revision after the change began.
+    if live > 0 {
+        return Err(StoreError::Conflict(format!(
+            "{live} task(s) of the project are still running or awaiting approval: wait for them, or approve or reject them, then request the change"
+        )));
+    }
+    if cost_unknown && change.options.max_cost_usd.is_some() {
+        return Err(StoreError::Conflict(
+            "the project's cost is unknown (a model's price is unknown), so a cost budget cannot be held: set max_tokens instead".into(),
         ));
     }
     let number = add_revision(&mut tx, project_id, status, change).await?;
@@ -249,7 +265,15 @@ pub(crate) async fn plan_changes(
         let (analysis, description, previous): (Option<Value>, String, Option<Value>) = sqlx::query_as(
             "SELECT (SELECT result->'change' FROM tasks WHERE project_id = $1 AND revision = $2 AND kind = $3),
                     r.description,
-                    (SELECT design FROM designs WHERE project_id = $1 ORDER BY version DESC OFFSET 1 LIMIT 1)
+                    -- The design the files were last built to: the newest of the first
+                    -- generation or of a change that completed (a failed or cancelled
+                    -- change's design may never have been built).
+                    (SELECT d.design FROM designs d
+                     JOIN tasks dt ON dt.id = d.task_id
+                     LEFT JOIN revisions dr ON dr.project_id = d.project_id AND dr.number = dt.revision
+                     WHERE d.project_id = $1 AND dt.revision < $2
+                       AND (dt.revision = 1 OR dr.status = 'completed')
+                     ORDER BY d.version DESC LIMIT 1)
              FROM revisions r WHERE r.project_id = $1 AND r.number = $2",
         )
         .bind(update.project_id)
@@ -257,12 +281,14 @@ pub(crate) async fn plan_changes(
         .bind(CHANGE_ANALYSIS)
         .fetch_one(&mut *conn)
         .await?;
-        let owners = owners(
+        let mut owners = owners(
             &update.design,
             previous.as_ref(),
             analysis.as_ref(),
             &original,
         );
+        owners
+            .extend(writers_of_named(conn, update.project_id, analysis.as_ref(), &original).await?);
         let tasks = plan_change(revision, &description, &original, &owners);
         insert_change_tasks(conn, update, revision, &tasks).await?;
         log.push((
@@ -341,6 +367,39 @@ fn owners(
         .map(|(_, task, _)| task)
         .filter(|task| known.contains(task.as_str()))
         .collect()
+}
+
+/// The first-generation tasks behind the latest versions of the files the analysis names,
+/// for files the design's plan does not list (or lists under a task that is not one).
+async fn writers_of_named(
+    conn: &mut PgConnection,
+    project_id: ProjectId,
+    analysis: Option<&Value>,
+    original: &[OriginalTask],
+) -> Result<BTreeSet<String>> {
+    let named: Vec<&str> = analysis
+        .and_then(|a| a["files"].as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if named.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let writers: Vec<(String,)> = sqlx::query_as(
+        "SELECT DISTINCT ON (f.path) t.key FROM project_files f JOIN tasks t ON t.id = f.task_id
+         WHERE f.project_id = $1 AND f.path = ANY($2)
+         ORDER BY f.path, f.version DESC",
+    )
+    .bind(project_id)
+    .bind(&named)
+    .fetch_all(conn)
+    .await?;
+    Ok(writers
+        .into_iter()
+        .map(|(key,)| guild_core::change::base_key(&key).to_owned())
+        .filter(|key| original.iter().any(|t| &t.key == key))
+        .collect())
 }
 
 /// Stores a change's grown tasks: each waits for the tasks it depends on (its design
@@ -460,7 +519,9 @@ async fn revisions(
                 CASE WHEN r.number = p.revision THEN p.status ELSE coalesce(r.status, p.status) END AS status,
                 coalesce(sum(t.prompt_tokens), 0)::int8 AS prompt_tokens,
                 coalesce(sum(t.completion_tokens), 0)::int8 AS completion_tokens,
-                sum(t.cost_usd)::float8 AS cost_usd,
+                -- Unknown once any task's cost is unknown, as for a project.
+                CASE WHEN bool_or(t.id IS NOT NULL AND t.cost_usd IS NULL) THEN NULL
+                     ELSE coalesce(sum(t.cost_usd), 0)::float8 END AS cost_usd,
                 coalesce(sum(t.llm_calls), 0)::int8 AS llm_calls,
                 coalesce(sum(t.cache_hits), 0)::int8 AS cache_hits,
                 coalesce(sum(t.cached_prompt_tokens), 0)::int8 AS cached_prompt_tokens,

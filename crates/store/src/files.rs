@@ -504,8 +504,16 @@ pub struct WritingTask {
     pub model: Option<String>,
     pub prompt_version: Option<String>,
     pub written_at: chrono::DateTime<chrono::Utc>,
-    /// `(path, content)` of the versions it left, by path.
-    pub files: Vec<(String, String)>,
+    /// The versions it left, by path.
+    pub files: Vec<WrittenFile>,
+}
+
+/// One file version a task left.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WrittenFile {
+    pub path: String,
+    pub version: i32,
+    pub content: String,
 }
 
 /// Every task that wrote files, in the order its files were settled, with the last
@@ -527,13 +535,15 @@ pub async fn writing_tasks(pool: &PgPool, project_id: ProjectId) -> Result<Vec<W
         prompt_version: Option<String>,
         written_at: chrono::DateTime<chrono::Utc>,
         path: String,
+        version: i32,
         content: String,
     }
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT DISTINCT ON (f.task_id, f.path)
                 t.id AS task_id, t.key, t.agent, coalesce(f.attempt, t.attempt) AS attempt, t.revision,
                 t.result->>'summary' AS summary, f.model, f.prompt_version,
-                min(f.created_at) OVER (PARTITION BY f.task_id) AS written_at, f.path, f.content
+                min(f.created_at) OVER (PARTITION BY f.task_id) AS written_at, f.path, f.version,
+                f.content
          FROM project_files f JOIN tasks t ON t.id = f.task_id
          WHERE f.project_id = $1
          ORDER BY f.task_id, f.path, f.version DESC",
@@ -543,8 +553,13 @@ pub async fn writing_tasks(pool: &PgPool, project_id: ProjectId) -> Result<Vec<W
     .await?;
     let mut tasks: Vec<WritingTask> = Vec::new();
     for row in rows {
+        let file = WrittenFile {
+            path: row.path,
+            version: row.version,
+            content: row.content,
+        };
         match tasks.iter_mut().find(|t| t.task_id == row.task_id) {
-            Some(task) => task.files.push((row.path, row.content)),
+            Some(task) => task.files.push(file),
             None => tasks.push(WritingTask {
                 task_id: row.task_id,
                 key: row.key,
@@ -555,7 +570,7 @@ pub async fn writing_tasks(pool: &PgPool, project_id: ProjectId) -> Result<Vec<W
                 model: row.model,
                 prompt_version: row.prompt_version,
                 written_at: row.written_at,
-                files: vec![(row.path, row.content)],
+                files: vec![file],
             }),
         }
     }

@@ -163,12 +163,13 @@ async fn insert_round(
                             estimated_minutes, pending_deps, status, max_attempts, queue_at,
                             review_round, findings, revision)
          SELECT t.id, $1, t.key, t.kind, t.agent, t.description, $8, $9, 15, t.pending,
-                t.status, p.max_attempts, now(), $10, t.findings, p.revision
+                t.status, p.max_attempts, now(), $10, t.findings, r.revision
          FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
                      $7::int4[], $11::text[], $12::jsonb[])
               AS t(id, key, kind, agent, description, pending, status, findings),
-              projects p
-         WHERE p.id = $1",
+              projects p, tasks r
+         -- A round belongs to its review's revision.
+         WHERE p.id = $1 AND r.id = $13",
     )
     .bind(review.project_id)
     .bind(&ids)
@@ -187,6 +188,7 @@ async fn insert_round(
     .bind(round.round)
     .bind(statuses)
     .bind(tasks.iter().map(|t| json!(t.findings)).collect::<Vec<_>>())
+    .bind(review.task_id)
     .execute(&mut *conn)
     .await?;
     sqlx::query(

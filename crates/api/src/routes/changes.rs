@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use guild_core::options::{MAX_DESCRIPTION_CHARS, check_cost, check_text};
+use guild_core::options::{MAX_DESCRIPTION_CHARS, TOKEN_BUDGET, check_cost, check_text, outside};
 use guild_core::{ProjectId, ProjectOptions, ProjectStatus};
 use guild_store::changes::{self, NewChange, Revision};
 use guild_store::files;
@@ -27,11 +27,13 @@ use crate::views::UsageView;
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeOptions {
-    /// Tokens the change may use (prompt and completion); the server's default when absent.
-    #[schema(minimum = 1)]
+    /// Tokens the change may use (prompt and completion, 1 to 10^12); the server's
+    /// default when absent.
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_u64)]
     pub max_tokens: Option<u64>,
-    /// US dollars the change may cost; the server's default when absent.
-    #[schema(exclusive_minimum = 0, maximum = 10000)]
+    /// US dollars the change may cost (over 0, at most 100000); the server's default when
+    /// absent. Refused (409) when the project's cost is unknown.
+    #[schema(exclusive_minimum = 0, maximum = 100_000)]
     pub max_cost_usd: Option<f64>,
 }
 
@@ -121,8 +123,8 @@ pub async fn create_change(
             .into_iter()
             .collect();
     let requested = request.options.as_ref();
-    if requested.and_then(|o| o.max_tokens) == Some(0) {
-        invalid.push(FieldError::new("options.max_tokens", "must be 1 or more"));
+    if let Some(reason) = outside(requested.and_then(|o| o.max_tokens), &TOKEN_BUDGET) {
+        invalid.push(FieldError::new("options.max_tokens", reason));
     }
     if let Some(reason) = check_cost(requested.and_then(|o| o.max_cost_usd)) {
         invalid.push(FieldError::new("options.max_cost_usd", reason));

@@ -276,13 +276,22 @@ fn tar_gz_response(
             writer,
             flate2::Compression::default(),
         ));
-        let done = fill(&mut tar)
-            .and_then(|()| tar.into_inner())
-            .and_then(flate2::write::GzEncoder::finish)
-            .and_then(|mut w| std::io::Write::flush(&mut w));
+        let done = match fill(&mut tar) {
+            Ok(()) => tar
+                .into_inner()
+                .and_then(flate2::write::GzEncoder::finish)
+                .and_then(|mut w| std::io::Write::flush(&mut w)),
+            Err(error) => {
+                // The error goes first, so the client sees a cut body, never the valid
+                // short archive that dropping the builder would finish.
+                tracing::error!(%error, "streaming an archive failed");
+                let _ = errors.blocking_send(Err(error));
+                drop(tar);
+                return;
+            }
+        };
         if let Err(error) = done {
             tracing::error!(%error, "streaming an archive failed");
-            // The client sees a cut body rather than a valid short archive.
             let _ = errors.blocking_send(Err(error));
         }
     });
