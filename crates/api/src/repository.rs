@@ -146,7 +146,11 @@ mod tests {
             commits[2].files,
             [("src/y.ts".to_owned(), "src/y.ts v1".to_owned())]
         );
-        assert!(commits[1].message.contains("\nModel: offline-1\nRevision: 1\n"));
+        assert!(
+            commits[1]
+                .message
+                .contains("\nModel: offline-1\nRevision: 1\n")
+        );
         assert_eq!(commits[0].email, "agent@guild");
         assert_eq!(commits[0].author, "backend");
     }

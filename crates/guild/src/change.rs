@@ -115,6 +115,11 @@ async fn run_change(
             file.removed
         );
     }
+    let mut own = guild_store::tasks::list(pool, project.id).await?;
+    own.retain(|t| t.revision == number);
+    for line in crate::run::verification_lines(&own) {
+        say!("  verify:   {line}");
+    }
     say!(
         "  tokens:   {} prompt + {} completion (this change)",
         revision.usage.prompt_tokens,

@@ -304,7 +304,7 @@ async fn report(
 
 /// Each verification round's outcome, first to last: `round 1 failed: backend: install ✓
 /// typecheck ✗ …`, then `passed: …`.
-fn verification_lines(tasks: &[tasks::Task]) -> Vec<String> {
+pub(crate) fn verification_lines(tasks: &[tasks::Task]) -> Vec<String> {
     let mut rounds: Vec<&tasks::Task> = tasks
         .iter()
         .filter(|t| t.kind == guild_core::VERIFY)

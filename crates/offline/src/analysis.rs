@@ -30,7 +30,7 @@ pub(super) fn answer(subject: &Subject, description: &str) -> String {
     .map(|c| (*c).to_owned())
     .collect();
     columns.extend(
-        prompt::fields("", description)
+        prompt::fields(subject, "", description)
             .iter()
             .map(|f| format!("{} {} null", f.name, crate::project::sql_type(f.kind))),
     );

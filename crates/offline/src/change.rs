@@ -21,7 +21,7 @@ fn before_and_after(
     let request = prompt::change_request(prompt_text).unwrap_or_default();
     let before = Project::of_design(subject, description, &current);
     let mut after = before.clone();
-    after.context.fields = prompt::fields(prompt_text, &request);
+    after.context.fields = prompt::fields(subject, prompt_text, &request);
     Some((current, before, after))
 }
 

@@ -31,7 +31,7 @@ pub(crate) fn answer(subject: &Subject, description: &str, prompt_text: &str) ->
         subject,
         description,
         flags,
-        prompt::fields(prompt_text, description),
+        prompt::fields(subject, prompt_text, description),
     );
     let design = design(&project, &graph);
     format!(

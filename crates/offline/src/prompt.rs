@@ -48,12 +48,11 @@ const FIELD_PHRASES: &[(&[&str], &str, &str)] = &[
 
 /// The extra fields of the main entity: those of the design the prompt carries, if any,
 /// then those `request` asks for by name ("with due dates", "add a priority").
-pub(crate) fn fields(prompt: &str, request: &str) -> Vec<Field> {
+pub(crate) fn fields(subject: &Subject, prompt: &str, request: &str) -> Vec<Field> {
+    // The project's subject finds its main table: a request ("Add a priority to todos")
+    // does not name it first.
     let mut fields = design(prompt)
-        .map(|d| {
-            let subject = Subject::new(request, None);
-            Project::of_design(&subject, request, &d).context.fields
-        })
+        .map(|d| Project::of_design(subject, request, &d).context.fields)
         .unwrap_or_default();
     let words: String = request
         .to_lowercase()
@@ -101,9 +100,30 @@ mod tests {
     }
 
     #[test]
+    fn a_change_keeps_the_fields_the_design_has_and_adds_those_it_names() {
+        let subject = Subject::new("A todo list app with user accounts", None);
+        let with_due_date = crate::project::Project::new(
+            &subject,
+            "A todo list app with user accounts",
+            crate::project::Flags::FULLSTACK,
+            fields(&subject, "", "Add a due date to todos"),
+        );
+        let design = crate::design::design(&with_due_date, &[]);
+        let prompt = format!(
+            "```json design\n{}\n```\n",
+            serde_json::to_string(&design.to_value()).expect("serialises")
+        );
+        let names: Vec<String> = fields(&subject, &prompt, "Add a priority to todos")
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        assert_eq!(names, ["due_date", "priority"]);
+    }
+
+    #[test]
     fn descriptions_name_extra_fields() {
         let names = |request: &str| {
-            fields("", request)
+            fields(&Subject::new(request, None), "", request)
                 .into_iter()
                 .map(|f| (f.name, f.kind))
                 .collect::<Vec<_>>()
