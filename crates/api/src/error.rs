@@ -37,6 +37,8 @@ pub enum ApiError {
     },
     #[error("{0} not found")]
     NotFound(&'static str),
+    #[error("this method is not allowed here: the Allow header lists those that are")]
+    MethodNotAllowed,
     #[error("{0}")]
     Conflict(String),
     #[error("missing or invalid API key")]
@@ -80,6 +82,7 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -95,6 +98,7 @@ impl ApiError {
             Self::BadRequest(_) => "bad-request",
             Self::Validation { .. } => "validation",
             Self::NotFound(_) => "not-found",
+            Self::MethodNotAllowed => "method-not-allowed",
             Self::Conflict(_) => "conflict",
             Self::Unauthorized => "unauthorized",
             Self::PayloadTooLarge(_) => "payload-too-large",

@@ -228,6 +228,7 @@ pub fn router(state: AppState) -> Router {
     api.merge(docs)
         .route_layer(middleware::from_fn(metrics::remember_route))
         .fallback(|| async { ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         // Inside access control: a request counts against its key only once the key is
         // known to be valid, so made-up keys cannot open fresh allowances.

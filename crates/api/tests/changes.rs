@@ -280,6 +280,12 @@ async fn a_change_adds_only_affected_tasks_and_its_diff_turns_revision_1_into_2(
             .status(),
         404
     );
+    for range in ["r1..r3", "r3..r1"] {
+        let response = server
+            .get(&format!("/projects/{id}/files/{path}?diff={range}"))
+            .await;
+        assert_eq!(response.status(), 404, "diff={range}: no revision 3");
+    }
     assert_eq!(
         server
             .get(&format!("/projects/{id}/changes/3"))
@@ -568,4 +574,63 @@ async fn bad_change_requests_get_problems_and_store_nothing() {
     server.until_finished(&id).await;
     let list = server.get_json(&path).await;
     assert_eq!(list["changes"].as_array().expect("changes").len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_task_waits_for_approval_when_its_first_generation_task_did() {
+    let server = start(Options::default()).await;
+    let id = server
+        .create(json!({
+            "description": "A todo list app with user accounts",
+            "project_type": "api",
+            "options": {"require_approval": ["readme"]}
+        }))
+        .await;
+    let task_id = |tasks: &Value, key: &str| {
+        tasks["tasks"]
+            .as_array()
+            .expect("tasks")
+            .iter()
+            .find(|t| t["key"] == key)
+            .map(|t| t["id"].as_str().expect("id").to_owned())
+            .expect(key)
+    };
+    server
+        .follow(&id, None, |e| e.kind == "task_awaiting_approval")
+        .await;
+    let tasks = server.get_json(&format!("/projects/{id}/tasks")).await;
+    let readme = task_id(&tasks, "readme");
+    let approved = server
+        .post(&format!("/projects/{id}/tasks/{readme}/approve"), json!({}))
+        .await;
+    assert_eq!(approved.status(), 200);
+    server.until_finished(&id).await;
+
+    let response = server
+        .post(
+            &format!("/projects/{id}/changes"),
+            json!({"description": CHANGE}),
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+    let gated = |e: &common::Sse| {
+        e.kind == "task_awaiting_approval" && e.data["data"]["key"] == "readme_c2"
+    };
+    let events = server.follow(&id, None, gated).await;
+    assert!(
+        events.last().is_some_and(gated),
+        "readme_c2 waits for approval"
+    );
+    let tasks = server.get_json(&format!("/projects/{id}/tasks")).await;
+    let readme_c2 = task_id(&tasks, "readme_c2");
+    let approved = server
+        .post(
+            &format!("/projects/{id}/tasks/{readme_c2}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(approved.status(), 200);
+    server.until_finished(&id).await;
+    let project = server.get_json(&format!("/projects/{id}")).await;
+    assert_eq!(project["status"], "completed", "{project}");
 }

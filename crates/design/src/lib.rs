@@ -4,7 +4,7 @@
 //! health URL) and its file plan (every file, the task that owns it, what it exports and
 //! what it imports).
 //!
-//! Everything here is pure: [`Design::from_answer`] reads a model's answer,
+//! Everything here is pure: [`Design::from_value`] reads a design (a model's, once parsed as JSON),
 //! [`Design::check`] says what is wrong with a design for a task graph (parsing the
 //! contract with the `oas3` crate), and [`Design::conformance`] says what a task's files
 //! got wrong against their plan. The agents render prompts from it, the worker's

@@ -1,7 +1,7 @@
 //! Change requests: revisions of a project. A change adds revision `n` with two tasks
 //! (its analysis, then its design update); when the design update completes, the change
 //! grows the tasks that own what changes, then its verification and review
-//! ([`plan_changes`], planned by `guild_core::change`). Earlier revisions' tasks never run
+//! (`plan_changes`, planned by `guild_core::change`). Earlier revisions' tasks never run
 //! again; the project runs, and finishes, with its current revision's tasks.
 
 use std::collections::BTreeSet;

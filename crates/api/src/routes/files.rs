@@ -114,7 +114,7 @@ fn diff_range(range: &str) -> Result<(End, End)> {
         .ok_or_else(|| {
             ApiError::invalid(
                 "diff",
-                "must be two versions (`3..5`) or two revisions (`r1..r2`), each 1 or more",
+                "must be two versions (`3..5`) or two revisions (`r1..r2`), each from 1 to 2147483647",
             )
         })
 }
@@ -193,7 +193,13 @@ pub async fn get_file(
             return Err(ApiError::invalid("diff", "cannot be used with `version`"));
         }
         let (from, to) = diff_range(range)?;
-        existing(&state.pool, id).await?;
+        let project = existing(&state.pool, id).await?;
+        if [from, to]
+            .iter()
+            .any(|end| matches!(end, End::Revision(r) if *r > project.revision))
+        {
+            return Err(ApiError::NotFound("revision"));
+        }
         let old = content_at(&state, id, &path, from).await?;
         let new = content_at(&state, id, &path, to).await?;
         if old.is_none() && new.is_none() {

@@ -264,16 +264,17 @@ impl Counts<'_> {
 
 /// The fenced update: completes each task still running at its attempt and stores its
 /// result. A task the project listed in `options.require_approval` waits for a human with
-/// its result stored; its dependents are released when it is approved.
+/// its result stored; its dependents are released when it is approved. A change's task
+/// (`readme_c2`) waits when its first-generation task (`readme`) is listed.
 async fn mark_completed(
     conn: &mut PgConnection,
     prepared: &[Prepared<'_>],
 ) -> Result<Vec<UpdatedRow>> {
     let rows = sqlx::query_as(
         "UPDATE tasks t
-         SET status = CASE WHEN p.options->'require_approval' ? t.key
+         SET status = CASE WHEN p.options->'require_approval' ? regexp_replace(t.key, '_c[0-9]+$', '')
                            THEN 'awaiting_approval' ELSE 'completed' END,
-             completed_at = CASE WHEN p.options->'require_approval' ? t.key
+             completed_at = CASE WHEN p.options->'require_approval' ? regexp_replace(t.key, '_c[0-9]+$', '')
                                  THEN NULL ELSE now() END,
              result = u.result || jsonb_build_object('findings', u.findings),
              error = NULL, lease_expires_at = NULL
